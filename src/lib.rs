@@ -1,0 +1,15 @@
+//! Warrant: an Envoy ext_authz server that decides in two stages — SPIFFE transport trust,
+//! then CEL policy — and explains every decision.
+//!
+//! The domain core (`identity`, `trust`, `policy`, `request`) has no gRPC, async runtime or
+//! I/O in it; `server` translates protos to and from it, `loader` and `config` read files.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod loader;
+pub mod policy;
+pub mod request;
+pub mod server;
+pub mod trust;

@@ -1,0 +1,16 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = warrant::cli::Cli::parse();
+    // Logs go to stderr so `warrant eval` and `warrant check` keep stdout for their output.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    warrant::cli::run(cli)
+}

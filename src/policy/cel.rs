@@ -1,0 +1,371 @@
+//! The one module that talks to the CEL engine (`cel` crate): compiling rule expressions,
+//! checking what they reference, building the per-request activation and evaluating.
+//! When the engine's API changes, only this file changes.
+//!
+//! Cost model (measured on `cel` 0.15): building a root `Context` registers every builtin
+//! (~35 µs), a child scope of a shared root costs ~1 µs. So one root is built when the policy
+//! loads and each request gets a child scope holding only the variables the policy uses.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cel::common::ast::{EntryExpr, Expr};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, IdedExpr, Program, Value};
+use chrono::{DateTime, Utc};
+
+use crate::request::AuthzRequest;
+use crate::trust::VerifiedPeer;
+
+/// The variables a rule may reference, with the fields of those that have a fixed shape.
+/// Keep in sync with `docs/cel.md`.
+pub const VARIABLES: &[(&str, Option<&[&str]>)] = &[
+    (
+        "source",
+        Some(&[
+            "spiffe_id",
+            "trust_domain",
+            "path",
+            "segments",
+            "namespace",
+            "service_account",
+            "principal",
+            "address",
+            "port",
+            "certificate",
+        ]),
+    ),
+    ("destination", Some(&["principal", "address", "port"])),
+    (
+        "request",
+        Some(&[
+            "method", "path", "query", "host", "scheme", "protocol", "headers", "id", "time",
+        ]),
+    ),
+    ("context", None),
+    ("now", None),
+];
+
+/// Why a rule expression does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    #[error("CEL syntax error: {0}")]
+    Syntax(String),
+    #[error("unknown variable {0:?}; known variables are source, destination, request, context, now")]
+    UnknownVariable(String),
+    #[error("unknown field {variable}.{field}; {variable} has {known}")]
+    UnknownField {
+        variable: String,
+        field: String,
+        known: String,
+    },
+}
+
+/// Why a compiled expression failed on one request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    #[error("{0}")]
+    Execution(String),
+    #[error("expression returned {0}, not a bool")]
+    NotBool(String),
+}
+
+/// The CEL environment shared by every rule of a policy: the standard library plus the
+/// root context that per-request scopes borrow.
+pub struct CelEnv {
+    env: Arc<Env>,
+    root: Context<'static, 'static>,
+}
+
+impl fmt::Debug for CelEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CelEnv").finish_non_exhaustive()
+    }
+}
+
+impl Default for CelEnv {
+    fn default() -> Self {
+        let env = Arc::new(Env::stdlib());
+        Self {
+            root: Context::with_env(Arc::clone(&env)),
+            env,
+        }
+    }
+}
+
+/// One compiled rule expression.
+#[derive(Debug)]
+pub struct Expression {
+    program: Program,
+    variables: BTreeSet<&'static str>,
+}
+
+impl CelEnv {
+    /// Compiles `source` and checks that it only references known variables and fields.
+    pub fn compile(&self, source: &str) -> Result<Expression, CompileError> {
+        let program = self
+            .env
+            .compile(source)
+            .map_err(|e| CompileError::Syntax(e.to_string().replace('\n', "; ")))?;
+        let mut variables = BTreeSet::new();
+        check_references(program.expression(), &mut Vec::new(), &mut variables)?;
+        Ok(Expression { program, variables })
+    }
+
+    /// Evaluates `expression` in `activation`; only `true` matches.
+    pub fn eval(&self, expression: &Expression, activation: &Activation) -> Result<bool, EvalError> {
+        let mut scope = self.root.new_inner_scope();
+        for (name, value) in &activation.values {
+            if expression.variables.contains(name) {
+                scope.add_variable_from_value(*name, value.clone());
+            }
+        }
+        match expression.program.execute(&scope) {
+            Ok(Value::Bool(matched)) => Ok(matched),
+            Ok(other) => Err(EvalError::NotBool(format!("{other:?}"))),
+            Err(e) => Err(EvalError::Execution(e.to_string())),
+        }
+    }
+}
+
+/// The variables of one request, built once and shared by every rule evaluated for it.
+#[derive(Debug, Default)]
+pub struct Activation {
+    values: Vec<(&'static str, Value)>,
+}
+
+impl Activation {
+    /// Builds the variables in `needed` (the union of what the policy's rules reference).
+    pub fn new(
+        needed: &BTreeSet<&'static str>,
+        peer: &VerifiedPeer,
+        request: &AuthzRequest,
+        now: SystemTime,
+    ) -> Self {
+        let mut values = Vec::with_capacity(needed.len());
+        for &name in needed {
+            let value = match name {
+                "source" => source_value(peer, request),
+                "destination" => destination_value(request),
+                "request" => request_value(request),
+                "context" => string_map(
+                    request
+                        .context_extensions
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+                "now" => timestamp(now),
+                _ => continue,
+            };
+            values.push((name, value));
+        }
+        Self { values }
+    }
+}
+
+impl Expression {
+    /// The top-level variables this expression references.
+    pub fn variables(&self) -> &BTreeSet<&'static str> {
+        &self.variables
+    }
+}
+
+fn check_references(
+    expr: &IdedExpr,
+    bound: &mut Vec<String>,
+    used: &mut BTreeSet<&'static str>,
+) -> Result<(), CompileError> {
+    match &expr.expr {
+        Expr::Ident(name) => {
+            if !bound.iter().any(|b| b == name) && !name.starts_with('@') {
+                used.insert(known_variable(name)?.0);
+            }
+        }
+        Expr::Select(select) => {
+            if let Expr::Ident(name) = &select.operand.expr
+                && !bound.iter().any(|b| b == name)
+            {
+                let (variable, fields) = known_variable(name)?;
+                if let Some(fields) = fields
+                    && !fields.contains(&select.field.as_str())
+                {
+                    return Err(CompileError::UnknownField {
+                        variable: variable.to_owned(),
+                        field: select.field.clone(),
+                        known: fields.join(", "),
+                    });
+                }
+            }
+            check_references(&select.operand, bound, used)?;
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                check_references(target, bound, used)?;
+            }
+            for arg in &call.args {
+                check_references(arg, bound, used)?;
+            }
+        }
+        Expr::Comprehension(comp) => {
+            check_references(&comp.iter_range, bound, used)?;
+            check_references(&comp.accu_init, bound, used)?;
+            let depth = bound.len();
+            bound.push(comp.iter_var.clone());
+            bound.extend(comp.iter_var2.clone());
+            bound.push(comp.accu_var.clone());
+            for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
+                check_references(part, bound, used)?;
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(list) => {
+            for element in &list.elements {
+                check_references(element, bound, used)?;
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(field) => check_references(&field.value, bound, used)?,
+                    EntryExpr::MapEntry(entry) => {
+                        check_references(&entry.key, bound, used)?;
+                        check_references(&entry.value, bound, used)?;
+                    }
+                }
+            }
+        }
+        Expr::Struct(structure) => {
+            for entry in &structure.entries {
+                if let EntryExpr::StructField(field) = &entry.expr {
+                    check_references(&field.value, bound, used)?;
+                }
+            }
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+    Ok(())
+}
+
+fn known_variable(name: &str) -> Result<(&'static str, Option<&'static [&'static str]>), CompileError> {
+    VARIABLES
+        .iter()
+        .find(|(variable, _)| *variable == name)
+        .copied()
+        .ok_or_else(|| CompileError::UnknownVariable(name.to_owned()))
+}
+
+fn string(s: &str) -> Value {
+    Value::String(Arc::new(s.to_owned()))
+}
+
+fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), string(v)))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+fn timestamp(time: SystemTime) -> Value {
+    Value::Timestamp(DateTime::<Utc>::from(time).fixed_offset())
+}
+
+fn unix_timestamp(secs: i64) -> Value {
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(utc) => Value::Timestamp(utc.fixed_offset()),
+        None => Value::Null,
+    }
+}
+
+fn source_value(peer: &VerifiedPeer, request: &AuthzRequest) -> Value {
+    let id = &peer.spiffe_id;
+    let (namespace, service_account) = id.istio_namespace_and_service_account().unwrap_or(("", ""));
+    let certificate = match &peer.svid {
+        Some(svid) => map([
+            ("serial", string(svid.serial())),
+            ("not_before", unix_timestamp(svid.not_before())),
+            ("not_after", unix_timestamp(svid.not_after())),
+            (
+                "dns_names",
+                Value::List(Arc::new(svid.dns_names().iter().map(|n| string(n)).collect())),
+            ),
+        ]),
+        None => map([]),
+    };
+    map([
+        ("spiffe_id", string(id.as_str())),
+        ("trust_domain", string(id.trust_domain())),
+        ("path", string(id.path())),
+        (
+            "segments",
+            Value::List(Arc::new(id.segments().map(string).collect())),
+        ),
+        ("namespace", string(namespace)),
+        ("service_account", string(service_account)),
+        ("principal", string(&request.source.principal)),
+        ("address", string(&request.source.address)),
+        ("port", Value::Int(i64::from(request.source.port))),
+        ("certificate", certificate),
+    ])
+}
+
+fn destination_value(request: &AuthzRequest) -> Value {
+    let destination = &request.destination;
+    map([
+        ("principal", string(&destination.principal)),
+        ("address", string(&destination.address)),
+        ("port", Value::Int(i64::from(destination.port))),
+    ])
+}
+
+fn request_value(request: &AuthzRequest) -> Value {
+    let time = request.time.map_or(Value::Null, timestamp);
+    let Some(http) = &request.http else {
+        // A check from the network (TCP) filter: no HTTP attributes, empty fields.
+        return map([
+            ("method", string("")),
+            ("path", string("")),
+            ("query", map([])),
+            ("host", string("")),
+            ("scheme", string("")),
+            ("protocol", string("")),
+            ("headers", map([])),
+            ("id", string("")),
+            ("time", time),
+        ]);
+    };
+    let mut query: HashMap<Key, Value> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(http.query_string().as_bytes()) {
+        // The first occurrence of a repeated parameter wins.
+        query
+            .entry(Key::String(Arc::new(k.into_owned())))
+            .or_insert_with(|| Value::String(Arc::new(v.into_owned())));
+    }
+    map([
+        ("method", string(&http.method)),
+        ("path", string(http.path_without_query())),
+        ("query", Value::Map(Map { map: Arc::new(query) })),
+        ("host", string(&http.host)),
+        ("scheme", string(&http.scheme)),
+        ("protocol", string(&http.protocol)),
+        (
+            "headers",
+            string_map(http.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        ),
+        ("id", string(&http.id)),
+        ("time", time),
+    ])
+}

@@ -1,0 +1,91 @@
+//! The outcome of one check: the single value every consumer (the gRPC response, `warrant
+//! eval`, and later spans, decision logs and metrics) is derived from.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::identity::SpiffeId;
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+/// Which stage made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Transport trust: the caller is not a trusted SPIFFE workload.
+    Trust,
+    /// A deny rule matched or failed, or an allow rule matched.
+    Rules,
+    /// No allow rule matched.
+    Default,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Trust => "trust",
+            Stage::Rules => "rules",
+            Stage::Default => "default",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An allow rule whose expression failed on this request: it did not match, and why is kept
+/// for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFailure {
+    pub rule: Arc<str>,
+    pub error: String,
+}
+
+/// One authorization decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Unique id (UUIDv7) joining the response, logs and traces of this decision.
+    pub id: String,
+    pub verdict: Verdict,
+    pub stage: Stage,
+    /// The rule that decided, if one did.
+    pub rule: Option<Arc<str>>,
+    /// Human-readable why, for operators (never sent to the caller).
+    pub reason: String,
+    /// HTTP status for a deny (200 on allow).
+    pub http_status: u16,
+    /// The verified caller, when the trust stage passed.
+    pub identity: Option<SpiffeId>,
+    /// Extra upstream headers of the allowing rule.
+    pub headers: Arc<[(String, String)]>,
+    /// Allow rules that failed to evaluate for this request.
+    pub failures: Vec<RuleFailure>,
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}

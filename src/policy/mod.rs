@@ -1,0 +1,396 @@
+//! Policies: loading policy documents, compiling their CEL rules once, and deciding.
+//!
+//! # Decision semantics
+//! 1. **Trust** (stage `trust`): the caller must pass [`TrustPolicy::verify`]; otherwise deny
+//!    (HTTP 403) and no rule runs.
+//! 2. **Deny rules** (stage `rules`): the first deny rule, in file order, that matches *or
+//!    fails to evaluate* denies, with its `status` (default 403). Failing closed: a deny rule
+//!    that cannot be evaluated must not let the request through.
+//! 3. **Allow rules** (stage `rules`): the first allow rule that matches allows. An allow rule
+//!    that fails to evaluate does not match; the failure is recorded in the decision.
+//! 4. **Default** (stage `default`): nothing allowed ⇒ deny 403. No rules ⇒ everything denied.
+//!
+//! This module does no I/O: the loader hands it file contents and a way to read bundles.
+
+mod cel;
+mod decision;
+mod error;
+mod file;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_saphyr::Spanned;
+
+use crate::request::AuthzRequest;
+use crate::trust::{TrustPolicy, TrustSettings};
+
+pub use self::cel::{CompileError, EvalError, VARIABLES};
+pub use decision::{Decision, RuleFailure, Stage, Verdict};
+pub use error::{PolicyError, PolicyErrors};
+
+use self::cel::{Activation, CelEnv, Expression};
+use file::{Effect, PolicyFile, RuleSpec};
+
+/// HTTP status of a deny when the rule does not say otherwise.
+pub const DEFAULT_DENY_STATUS: u16 = 403;
+
+/// One policy document: where it came from and its text.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+struct Rule {
+    id: Arc<str>,
+    expression: Expression,
+    headers: Arc<[(String, String)]>,
+    status: u16,
+}
+
+/// A compiled, immutable policy: trust settings and rules. Shared by all checks.
+#[derive(Debug)]
+pub struct Policy {
+    trust: TrustPolicy,
+    cel: CelEnv,
+    deny_rules: Vec<Rule>,
+    allow_rules: Vec<Rule>,
+    /// Top-level CEL variables referenced by any rule: only these are built per request.
+    needed_variables: BTreeSet<&'static str>,
+}
+
+impl Policy {
+    /// Compiles policy documents (in the order given: rules keep it). `trust` must appear in
+    /// exactly one document. `read_bundle` reads a bundle path already resolved against the
+    /// directory of the document naming it.
+    pub fn compile(
+        sources: &[PolicySource],
+        read_bundle: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Self, PolicyErrors> {
+        let mut errors = Vec::new();
+        let cel = CelEnv::default();
+        let mut trust: Option<(PathBuf, u64, TrustPolicy)> = None;
+        let mut seen_ids: HashMap<String, (PathBuf, u64)> = HashMap::new();
+        let mut deny_rules = Vec::new();
+        let mut allow_rules = Vec::new();
+
+        for source in sources {
+            let at = |line: Option<u64>, rule: Option<&str>, message: String| PolicyError {
+                file: source.path.clone(),
+                line,
+                rule: rule.map(str::to_owned),
+                message,
+            };
+            let document: PolicyFile = match parse_yaml(&source.text) {
+                Ok(document) => document,
+                Err((line, message)) => {
+                    errors.push(at(line, None, message));
+                    continue;
+                }
+            };
+            if let Some(section) = document.trust {
+                let line = section.referenced.line();
+                if let Some((first, first_line, _)) = &trust {
+                    errors.push(at(
+                        Some(line),
+                        None,
+                        format!(
+                            "`trust` is already defined in {}:{first_line}; define it in one file only",
+                            first.display()
+                        ),
+                    ));
+                } else {
+                    match compile_trust(&source.path, section.value, read_bundle) {
+                        Ok(policy) => trust = Some((source.path.clone(), line, policy)),
+                        Err(message) => errors.push(at(Some(line), None, message)),
+                    }
+                }
+            }
+            for spec in document.rules {
+                let id = spec.id.value.clone();
+                let line = spec.id.referenced.line();
+                if let Some((file, first_line)) = seen_ids.get(&id) {
+                    errors.push(at(
+                        Some(line),
+                        Some(&id),
+                        format!(
+                            "duplicate rule id, first defined at {}:{first_line}",
+                            file.display()
+                        ),
+                    ));
+                    continue;
+                }
+                seen_ids.insert(id.clone(), (source.path.clone(), line));
+                match compile_rule(&cel, spec) {
+                    Ok((Effect::Allow, rule)) => allow_rules.push(rule),
+                    Ok((Effect::Deny, rule)) => deny_rules.push(rule),
+                    Err((line, message)) => errors.push(at(Some(line), Some(&id), message)),
+                }
+            }
+        }
+
+        let trust = match trust {
+            Some((_, _, trust)) => Some(trust),
+            None => {
+                errors.push(PolicyError {
+                    file: sources
+                        .first()
+                        .map_or_else(|| PathBuf::from("<policy>"), |s| s.path.clone()),
+                    line: None,
+                    rule: None,
+                    message: "no policy file defines `trust` (trust.trust_domains is required)"
+                        .to_owned(),
+                });
+                None
+            }
+        };
+        match trust {
+            Some(trust) if errors.is_empty() => {
+                let needed_variables = deny_rules
+                    .iter()
+                    .chain(&allow_rules)
+                    .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
+                    .collect();
+                Ok(Self {
+                    trust,
+                    cel,
+                    deny_rules,
+                    allow_rules,
+                    needed_variables,
+                })
+            }
+            _ => Err(PolicyErrors(errors)),
+        }
+    }
+
+    /// The number of rules, allow and deny.
+    pub fn rule_count(&self) -> usize {
+        self.deny_rules.len() + self.allow_rules.len()
+    }
+
+    /// The trust stage settings.
+    pub fn trust(&self) -> &TrustPolicy {
+        &self.trust
+    }
+
+    /// Decides one request. Never panics and never fails: every error becomes a deny (or, for
+    /// an allow rule, a non-match) with the reason recorded.
+    pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
+        let id = uuid::Uuid::now_v7().to_string();
+        let peer = match self.trust.verify(&request.source, now) {
+            Ok(peer) => peer,
+            Err(untrusted) => {
+                return Decision {
+                    id,
+                    verdict: Verdict::Deny,
+                    stage: Stage::Trust,
+                    rule: None,
+                    reason: untrusted.to_string(),
+                    http_status: DEFAULT_DENY_STATUS,
+                    identity: None,
+                    headers: Arc::from([]),
+                    failures: Vec::new(),
+                };
+            }
+        };
+        let activation = Activation::new(&self.needed_variables, &peer, request, now);
+        let deny = |rule: &Rule, reason: String| Decision {
+            id: id.clone(),
+            verdict: Verdict::Deny,
+            stage: Stage::Rules,
+            rule: Some(Arc::clone(&rule.id)),
+            reason,
+            http_status: rule.status,
+            identity: Some(peer.spiffe_id.clone()),
+            headers: Arc::from([]),
+            failures: Vec::new(),
+        };
+        for rule in &self.deny_rules {
+            match self.cel.eval(&rule.expression, &activation) {
+                Ok(false) => {}
+                Ok(true) => return deny(rule, format!("deny rule '{}' matched", rule.id)),
+                Err(error) => {
+                    return deny(
+                        rule,
+                        format!("deny rule '{}' failed to evaluate: {error}", rule.id),
+                    );
+                }
+            }
+        }
+        let mut failures = Vec::new();
+        for rule in &self.allow_rules {
+            match self.cel.eval(&rule.expression, &activation) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Decision {
+                        id,
+                        verdict: Verdict::Allow,
+                        stage: Stage::Rules,
+                        rule: Some(Arc::clone(&rule.id)),
+                        reason: format!("allow rule '{}' matched", rule.id),
+                        http_status: 200,
+                        identity: Some(peer.spiffe_id),
+                        headers: Arc::clone(&rule.headers),
+                        failures,
+                    };
+                }
+                Err(error) => failures.push(RuleFailure {
+                    rule: Arc::clone(&rule.id),
+                    error: error.to_string(),
+                }),
+            }
+        }
+        let reason = if self.allow_rules.is_empty() && self.deny_rules.is_empty() {
+            "the policy has no rules: everything is denied".to_owned()
+        } else if failures.is_empty() {
+            "no allow rule matched".to_owned()
+        } else {
+            let failed: Vec<String> = failures
+                .iter()
+                .map(|f| format!("'{}': {}", f.rule, f.error))
+                .collect();
+            format!(
+                "no allow rule matched ({} failed to evaluate: {})",
+                failures.len(),
+                failed.join("; ")
+            )
+        };
+        Decision {
+            id,
+            verdict: Verdict::Deny,
+            stage: Stage::Default,
+            rule: None,
+            reason,
+            http_status: DEFAULT_DENY_STATUS,
+            identity: Some(peer.spiffe_id),
+            headers: Arc::from([]),
+            failures,
+        }
+    }
+}
+
+/// Parses YAML, returning the error's line when the parser knows it.
+fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, String)> {
+    if text.trim().is_empty() {
+        return Ok(PolicyFile {
+            trust: None,
+            rules: Vec::new(),
+        });
+    }
+    serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
+        let message = e.to_string();
+        // The parser's own message may carry a rendered snippet; the first line is the gist.
+        let gist = message.lines().next().unwrap_or("invalid YAML").to_owned();
+        (line, gist)
+    })
+}
+
+fn compile_trust(
+    policy_path: &Path,
+    section: file::TrustSection,
+    read_bundle: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+) -> Result<TrustPolicy, String> {
+    let max_svid_lifetime = section
+        .max_svid_lifetime
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text)
+                .map_err(|e| format!("trust.max_svid_lifetime {text:?}: {e} (write e.g. 24h or 90m)"))
+        })
+        .transpose()?;
+    if max_svid_lifetime == Some(Duration::ZERO) {
+        return Err("trust.max_svid_lifetime must be greater than zero".to_owned());
+    }
+    let base = policy_path.parent().unwrap_or(Path::new(""));
+    let mut bundles = Vec::with_capacity(section.bundles.len());
+    for (trust_domain, path) in section.bundles {
+        let resolved = base.join(&path);
+        let pem = read_bundle(&resolved).map_err(|e| {
+            format!(
+                "bundle of trust domain {trust_domain:?}: cannot read {}: {e}",
+                resolved.display()
+            )
+        })?;
+        bundles.push((trust_domain, pem));
+    }
+    TrustPolicy::new(TrustSettings {
+        trust_domains: section.trust_domains,
+        bundles,
+        max_svid_lifetime,
+        require_certificate: section.require_certificate,
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn compile_rule(cel: &CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, String)> {
+    let id_line = spec.id.referenced.line();
+    if spec.id.value.trim().is_empty() {
+        return Err((id_line, "rule id must not be empty".to_owned()));
+    }
+    let Spanned {
+        value: when,
+        referenced,
+        ..
+    } = spec.when;
+    let expression = cel
+        .compile(&when)
+        .map_err(|e| (referenced.line(), e.to_string()))?;
+    let headers = match (spec.effect, spec.headers) {
+        (Effect::Deny, Some(_)) => {
+            return Err((id_line, "`headers` is only valid on allow rules".to_owned()));
+        }
+        (_, headers) => headers.unwrap_or_default(),
+    };
+    for (name, value) in &headers {
+        if !is_header_name(name) {
+            return Err((
+                id_line,
+                format!("header name {name:?} must be a lower-case HTTP token (e.g. x-tenant)"),
+            ));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err((id_line, format!("header {name:?} value contains CR, LF or NUL")));
+        }
+    }
+    let status = match (spec.effect, spec.status) {
+        (Effect::Allow, Some(_)) => {
+            return Err((id_line, "`status` is only valid on deny rules".to_owned()));
+        }
+        (_, Some(status)) if !(400..=599).contains(&status) => {
+            return Err((
+                id_line,
+                format!("status {status} is not an HTTP error status (400-599)"),
+            ));
+        }
+        (_, status) => status.unwrap_or(DEFAULT_DENY_STATUS),
+    };
+    Ok((
+        spec.effect,
+        Rule {
+            id: Arc::from(spec.id.value),
+            expression,
+            headers: headers.into_iter().collect(),
+            status,
+        },
+    ))
+}
+
+/// RFC 9110 token characters, lower-case only (HTTP/2 requires lower-case field names), and
+/// no pseudo-headers.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! CheckRequest (proto) → [`AuthzRequest`] (domain). Moves strings out of the proto rather
+//! than copying them. A request missing any part yields empty fields, which the trust stage
+//! then denies: malformed input is a deny, never a crash.
+
+use std::time::{Duration, SystemTime};
+
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+
+use crate::request::{AuthzRequest, HttpRequest, Peer};
+
+/// Translates a CheckRequest.
+pub fn authz_request(request: CheckRequest) -> AuthzRequest {
+    let Some(attributes) = request.attributes else {
+        return AuthzRequest::default();
+    };
+    let (time, http) = match attributes.request {
+        Some(request) => (
+            request.time.and_then(|t| {
+                let secs = u64::try_from(t.seconds).ok()?;
+                let nanos = u32::try_from(t.nanos).ok()?;
+                SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+            }),
+            request.http.map(http_request),
+        ),
+        None => (None, None),
+    };
+    AuthzRequest {
+        source: attributes.source.map(peer).unwrap_or_default(),
+        destination: attributes.destination.map(peer).unwrap_or_default(),
+        http,
+        time,
+        context_extensions: attributes.context_extensions.into_iter().collect(),
+    }
+}
+
+fn peer(peer: attribute_context::Peer) -> Peer {
+    let (address, port) = match peer.address.and_then(|a| a.address) {
+        Some(AddressKind::SocketAddress(socket)) => {
+            let port = match socket.port_specifier {
+                Some(PortSpecifier::PortValue(port)) => port,
+                _ => 0,
+            };
+            (socket.address, port)
+        }
+        Some(AddressKind::Pipe(pipe)) => (pipe.path, 0),
+        _ => (String::new(), 0),
+    };
+    Peer {
+        principal: peer.principal,
+        certificate: peer.certificate,
+        address,
+        port,
+    }
+}
+
+fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
+    // Envoy sends `headers`, or `header_map` when the filter sets `encode_raw_headers`.
+    let mut headers: Vec<(String, String)> = if http.headers.is_empty() {
+        http.header_map
+            .map(|map| {
+                map.headers
+                    .into_iter()
+                    .map(|h| {
+                        let value = if h.raw_value.is_empty() {
+                            h.value
+                        } else {
+                            String::from_utf8_lossy(&h.raw_value).into_owned()
+                        };
+                        (h.key.to_ascii_lowercase(), value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        http.headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect()
+    };
+    // Deterministic order (proto maps have none): by name.
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    HttpRequest {
+        id: http.id,
+        method: http.method,
+        path: http.path,
+        host: http.host,
+        scheme: http.scheme,
+        protocol: http.protocol,
+        headers,
+    }
+}
