@@ -92,8 +92,7 @@ impl Config {
         } else {
             serde_saphyr::from_str(text).map_err(|e| {
                 let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
-                let message = e.to_string();
-                invalid(line, message.lines().next().unwrap_or("invalid YAML").to_owned())
+                invalid(line, crate::policy::yaml_error_gist(&e.to_string()))
             })?
         };
         let header = &config.identity_header;

@@ -136,6 +136,9 @@ impl Policy {
 
         let trust = match trust {
             Some((_, _, trust)) => Some(trust),
+            // A file that failed to parse may well hold the `trust` section: don't pile a
+            // misleading second error on top of the real one.
+            None if !errors.is_empty() => None,
             None => {
                 errors.push(PolicyError {
                     file: sources
@@ -284,11 +287,21 @@ fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, String)> {
     }
     serde_saphyr::from_str(text).map_err(|e| {
         let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
-        let message = e.to_string();
-        // The parser's own message may carry a rendered snippet; the first line is the gist.
-        let gist = message.lines().next().unwrap_or("invalid YAML").to_owned();
-        (line, gist)
+        (line, yaml_error_gist(&e.to_string()))
     })
+}
+
+/// The first line of a YAML error (serde-saphyr's rendering) without its `error: line N column M:` prefix, since the
+/// caller reports the location itself.
+pub fn yaml_error_gist(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("invalid YAML");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.split_once(": ") {
+        Some((location, rest)) if location.starts_with("line ") && location.contains(" column ") => {
+            rest.to_owned()
+        }
+        _ => first.to_owned(),
+    }
 }
 
 fn compile_trust(
@@ -393,4 +406,24 @@ fn is_header_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names() {
+        assert!(is_header_name("x-tenant"));
+        assert!(!is_header_name("X-Tenant"));
+        assert!(!is_header_name(":authority"));
+        assert!(!is_header_name(""));
+        assert!(!is_header_name("x tenant"));
+    }
+
+    #[test]
+    fn yaml_gist_strips_location() {
+        assert_eq!(
+            yaml_error_gist("error: line 6 column 5: unknown field `whn`\n  --> snippet"),
+            "unknown field `whn`"
+        );
+        assert_eq!(yaml_error_gist("something else"), "something else");
+    }
+}

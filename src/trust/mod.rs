@@ -220,5 +220,3 @@ fn verify_chain(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,126 @@
+//! Test certificate factory: CAs per trust domain and X.509-SVIDs shaped as each test needs.
+#![allow(dead_code)]
+
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use time::OffsetDateTime;
+
+/// A certificate authority of one trust domain.
+pub struct Ca {
+    pub pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        params.not_after = OffsetDateTime::now_utc() + time::Duration::days(365);
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf SVID for `spiffe_id`, valid from an hour ago for a day.
+    pub fn svid(&self, spiffe_id: &str) -> Leaf {
+        self.leaf(LeafSpec::svid(spiffe_id))
+    }
+
+    pub fn leaf(&self, spec: LeafSpec) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "workload");
+        params.subject_alt_names = spec
+            .uris
+            .iter()
+            .map(|u| SanType::URI(u.as_str().try_into().unwrap()))
+            .chain(
+                spec.dns
+                    .iter()
+                    .map(|d| SanType::DnsName(d.as_str().try_into().unwrap())),
+            )
+            .collect();
+        params.is_ca = if spec.ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
+        params.key_usages = spec.key_usages.clone();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        params.not_before = spec.not_before.into();
+        params.not_after = spec.not_after.into();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// What a test leaf certificate looks like.
+#[derive(Clone)]
+pub struct LeafSpec {
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+    pub ca: bool,
+    pub key_usages: Vec<KeyUsagePurpose>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl LeafSpec {
+    pub fn svid(spiffe_id: &str) -> Self {
+        let now = SystemTime::now();
+        Self {
+            uris: vec![spiffe_id.to_owned()],
+            dns: Vec::new(),
+            ca: false,
+            key_usages: vec![KeyUsagePurpose::DigitalSignature],
+            not_before: now - Duration::from_secs(3600),
+            not_after: now + Duration::from_secs(23 * 3600),
+        }
+    }
+}
+
+/// A leaf certificate and its private key.
+pub struct Leaf {
+    pub pem: String,
+    pub key_pem: String,
+}
+
+impl Leaf {
+    /// The certificate as Envoy forwards it in `source.certificate`.
+    pub fn url_encoded(&self) -> String {
+        url_encode(&self.pem)
+    }
+}
+
+/// Percent-encodes like Envoy does for `source.certificate` (everything but unreserved).
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
