@@ -1,0 +1,308 @@
+//! Policy compilation and decision semantics, every branch.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use warrant::policy::{Policy, PolicyErrors, PolicySource, Stage, Verdict};
+use warrant::request::{AuthzRequest, HttpRequest, Peer};
+
+const TRUST: &str = "trust:\n  trust_domains: [prod.example.org]\n";
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+
+fn compile_files(files: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
+    let sources: Vec<PolicySource> = files
+        .iter()
+        .map(|(path, text)| PolicySource {
+            path: PathBuf::from(path),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    Policy::compile(&sources, &mut |path: &Path| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} not found", path.display()),
+        ))
+    })
+}
+
+fn compile(rules: &str) -> Policy {
+    compile_files(&[("policy.yaml", &format!("{TRUST}rules:\n{rules}"))])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    compile_files(files)
+        .expect_err("policy should not compile")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn request(principal: &str, method: &str, path: &str) -> AuthzRequest {
+    AuthzRequest {
+        source: Peer {
+            principal: principal.into(),
+            address: "10.0.0.7".into(),
+            port: 41000,
+            ..Peer::default()
+        },
+        destination: Peer {
+            principal: "spiffe://prod.example.org/ns/shop/sa/payments".into(),
+            address: "10.0.0.9".into(),
+            port: 8443,
+            ..Peer::default()
+        },
+        http: Some(HttpRequest {
+            id: "req-1".into(),
+            method: method.into(),
+            path: path.into(),
+            host: "payments.shop".into(),
+            scheme: "https".into(),
+            protocol: "HTTP/2".into(),
+            headers: vec![
+                ("user-agent".into(), "curl/8".into()),
+                ("x-env".into(), "prod".into()),
+            ],
+        }),
+        time: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+        context_extensions: [("service".to_owned(), "payments".to_owned())].into(),
+    }
+}
+
+const FRONTEND_RULE: &str = r#"
+  - id: frontend-reads
+    effect: allow
+    when: source.spiffe_id == "spiffe://prod.example.org/ns/shop/sa/frontend" && request.method == "GET"
+    headers: {x-tenant: shop}
+"#;
+
+#[test]
+fn allow_rule_matches() {
+    let policy = compile(FRONTEND_RULE);
+    let d = policy.decide(&request(FRONTEND, "GET", "/p"), SystemTime::now());
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.stage, Stage::Rules);
+    assert_eq!(d.rule.as_deref(), Some("frontend-reads"));
+    assert_eq!(d.http_status, 200);
+    assert_eq!(d.identity.unwrap().as_str(), FRONTEND);
+    assert_eq!(&*d.headers, &[("x-tenant".to_owned(), "shop".to_owned())]);
+}
+
+#[test]
+fn nothing_matches_is_default_deny() {
+    let policy = compile(FRONTEND_RULE);
+    let d = policy.decide(&request(FRONTEND, "POST", "/p"), SystemTime::now());
+    assert_eq!((d.verdict, d.stage, d.rule), (Verdict::Deny, Stage::Default, None));
+    assert_eq!(d.http_status, 403);
+    assert_eq!(d.reason, "no allow rule matched");
+}
+
+#[test]
+fn no_rules_denies_everything() {
+    let policy = compile_files(&[("p.yaml", TRUST)]).unwrap();
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Default));
+    assert!(d.reason.contains("no rules"));
+}
+
+#[test]
+fn untrusted_caller_never_reaches_rules() {
+    let policy = compile("  - id: all\n    effect: allow\n    when: \"true\"\n");
+    for principal in [
+        "spiffe://evil.example.org/ns/shop/sa/frontend",
+        "frontend.shop.svc",
+        "",
+        "spiffe://prod.example.org",
+    ] {
+        let d = policy.decide(&request(principal, "GET", "/"), SystemTime::now());
+        assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Trust), "{principal}");
+        assert_eq!(d.rule, None);
+        assert!(d.identity.is_none());
+    }
+}
+
+#[test]
+fn deny_rules_win_over_allow_rules() {
+    let policy = compile(
+        r#"
+  - id: all
+    effect: allow
+    when: "true"
+  - id: no-admin
+    effect: deny
+    status: 451
+    when: request.path.startsWith("/admin")
+"#,
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/admin/x"), SystemTime::now());
+    assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Rules));
+    assert_eq!(d.rule.as_deref(), Some("no-admin"));
+    assert_eq!(d.http_status, 451);
+    let d = policy.decide(&request(FRONTEND, "GET", "/x"), SystemTime::now());
+    assert_eq!(d.rule.as_deref(), Some("all"));
+}
+
+#[test]
+fn failing_deny_rule_denies() {
+    let policy = compile(
+        r#"
+  - id: all
+    effect: allow
+    when: "true"
+  - id: needs-header
+    effect: deny
+    when: request.headers["x-missing"] == "1"
+"#,
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Rules));
+    assert_eq!(d.rule.as_deref(), Some("needs-header"));
+    assert!(d.reason.contains("failed to evaluate"), "{}", d.reason);
+}
+
+#[test]
+fn failing_allow_rule_does_not_match_and_is_recorded() {
+    let policy = compile(
+        r#"
+  - id: broken
+    effect: allow
+    when: request.headers["x-missing"] == "1"
+  - id: not-bool
+    effect: allow
+    when: request.method
+  - id: get
+    effect: allow
+    when: request.method == "GET"
+"#,
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!(d.rule.as_deref(), Some("get"));
+    let failed: Vec<&str> = d.failures.iter().map(|f| &*f.rule).collect();
+    assert_eq!(failed, ["broken", "not-bool"]);
+    let d = policy.decide(&request(FRONTEND, "POST", "/"), SystemTime::now());
+    assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Default));
+    assert!(d.reason.contains("2 failed to evaluate"), "{}", d.reason);
+}
+
+#[test]
+fn first_matching_allow_rule_wins_in_file_order() {
+    let policy = compile_files(&[
+        ("a.yaml", &format!("{TRUST}rules:\n  - id: first\n    effect: allow\n    when: \"true\"\n")),
+        ("b.yaml", "rules:\n  - id: second\n    effect: allow\n    when: \"true\"\n"),
+    ])
+    .unwrap();
+    assert_eq!(policy.rule_count(), 2);
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!(d.rule.as_deref(), Some("first"));
+}
+
+/// Every documented CEL variable, evaluated against a known request.
+#[test]
+fn cel_environment() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    let cases = [
+        r#"source.spiffe_id == "spiffe://prod.example.org/ns/shop/sa/frontend""#,
+        r#"source.trust_domain == "prod.example.org""#,
+        r#"source.path == "/ns/shop/sa/frontend""#,
+        r#"source.segments == ["ns", "shop", "sa", "frontend"]"#,
+        r#"source.namespace == "shop" && source.service_account == "frontend""#,
+        r#"source.principal == "spiffe://prod.example.org/ns/shop/sa/frontend""#,
+        r#"source.address == "10.0.0.7" && source.port == 41000"#,
+        r#"size(source.certificate) == 0"#,
+        r#"destination.principal.endsWith("/sa/payments") && destination.address == "10.0.0.9" && destination.port == 8443"#,
+        r#"request.method == "GET" && request.path == "/pay/1""#,
+        r#"request.query == {"a": "1", "b": "x y"}"#,
+        r#"request.host == "payments.shop" && request.scheme == "https" && request.protocol == "HTTP/2""#,
+        r#"request.headers["x-env"] == "prod" && "user-agent" in request.headers"#,
+        r#"request.headers.exists(k, k == "x-env")"#,
+        r#"request.id == "req-1""#,
+        r#"request.time == timestamp("2027-01-15T08:00:00Z")"#,
+        r#"context.service == "payments""#,
+        r#"now == timestamp("2030-03-17T17:46:40Z") && now > request.time"#,
+    ];
+    for (i, expression) in cases.iter().enumerate() {
+        let policy = compile(&format!(
+            "  - id: case-{i}\n    effect: allow\n    when: '{}'\n",
+            expression.replace('\'', "''")
+        ));
+        let d = policy.decide(&request(FRONTEND, "GET", "/pay/1?a=1&b=x+y&a=2"), now);
+        assert_eq!(d.verdict, Verdict::Allow, "{expression}: {} {:?}", d.reason, d.failures);
+    }
+}
+
+#[test]
+fn network_filter_request_has_empty_http_fields() {
+    let policy = compile(
+        r#"
+  - id: tcp
+    effect: allow
+    when: source.namespace == "shop" && request.method == "" && size(request.headers) == 0 && request.time == null
+"#,
+    );
+    let mut req = request(FRONTEND, "GET", "/");
+    req.http = None;
+    req.time = None;
+    let d = policy.decide(&req, SystemTime::now());
+    assert_eq!(d.verdict, Verdict::Allow, "{} {:?}", d.reason, d.failures);
+}
+
+#[test]
+fn compile_errors_name_file_line_and_rule() {
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: typo\n    effect: allow\n    when: source.spife_id == \"x\"\n  - id: syntax\n    effect: deny\n    when: request.path.startsWith(\n  - id: unknown-var\n    effect: allow\n    when: token == 1\n  - id: typo\n    effect: allow\n    when: \"true\"\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(errs[0].starts_with("p.yaml:6: rule 'typo': unknown field source.spife_id"), "{}", errs[0]);
+    assert!(errs[1].starts_with("p.yaml:9: rule 'syntax': CEL syntax error"), "{}", errs[1]);
+    assert!(errs[2].starts_with("p.yaml:12: rule 'unknown-var': unknown variable \"token\""), "{}", errs[2]);
+    assert_eq!(errs[3], "p.yaml:13: rule 'typo': duplicate rule id, first defined at p.yaml:4");
+}
+
+#[test]
+fn comprehension_variables_are_not_unknown() {
+    compile("  - id: c\n    effect: allow\n    when: source.segments.all(s, s != \"\") && [1,2].map(x, x * 2).exists(y, y == 4)\n");
+}
+
+#[test]
+fn schema_errors() {
+    let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n  - id: a\n    effect: alow\n    when: \"true\"\n"))]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("p.yaml:5: unknown variant `alow`"), "{}", errs[0]);
+    let errs = errors(&[("p.yaml", &format!("{TRUST}rulez: []\n"))]);
+    assert!(errs[0].starts_with("p.yaml:3: unknown field `rulez`"), "{}", errs[0]);
+    let errs = errors(&[("p.yaml", "rules: []\n")]);
+    assert_eq!(errs, ["p.yaml: no policy file defines `trust` (trust.trust_domains is required)"]);
+}
+
+#[test]
+fn rule_shape_errors() {
+    let cases = [
+        ("    effect: deny\n    headers: {x-a: b}\n", "`headers` is only valid on allow rules"),
+        ("    effect: allow\n    status: 401\n", "`status` is only valid on deny rules"),
+        ("    effect: deny\n    status: 200\n", "status 200 is not an HTTP error status"),
+        ("    effect: allow\n    headers: {X-Bad: b}\n", "must be a lower-case HTTP token"),
+    ];
+    for (body, message) in cases {
+        let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n  - id: r\n    when: \"true\"\n{body}"))]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("p.yaml:4: rule 'r': "), "{}", errs[0]);
+        assert!(errs[0].contains(message), "{} / {message}", errs[0]);
+    }
+}
+
+#[test]
+fn trust_errors() {
+    let errs = errors(&[
+        ("a.yaml", TRUST),
+        ("b.yaml", TRUST),
+    ]);
+    assert_eq!(errs, ["b.yaml:2: `trust` is already defined in a.yaml:2; define it in one file only"]);
+    let errs = errors(&[("a.yaml", "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: ca.pem}\n")]);
+    assert!(errs[0].contains("cannot read ca.pem"), "{}", errs[0]);
+    let errs = errors(&[("a.yaml", "trust:\n  trust_domains: [prod.example.org]\n  max_svid_lifetime: soon\n")]);
+    assert!(errs[0].contains("max_svid_lifetime"), "{}", errs[0]);
+}
