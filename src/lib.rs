@@ -4,6 +4,8 @@
 //! The domain core (`identity`, `trust`, `policy`, `request`) has no gRPC, async runtime or
 //! I/O in it; `server` translates protos to and from it, `loader` and `config` read files.
 #![forbid(unsafe_code)]
+// No panics on any request path: bad input is a deny or an error, never a crash.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cli;
 pub mod config;

@@ -180,10 +180,8 @@ fn check_references(
     used: &mut BTreeSet<&'static str>,
 ) -> Result<(), CompileError> {
     match &expr.expr {
-        Expr::Ident(name) => {
-            if !bound.iter().any(|b| b == name) && !name.starts_with('@') {
-                used.insert(known_variable(name)?.0);
-            }
+        Expr::Ident(name) if !bound.iter().any(|b| b == name) && !name.starts_with('@') => {
+            used.insert(known_variable(name)?.0);
         }
         Expr::Select(select) => {
             if let Expr::Ident(name) = &select.operand.expr
@@ -245,8 +243,8 @@ fn check_references(
                 }
             }
         }
-        Expr::Literal(_) | Expr::Unspecified => {}
-        #[allow(unreachable_patterns)]
+        // Bound identifiers (comprehension variables), literals, and any node kind the engine
+        // adds later reference nothing we need to check.
         _ => {}
     }
     Ok(())

@@ -1,0 +1,208 @@
+//! The `warrant` binary's command-line contract: `check` and `eval`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn warrant(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warrant"));
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    match stdin {
+        None => command.output().unwrap(),
+        Some(input) => {
+            use std::io::Write;
+            let mut child = command
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        }
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warrant-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn check_shipped_policies() {
+    let output = warrant(&["check", "config/policy.yaml"], None);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "ok: 4 rules in 1 files\n");
+}
+
+#[test]
+fn check_directory_and_errors() {
+    let dir = temp_dir("check");
+    std::fs::write(
+        dir.join("00-trust.yaml"),
+        "trust:\n  trust_domains: [prod.example.org]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("10-rules.yaml"),
+        "rules:\n  - id: a\n    effect: allow\n    when: source.namespace == \"shop\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("README.md"), "not a policy").unwrap();
+    let output = warrant(&["check", dir.to_str().unwrap()], None);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "ok: 1 rules in 2 files\n");
+
+    std::fs::write(
+        dir.join("20-bad.yaml"),
+        "rules:\n  - id: a\n    effect: allow\n    when: \"true\"\n  - id: b\n    effect: deny\n    when: request.nope\n",
+    )
+    .unwrap();
+    let output = warrant(&["check", dir.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    let file = dir.join("20-bad.yaml");
+    let file = file.display();
+    let expected_dup = format!(
+        "{file}:2: rule 'a': duplicate rule id, first defined at {}:2",
+        dir.join("10-rules.yaml").display()
+    );
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], expected_dup);
+    assert!(
+        lines[1].starts_with(&format!("{file}:7: rule 'b': unknown field request.nope")),
+        "{}",
+        lines[1]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_missing_file() {
+    let output = warrant(&["check", "does/not/exist.yaml"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).starts_with("does/not/exist.yaml: cannot read policy path"));
+}
+
+const REQUEST: &str = r#"{"attributes":{
+  "source":{"principal":"spiffe://prod.example.org/ns/shop/sa/frontend",
+            "address":{"socketAddress":{"address":"10.0.0.1","portValue":51000}}},
+  "destination":{"principal":"spiffe://prod.example.org/ns/shop/sa/payments"},
+  "request":{"time":"2026-11-25T10:00:00Z",
+             "http":{"method":"GET","path":"/payments/42?expand=1","host":"payments",
+                     "headers":{"x-spiffe-id":"forged",":method":"GET"}}}}}"#;
+
+fn eval_json(args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let output = warrant(args, stdin);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    serde_json::from_str(&stdout(&output)).unwrap()
+}
+
+#[test]
+fn eval_allow_from_stdin() {
+    let decision = eval_json(
+        &["eval", "--policy", "config/policy.yaml", "--request", "-"],
+        Some(REQUEST),
+    );
+    assert_eq!(decision["allowed"], true);
+    assert_eq!(decision["http_status"], 200);
+    assert_eq!(decision["stage"], "rules");
+    assert_eq!(decision["rule"], "frontend-reads-payments");
+    assert_eq!(
+        decision["identity"],
+        serde_json::json!({"spiffe_id": "spiffe://prod.example.org/ns/shop/sa/frontend", "trust_domain": "prod.example.org"})
+    );
+    assert_eq!(
+        decision["headers"],
+        serde_json::json!({"x-tenant": "shop", "x-spiffe-id": "spiffe://prod.example.org/ns/shop/sa/frontend"})
+    );
+}
+
+#[test]
+fn eval_deny_and_trust_from_file() {
+    let dir = temp_dir("eval");
+    let path = dir.join("req.json");
+    std::fs::write(&path, REQUEST.replace("\"GET\",\"path\"", "\"DELETE\",\"path\"")).unwrap();
+    let decision = eval_json(
+        &["eval", "--policy", "config/policy.yaml", "--request", path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(decision["allowed"], false);
+    assert_eq!(decision["stage"], "default");
+    assert_eq!(decision["rule"], serde_json::Value::Null);
+    assert_eq!(decision["http_status"], 403);
+    assert_eq!(decision["headers"], serde_json::json!({}));
+
+    std::fs::write(&path, REQUEST.replace("prod.example.org/ns/shop/sa/frontend", "evil.org/x")).unwrap();
+    let decision = eval_json(
+        &["eval", "--policy", "config/policy.yaml", "--request", path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(decision["stage"], "trust");
+    assert_eq!(decision["identity"], serde_json::Value::Null);
+    assert!(decision["reason"].as_str().unwrap().contains("evil.org"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_now_fixes_the_clock() {
+    let dir = temp_dir("now");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "trust:\n  trust_domains: [prod.example.org]\nrules:\n  - id: after-2030\n    effect: allow\n    when: now > timestamp(\"2030-01-01T00:00:00Z\")\n",
+    )
+    .unwrap();
+    let policy = dir.join("p.yaml");
+    let args = |now: &'static str| {
+        vec![
+            "eval".to_owned(),
+            "--policy".to_owned(),
+            policy.display().to_string(),
+            "--request".to_owned(),
+            "-".to_owned(),
+            "--now".to_owned(),
+            now.to_owned(),
+        ]
+    };
+    let run = |now| {
+        let a = args(now);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        eval_json(&a, Some(REQUEST))
+    };
+    assert_eq!(run("2031-01-01T00:00:00Z")["allowed"], true);
+    assert_eq!(run("2029-01-01T00:00:00+02:00")["allowed"], false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_bad_input_exits_2() {
+    for (input, message) in [
+        ("{not json", "is not a CheckRequest in JSON"),
+        (r#"{"attributes":{"source":{"principle":"x"}}}"#, "unknown field `principle`"),
+    ] {
+        let output = warrant(
+            &["eval", "--policy", "config/policy.yaml", "--request", "-"],
+            Some(input),
+        );
+        assert_eq!(output.status.code(), Some(2), "{input}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    let output = warrant(
+        &["eval", "--policy", "config/policy.yaml", "--request", "/nonexistent.json"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let output = warrant(
+        &["eval", "--policy", "config/policy.yaml", "--request", "-", "--now", "yesterday"],
+        Some(REQUEST),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(Path::new("config/policy.yaml").exists());
+}
