@@ -1,1 +1,135 @@
-fn main() {}
+//! One check through the domain core: CheckRequest → AuthzRequest → Decision, with a 20-rule
+//! policy and a realistic Envoy request (headers, query, optionally the peer certificate).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::SystemTime;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use warrant::policy::{Policy, PolicySource, Verdict};
+use warrant::server::convert;
+
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+
+/// 2 deny rules and 18 allow rules; the request matches the last allow rule, so every rule
+/// is evaluated.
+fn policy_text() -> String {
+    let mut text = String::from(
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: prod.pem}\n  max_svid_lifetime: 24h\nrules:\n",
+    );
+    text.push_str("  - id: no-admin\n    effect: deny\n    when: request.path.startsWith(\"/admin\") && source.namespace != \"ops\"\n");
+    text.push_str("  - id: no-debug-in-prod\n    effect: deny\n    when: '\"x-debug\" in request.headers && request.headers[\"x-env\"] == \"prod\"'\n");
+    for i in 0..17 {
+        text.push_str(&format!(
+            "  - id: svc-{i}\n    effect: allow\n    when: source.spiffe_id == \"spiffe://prod.example.org/ns/team{i}/sa/svc{i}\" && request.method in [\"GET\", \"HEAD\"] && request.path.startsWith(\"/api/v{i}/\")\n"
+        ));
+    }
+    text.push_str("  - id: frontend-reads-payments\n    effect: allow\n    when: source.namespace == \"shop\" && source.service_account == \"frontend\" && request.method == \"GET\" && request.path.startsWith(\"/payments/\") && request.query[\"expand\"] == \"1\" && context.service == \"payments\"\n    headers: {x-tenant: shop}\n");
+    text
+}
+
+fn check_request(certificate: String) -> CheckRequest {
+    let headers: HashMap<String, String> = [
+        (":authority", "payments.shop.svc.cluster.local"),
+        (":method", "GET"),
+        (":path", "/payments/42?expand=1"),
+        (":scheme", "https"),
+        ("accept", "application/json"),
+        ("user-agent", "frontend/2.3.1"),
+        ("x-env", "prod"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "9d1b5c0e-8a57-4c52-9c1e-0d6d3c8f2b11"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let socket = |ip: &str, port| Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: ip.into(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+            ..Default::default()
+        })),
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: FRONTEND.into(),
+                certificate,
+                address: Some(socket("10.0.3.17", 51234)),
+                ..Default::default()
+            }),
+            destination: Some(attribute_context::Peer {
+                principal: "spiffe://prod.example.org/ns/shop/sa/payments".into(),
+                address: Some(socket("10.0.5.2", 8443)),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                time: Some(envoy_types::pb::google::protobuf::Timestamp {
+                    seconds: 1_795_000_000,
+                    nanos: 0,
+                }),
+                http: Some(attribute_context::HttpRequest {
+                    id: "9d1b5c0e-8a57-4c52-9c1e-0d6d3c8f2b11".into(),
+                    method: "GET".into(),
+                    headers,
+                    path: "/payments/42?expand=1".into(),
+                    host: "payments.shop.svc.cluster.local".into(),
+                    scheme: "https".into(),
+                    protocol: "HTTP/2".into(),
+                    ..Default::default()
+                }),
+            }),
+            context_extensions: HashMap::from([("service".into(), "payments".into())]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn bench_check(c: &mut Criterion) {
+    let ca = common::Ca::new("prod");
+    let bundle = ca.pem.clone().into_bytes();
+    let policy = Policy::compile(
+        &[PolicySource {
+            path: "bench.yaml".into(),
+            text: policy_text(),
+        }],
+        &mut |_: &Path| Ok(bundle.clone()),
+    )
+    .unwrap();
+    assert_eq!(policy.rule_count(), 20);
+    let now = SystemTime::now();
+
+    for (name, certificate) in [
+        ("check/20_rules/principal_only", String::new()),
+        (
+            "check/20_rules/with_certificate",
+            ca.svid(FRONTEND).url_encoded(),
+        ),
+    ] {
+        let request = check_request(certificate);
+        let decision = policy.decide(&convert::authz_request(request.clone()), now);
+        assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
+        assert_eq!(decision.rule.as_deref(), Some("frontend-reads-payments"));
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || request.clone(),
+                |request| black_box(policy.decide(&convert::authz_request(request), now)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(benches, bench_check);
+criterion_main!(benches);

@@ -103,7 +103,9 @@ impl Config {
         {
             return Err(invalid(
                 None,
-                format!("identity_header {header:?} must be a lower-case header name such as x-spiffe-id, or \"\" to disable"),
+                format!(
+                    "identity_header {header:?} must be a lower-case header name such as x-spiffe-id, or \"\" to disable"
+                ),
             ));
         }
         Ok(config)
@@ -120,7 +122,10 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.policy, PathBuf::from(DEFAULT_POLICY_PATH));
         assert_eq!(config.identity_header, DEFAULT_IDENTITY_HEADER);
-        assert_eq!(DEFAULT_LISTEN.parse::<SocketAddr>().unwrap(), default_listen());
+        assert_eq!(
+            DEFAULT_LISTEN.parse::<SocketAddr>().unwrap(),
+            default_listen()
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyErrors> {
                         .collect();
                     found.sort();
                     if found.is_empty() {
-                        errors.push(file_error(path, "directory holds no *.yaml policy files".into()));
+                        errors.push(file_error(
+                            path,
+                            "directory holds no *.yaml policy files".into(),
+                        ));
                     }
                     files.extend(found);
                 }

@@ -56,7 +56,9 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// The path without the query string.
     pub fn path_without_query(&self) -> &str {
-        self.path.split_once('?').map_or(&self.path, |(path, _)| path)
+        self.path
+            .split_once('?')
+            .map_or(&self.path, |(path, _)| path)
     }
 
     /// The raw query string (without `?`), empty when there is none.

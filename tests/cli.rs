@@ -16,7 +16,12 @@ fn warrant(args: &[&str], stdin: Option<&str>) -> Output {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
             child.wait_with_output().unwrap()
         }
     }
@@ -127,9 +132,19 @@ fn eval_allow_from_stdin() {
 fn eval_deny_and_trust_from_file() {
     let dir = temp_dir("eval");
     let path = dir.join("req.json");
-    std::fs::write(&path, REQUEST.replace("\"GET\",\"path\"", "\"DELETE\",\"path\"")).unwrap();
+    std::fs::write(
+        &path,
+        REQUEST.replace("\"GET\",\"path\"", "\"DELETE\",\"path\""),
+    )
+    .unwrap();
     let decision = eval_json(
-        &["eval", "--policy", "config/policy.yaml", "--request", path.to_str().unwrap()],
+        &[
+            "eval",
+            "--policy",
+            "config/policy.yaml",
+            "--request",
+            path.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(decision["allowed"], false);
@@ -138,9 +153,19 @@ fn eval_deny_and_trust_from_file() {
     assert_eq!(decision["http_status"], 403);
     assert_eq!(decision["headers"], serde_json::json!({}));
 
-    std::fs::write(&path, REQUEST.replace("prod.example.org/ns/shop/sa/frontend", "evil.org/x")).unwrap();
+    std::fs::write(
+        &path,
+        REQUEST.replace("prod.example.org/ns/shop/sa/frontend", "evil.org/x"),
+    )
+    .unwrap();
     let decision = eval_json(
-        &["eval", "--policy", "config/policy.yaml", "--request", path.to_str().unwrap()],
+        &[
+            "eval",
+            "--policy",
+            "config/policy.yaml",
+            "--request",
+            path.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(decision["stage"], "trust");
@@ -183,7 +208,10 @@ fn eval_now_fixes_the_clock() {
 fn eval_bad_input_exits_2() {
     for (input, message) in [
         ("{not json", "is not a CheckRequest in JSON"),
-        (r#"{"attributes":{"source":{"principle":"x"}}}"#, "unknown field `principle`"),
+        (
+            r#"{"attributes":{"source":{"principle":"x"}}}"#,
+            "unknown field `principle`",
+        ),
     ] {
         let output = warrant(
             &["eval", "--policy", "config/policy.yaml", "--request", "-"],
@@ -195,12 +223,26 @@ fn eval_bad_input_exits_2() {
         assert!(output.stdout.is_empty());
     }
     let output = warrant(
-        &["eval", "--policy", "config/policy.yaml", "--request", "/nonexistent.json"],
+        &[
+            "eval",
+            "--policy",
+            "config/policy.yaml",
+            "--request",
+            "/nonexistent.json",
+        ],
         None,
     );
     assert_eq!(output.status.code(), Some(2));
     let output = warrant(
-        &["eval", "--policy", "config/policy.yaml", "--request", "-", "--now", "yesterday"],
+        &[
+            "eval",
+            "--policy",
+            "config/policy.yaml",
+            "--request",
+            "-",
+            "--now",
+            "yesterday",
+        ],
         Some(REQUEST),
     );
     assert_eq!(output.status.code(), Some(2));

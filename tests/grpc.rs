@@ -122,7 +122,12 @@ async fn allow_deny_and_untrusted_over_grpc() {
     // Allowed: OK status, identity header overwrites the forged one, rule header added.
     let response = server
         .client
-        .check(check_request(FRONTEND, &leaf.url_encoded(), "GET", "/payments/1"))
+        .check(check_request(
+            FRONTEND,
+            &leaf.url_encoded(),
+            "GET",
+            "/payments/1",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -154,7 +159,12 @@ async fn allow_deny_and_untrusted_over_grpc() {
     // Denied by a rule: PERMISSION_DENIED, the rule's HTTP status, a JSON body.
     let response = server
         .client
-        .check(check_request(FRONTEND, &leaf.url_encoded(), "GET", "/admin/users"))
+        .check(check_request(
+            FRONTEND,
+            &leaf.url_encoded(),
+            "GET",
+            "/admin/users",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -173,7 +183,12 @@ async fn allow_deny_and_untrusted_over_grpc() {
     // Default deny.
     let response = server
         .client
-        .check(check_request(FRONTEND, &leaf.url_encoded(), "DELETE", "/payments/1"))
+        .check(check_request(
+            FRONTEND,
+            &leaf.url_encoded(),
+            "DELETE",
+            "/payments/1",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -195,13 +210,20 @@ async fn allow_deny_and_untrusted_over_grpc() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(response.status.as_ref().unwrap().code, 16, "{principal} {certificate}");
+        assert_eq!(
+            response.status.as_ref().unwrap().code,
+            16,
+            "{principal} {certificate}"
+        );
         let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
             panic!("{response:?}");
         };
         assert_eq!(denied.status.as_ref().unwrap().code, 403);
         assert_eq!(metadata(&response, "stage"), "trust");
-        assert!(!denied.body.contains("bundle"), "no policy internals in the body");
+        assert!(
+            !denied.body.contains("bundle"),
+            "no policy internals in the body"
+        );
     }
 
     // A CheckRequest with nothing in it is a deny, not an error or a crash.

@@ -93,7 +93,10 @@ fn allow_rule_matches() {
 fn nothing_matches_is_default_deny() {
     let policy = compile(FRONTEND_RULE);
     let d = policy.decide(&request(FRONTEND, "POST", "/p"), SystemTime::now());
-    assert_eq!((d.verdict, d.stage, d.rule), (Verdict::Deny, Stage::Default, None));
+    assert_eq!(
+        (d.verdict, d.stage, d.rule),
+        (Verdict::Deny, Stage::Default, None)
+    );
     assert_eq!(d.http_status, 403);
     assert_eq!(d.reason, "no allow rule matched");
 }
@@ -116,7 +119,11 @@ fn untrusted_caller_never_reaches_rules() {
         "spiffe://prod.example.org",
     ] {
         let d = policy.decide(&request(principal, "GET", "/"), SystemTime::now());
-        assert_eq!((d.verdict, d.stage), (Verdict::Deny, Stage::Trust), "{principal}");
+        assert_eq!(
+            (d.verdict, d.stage),
+            (Verdict::Deny, Stage::Trust),
+            "{principal}"
+        );
         assert_eq!(d.rule, None);
         assert!(d.identity.is_none());
     }
@@ -188,8 +195,14 @@ fn failing_allow_rule_does_not_match_and_is_recorded() {
 #[test]
 fn first_matching_allow_rule_wins_in_file_order() {
     let policy = compile_files(&[
-        ("a.yaml", &format!("{TRUST}rules:\n  - id: first\n    effect: allow\n    when: \"true\"\n")),
-        ("b.yaml", "rules:\n  - id: second\n    effect: allow\n    when: \"true\"\n"),
+        (
+            "a.yaml",
+            &format!("{TRUST}rules:\n  - id: first\n    effect: allow\n    when: \"true\"\n"),
+        ),
+        (
+            "b.yaml",
+            "rules:\n  - id: second\n    effect: allow\n    when: \"true\"\n",
+        ),
     ])
     .unwrap();
     assert_eq!(policy.rule_count(), 2);
@@ -227,7 +240,13 @@ fn cel_environment() {
             expression.replace('\'', "''")
         ));
         let d = policy.decide(&request(FRONTEND, "GET", "/pay/1?a=1&b=x+y&a=2"), now);
-        assert_eq!(d.verdict, Verdict::Allow, "{expression}: {} {:?}", d.reason, d.failures);
+        assert_eq!(
+            d.verdict,
+            Verdict::Allow,
+            "{expression}: {} {:?}",
+            d.reason,
+            d.failures
+        );
     }
 }
 
@@ -256,38 +275,84 @@ fn compile_errors_name_file_line_and_rule() {
         ),
     )]);
     assert_eq!(errs.len(), 4, "{errs:#?}");
-    assert!(errs[0].starts_with("p.yaml:6: rule 'typo': unknown field source.spife_id"), "{}", errs[0]);
-    assert!(errs[1].starts_with("p.yaml:9: rule 'syntax': CEL syntax error"), "{}", errs[1]);
-    assert!(errs[2].starts_with("p.yaml:12: rule 'unknown-var': unknown variable \"token\""), "{}", errs[2]);
-    assert_eq!(errs[3], "p.yaml:13: rule 'typo': duplicate rule id, first defined at p.yaml:4");
+    assert!(
+        errs[0].starts_with("p.yaml:6: rule 'typo': unknown field source.spife_id"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].starts_with("p.yaml:9: rule 'syntax': CEL syntax error"),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[2].starts_with("p.yaml:12: rule 'unknown-var': unknown variable \"token\""),
+        "{}",
+        errs[2]
+    );
+    assert_eq!(
+        errs[3],
+        "p.yaml:13: rule 'typo': duplicate rule id, first defined at p.yaml:4"
+    );
 }
 
 #[test]
 fn comprehension_variables_are_not_unknown() {
-    compile("  - id: c\n    effect: allow\n    when: source.segments.all(s, s != \"\") && [1,2].map(x, x * 2).exists(y, y == 4)\n");
+    compile(
+        "  - id: c\n    effect: allow\n    when: source.segments.all(s, s != \"\") && [1,2].map(x, x * 2).exists(y, y == 4)\n",
+    );
 }
 
 #[test]
 fn schema_errors() {
-    let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n  - id: a\n    effect: alow\n    when: \"true\"\n"))]);
+    let errs = errors(&[(
+        "p.yaml",
+        &format!("{TRUST}rules:\n  - id: a\n    effect: alow\n    when: \"true\"\n"),
+    )]);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with("p.yaml:5: unknown variant `alow`"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("p.yaml:5: unknown variant `alow`"),
+        "{}",
+        errs[0]
+    );
     let errs = errors(&[("p.yaml", &format!("{TRUST}rulez: []\n"))]);
-    assert!(errs[0].starts_with("p.yaml:3: unknown field `rulez`"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("p.yaml:3: unknown field `rulez`"),
+        "{}",
+        errs[0]
+    );
     let errs = errors(&[("p.yaml", "rules: []\n")]);
-    assert_eq!(errs, ["p.yaml: no policy file defines `trust` (trust.trust_domains is required)"]);
+    assert_eq!(
+        errs,
+        ["p.yaml: no policy file defines `trust` (trust.trust_domains is required)"]
+    );
 }
 
 #[test]
 fn rule_shape_errors() {
     let cases = [
-        ("    effect: deny\n    headers: {x-a: b}\n", "`headers` is only valid on allow rules"),
-        ("    effect: allow\n    status: 401\n", "`status` is only valid on deny rules"),
-        ("    effect: deny\n    status: 200\n", "status 200 is not an HTTP error status"),
-        ("    effect: allow\n    headers: {X-Bad: b}\n", "must be a lower-case HTTP token"),
+        (
+            "    effect: deny\n    headers: {x-a: b}\n",
+            "`headers` is only valid on allow rules",
+        ),
+        (
+            "    effect: allow\n    status: 401\n",
+            "`status` is only valid on deny rules",
+        ),
+        (
+            "    effect: deny\n    status: 200\n",
+            "status 200 is not an HTTP error status",
+        ),
+        (
+            "    effect: allow\n    headers: {X-Bad: b}\n",
+            "must be a lower-case HTTP token",
+        ),
     ];
     for (body, message) in cases {
-        let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n  - id: r\n    when: \"true\"\n{body}"))]);
+        let errs = errors(&[(
+            "p.yaml",
+            &format!("{TRUST}rules:\n  - id: r\n    when: \"true\"\n{body}"),
+        )]);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].starts_with("p.yaml:4: rule 'r': "), "{}", errs[0]);
         assert!(errs[0].contains(message), "{} / {message}", errs[0]);
@@ -296,13 +361,19 @@ fn rule_shape_errors() {
 
 #[test]
 fn trust_errors() {
-    let errs = errors(&[
-        ("a.yaml", TRUST),
-        ("b.yaml", TRUST),
-    ]);
-    assert_eq!(errs, ["b.yaml:2: `trust` is already defined in a.yaml:2; define it in one file only"]);
-    let errs = errors(&[("a.yaml", "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: ca.pem}\n")]);
+    let errs = errors(&[("a.yaml", TRUST), ("b.yaml", TRUST)]);
+    assert_eq!(
+        errs,
+        ["b.yaml:2: `trust` is already defined in a.yaml:2; define it in one file only"]
+    );
+    let errs = errors(&[(
+        "a.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: ca.pem}\n",
+    )]);
     assert!(errs[0].contains("cannot read ca.pem"), "{}", errs[0]);
-    let errs = errors(&[("a.yaml", "trust:\n  trust_domains: [prod.example.org]\n  max_svid_lifetime: soon\n")]);
+    let errs = errors(&[(
+        "a.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  max_svid_lifetime: soon\n",
+    )]);
     assert!(errs[0].contains("max_svid_lifetime"), "{}", errs[0]);
 }

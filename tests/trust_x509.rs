@@ -62,7 +62,11 @@ fn valid_svid_is_trusted() {
 fn plain_pem_is_accepted_too() {
     let f = fixture();
     let leaf = f.prod.svid(FRONTEND);
-    assert!(f.policy.verify(&peer(FRONTEND, leaf.pem), SystemTime::now()).is_ok());
+    assert!(
+        f.policy
+            .verify(&peer(FRONTEND, leaf.pem), SystemTime::now())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -76,7 +80,8 @@ fn expired_and_not_yet_valid() {
     ));
     let earlier = SystemTime::now() - Duration::from_secs(2 * 3600);
     assert!(matches!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), earlier),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), earlier),
         Err(Untrusted::NotYetValid { .. })
     ));
 }
@@ -87,9 +92,17 @@ fn too_long_lived() {
     let mut spec = LeafSpec::svid(FRONTEND);
     spec.not_after = SystemTime::now() + Duration::from_secs(30 * 24 * 3600);
     let leaf = f.prod.leaf(spec);
-    let result = f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
+    let result = f
+        .policy
+        .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
     assert!(
-        matches!(result, Err(Untrusted::LifetimeTooLong { max_secs: 86400, .. })),
+        matches!(
+            result,
+            Err(Untrusted::LifetimeTooLong {
+                max_secs: 86400,
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
@@ -98,10 +111,12 @@ fn too_long_lived() {
 fn two_uri_sans() {
     let f = fixture();
     let mut spec = LeafSpec::svid(FRONTEND);
-    spec.uris.push("spiffe://prod.example.org/ns/shop/sa/other".into());
+    spec.uris
+        .push("spiffe://prod.example.org/ns/shop/sa/other".into());
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::UriSanCount(2)))
     );
 }
@@ -118,16 +133,24 @@ fn no_uri_san_dns_principal() {
         &peer("frontend.shop.svc", leaf.url_encoded()),
         SystemTime::now(),
     );
-    assert!(matches!(result, Err(Untrusted::InvalidSpiffeId { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Untrusted::InvalidSpiffeId { .. })),
+        "{result:?}"
+    );
     // Even with a SPIFFE principal, a certificate without URI SAN is not an SVID.
-    let result = f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
+    let result = f
+        .policy
+        .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
     assert_eq!(result, Err(Untrusted::Svid(SvidError::UriSanCount(0))));
 }
 
 #[test]
 fn subject_principal_is_untrusted() {
     let f = fixture();
-    let result = f.policy.verify(&peer("CN=frontend,O=shop", String::new()), SystemTime::now());
+    let result = f.policy.verify(
+        &peer("CN=frontend,O=shop", String::new()),
+        SystemTime::now(),
+    );
     assert!(matches!(result, Err(Untrusted::InvalidSpiffeId { .. })));
 }
 
@@ -138,7 +161,8 @@ fn ca_leaf() {
     spec.ca = true;
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::IsCa))
     );
 }
@@ -150,14 +174,16 @@ fn key_cert_sign_leaf() {
     spec.key_usages.push(KeyUsagePurpose::KeyCertSign);
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::SigningKeyUsage))
     );
     let mut spec = LeafSpec::svid(FRONTEND);
     spec.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::SigningKeyUsage))
     );
 }
@@ -169,14 +195,16 @@ fn missing_digital_signature() {
     spec.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::NoDigitalSignature))
     );
     let mut spec = LeafSpec::svid(FRONTEND);
     spec.key_usages.clear();
     let leaf = f.prod.leaf(spec);
     assert_eq!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::Svid(SvidError::NoKeyUsage))
     );
 }
@@ -187,7 +215,8 @@ fn wrong_trust_domain() {
     let id = "spiffe://evil.example.org/ns/shop/sa/frontend";
     let leaf = f.prod.svid(id);
     assert_eq!(
-        f.policy.verify(&peer(id, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(id, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::TrustDomainNotAccepted("evil.example.org".into()))
     );
 }
@@ -197,7 +226,9 @@ fn signed_by_another_trust_domains_ca() {
     // Both trust domains are accepted, but dev's CA must not vouch for a prod ID.
     let f = fixture();
     let leaf = f.dev.svid(FRONTEND);
-    let result = f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
+    let result = f
+        .policy
+        .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now());
     assert!(
         matches!(&result, Err(Untrusted::ChainInvalid { trust_domain, .. }) if trust_domain == PROD),
         "{result:?}"
@@ -205,7 +236,11 @@ fn signed_by_another_trust_domains_ca() {
     // The same CA is fine for its own trust domain.
     let dev_id = "spiffe://dev.example.org/ns/shop/sa/frontend";
     let leaf = f.dev.svid(dev_id);
-    assert!(f.policy.verify(&peer(dev_id, leaf.url_encoded()), SystemTime::now()).is_ok());
+    assert!(
+        f.policy
+            .verify(&peer(dev_id, leaf.url_encoded()), SystemTime::now())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -213,7 +248,8 @@ fn principal_must_equal_uri_san() {
     let f = fixture();
     let leaf = f.prod.svid("spiffe://prod.example.org/ns/shop/sa/other");
     assert!(matches!(
-        f.policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
+        f.policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()),
         Err(Untrusted::PrincipalMismatch { .. })
     ));
 }
@@ -227,8 +263,13 @@ fn garbage_pem() {
         "%FF%FE",
         "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
     ] {
-        let result = f.policy.verify(&peer(FRONTEND, garbage.into()), SystemTime::now());
-        assert!(matches!(result, Err(Untrusted::Svid(_))), "{garbage:?}: {result:?}");
+        let result = f
+            .policy
+            .verify(&peer(FRONTEND, garbage.into()), SystemTime::now());
+        assert!(
+            matches!(result, Err(Untrusted::Svid(_))),
+            "{garbage:?}: {result:?}"
+        );
     }
 }
 
@@ -246,13 +287,20 @@ fn two_certificates() {
 #[test]
 fn principal_only() {
     let f = fixture();
-    assert!(f.policy.verify(&peer(FRONTEND, String::new()), SystemTime::now()).is_ok());
+    assert!(
+        f.policy
+            .verify(&peer(FRONTEND, String::new()), SystemTime::now())
+            .is_ok()
+    );
     assert_eq!(
         f.policy.verify(&peer("", String::new()), SystemTime::now()),
         Err(Untrusted::NoPrincipal)
     );
     assert!(matches!(
-        f.policy.verify(&peer("spiffe://prod.example.org", String::new()), SystemTime::now()),
+        f.policy.verify(
+            &peer("spiffe://prod.example.org", String::new()),
+            SystemTime::now()
+        ),
         Err(Untrusted::NotAWorkload(_))
     ));
     let strict = TrustPolicy::new(TrustSettings {
@@ -276,7 +324,11 @@ fn no_bundle_means_no_chain_check() {
     })
     .unwrap();
     let leaf = other.svid(FRONTEND);
-    assert!(policy.verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now()).is_ok());
+    assert!(
+        policy
+            .verify(&peer(FRONTEND, leaf.url_encoded()), SystemTime::now())
+            .is_ok()
+    );
 }
 
 #[test]

@@ -35,7 +35,9 @@ pub enum SpiffeIdError {
     DotSegment,
     #[error("path cannot have a trailing slash")]
     TrailingSlash,
-    #[error("path segment characters are limited to letters, numbers, dots, dashes, and underscores")]
+    #[error(
+        "path segment characters are limited to letters, numbers, dots, dashes, and underscores"
+    )]
     BadPathChar,
     #[error("SPIFFE ID is longer than {MAX_SPIFFE_ID_LEN} bytes")]
     TooLong,

@@ -104,7 +104,9 @@ impl X509Svid {
         let sans = cert
             .subject_alternative_name()
             .map_err(|e| SvidError::Der(e.to_string()))?;
-        let names = sans.map(|ext| ext.value.general_names.as_slice()).unwrap_or(&[]);
+        let names = sans
+            .map(|ext| ext.value.general_names.as_slice())
+            .unwrap_or(&[]);
         // X509-SVID.md §2: "An X.509 SVID MUST contain exactly one URI SAN".
         let uris: Vec<&str> = names
             .iter()

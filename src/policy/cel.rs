@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cel::common::ast::{EntryExpr, Expr};
-use cel::objects::{Key, Map};
+use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
+use cel::common::value::Val;
 use cel::{Context, Env, IdedExpr, Program, Value};
 use chrono::{DateTime, Utc};
 
@@ -54,7 +55,9 @@ pub const VARIABLES: &[(&str, Option<&[&str]>)] = &[
 pub enum CompileError {
     #[error("CEL syntax error: {0}")]
     Syntax(String),
-    #[error("unknown variable {0:?}; known variables are source, destination, request, context, now")]
+    #[error(
+        "unknown variable {0:?}; known variables are source, destination, request, context, now"
+    )]
     UnknownVariable(String),
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
@@ -115,38 +118,31 @@ impl CelEnv {
         check_references(program.expression(), &mut Vec::new(), &mut variables)?;
         Ok(Expression { program, variables })
     }
+}
 
-    /// Evaluates `expression` in `activation`; only `true` matches.
-    pub fn eval(&self, expression: &Expression, activation: &Activation) -> Result<bool, EvalError> {
-        let mut scope = self.root.new_inner_scope();
-        for (name, value) in &activation.values {
-            if expression.variables.contains(name) {
-                scope.add_variable_from_value(*name, value.clone());
-            }
-        }
-        match expression.program.execute(&scope) {
-            Ok(Value::Bool(matched)) => Ok(matched),
-            Ok(other) => Err(EvalError::NotBool(format!("{other:?}"))),
-            Err(e) => Err(EvalError::Execution(e.to_string())),
-        }
+/// The variables of one request, bound once in a child scope of the shared root and used by
+/// every rule evaluated for it. Values borrow from the request instead of copying it.
+pub struct Activation<'a> {
+    scope: Context<'a, 'a>,
+}
+
+impl fmt::Debug for Activation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Activation").finish_non_exhaustive()
     }
 }
 
-/// The variables of one request, built once and shared by every rule evaluated for it.
-#[derive(Debug, Default)]
-pub struct Activation {
-    values: Vec<(&'static str, Value)>,
-}
-
-impl Activation {
+impl CelEnv {
     /// Builds the variables in `needed` (the union of what the policy's rules reference).
-    pub fn new(
+    pub fn activation<'a>(
+        &'a self,
         needed: &BTreeSet<&'static str>,
-        peer: &VerifiedPeer,
-        request: &AuthzRequest,
+        peer: &'a VerifiedPeer,
+        request: &'a AuthzRequest,
         now: SystemTime,
-    ) -> Self {
-        let mut values = Vec::with_capacity(needed.len());
+    ) -> Activation<'a> {
+        let root: &'a Context<'a, 'a> = &self.root;
+        let mut scope = root.new_inner_scope();
         for &name in needed {
             let value = match name {
                 "source" => source_value(peer, request),
@@ -161,9 +157,22 @@ impl Activation {
                 "now" => timestamp(now),
                 _ => continue,
             };
-            values.push((name, value));
+            scope.add_variable_as_val(name, value);
         }
-        Self { values }
+        Activation { scope }
+    }
+
+    /// Evaluates `expression` in `activation`; only `true` matches.
+    pub fn eval(
+        &self,
+        expression: &Expression,
+        activation: &Activation<'_>,
+    ) -> Result<bool, EvalError> {
+        match expression.program.execute(&activation.scope) {
+            Ok(Value::Bool(matched)) => Ok(matched),
+            Ok(other) => Err(EvalError::NotBool(format!("{other:?}"))),
+            Err(e) => Err(EvalError::Execution(e.to_string())),
+        }
     }
 }
 
@@ -250,7 +259,9 @@ fn check_references(
     Ok(())
 }
 
-fn known_variable(name: &str) -> Result<(&'static str, Option<&'static [&'static str]>), CompileError> {
+fn known_variable(
+    name: &str,
+) -> Result<(&'static str, Option<&'static [&'static str]>), CompileError> {
     VARIABLES
         .iter()
         .find(|(variable, _)| *variable == name)
@@ -258,37 +269,50 @@ fn known_variable(name: &str) -> Result<(&'static str, Option<&'static [&'static
         .ok_or_else(|| CompileError::UnknownVariable(name.to_owned()))
 }
 
-fn string(s: &str) -> Value {
-    Value::String(Arc::new(s.to_owned()))
+/// A CEL value that may borrow from the request for `'a`.
+type CelVal<'a> = Box<dyn Val + 'a>;
+
+fn string(s: &str) -> CelVal<'_> {
+    Box::new(CelString::from(s))
 }
 
-fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    let map: HashMap<Key, Value> = entries
+fn int(i: i64) -> CelVal<'static> {
+    Box::new(CelInt::from(i))
+}
+
+fn map<'a>(entries: impl IntoIterator<Item = (&'static str, CelVal<'a>)>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
         .into_iter()
-        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
+        .map(|(k, v)| (CelMapKey::from(k), v))
         .collect();
-    Value::Map(Map { map: Arc::new(map) })
+    Box::new(CelMap::from(map))
 }
 
-fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
-    let map: HashMap<Key, Value> = entries
-        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), string(v)))
+fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
+        .map(|(k, v)| (CelMapKey::from(k), string(v)))
         .collect();
-    Value::Map(Map { map: Arc::new(map) })
+    Box::new(CelMap::from(map))
 }
 
-fn timestamp(time: SystemTime) -> Value {
-    Value::Timestamp(DateTime::<Utc>::from(time).fixed_offset())
+fn list<'a>(items: impl Iterator<Item = CelVal<'a>>) -> CelVal<'a> {
+    Box::new(CelList::from(items.collect::<Vec<_>>()))
 }
 
-fn unix_timestamp(secs: i64) -> Value {
+fn timestamp(time: SystemTime) -> CelVal<'static> {
+    Box::new(CelTimestamp::from(
+        DateTime::<Utc>::from(time).fixed_offset(),
+    ))
+}
+
+fn unix_timestamp(secs: i64) -> CelVal<'static> {
     match DateTime::<Utc>::from_timestamp(secs, 0) {
-        Some(utc) => Value::Timestamp(utc.fixed_offset()),
-        None => Value::Null,
+        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
+        None => Box::new(CelNull),
     }
 }
 
-fn source_value(peer: &VerifiedPeer, request: &AuthzRequest) -> Value {
+fn source_value<'a>(peer: &'a VerifiedPeer, request: &'a AuthzRequest) -> CelVal<'a> {
     let id = &peer.spiffe_id;
     let (namespace, service_account) = id.istio_namespace_and_service_account().unwrap_or(("", ""));
     let certificate = match &peer.svid {
@@ -298,7 +322,7 @@ fn source_value(peer: &VerifiedPeer, request: &AuthzRequest) -> Value {
             ("not_after", unix_timestamp(svid.not_after())),
             (
                 "dns_names",
-                Value::List(Arc::new(svid.dns_names().iter().map(|n| string(n)).collect())),
+                list(svid.dns_names().iter().map(|n| string(n))),
             ),
         ]),
         None => map([]),
@@ -307,30 +331,30 @@ fn source_value(peer: &VerifiedPeer, request: &AuthzRequest) -> Value {
         ("spiffe_id", string(id.as_str())),
         ("trust_domain", string(id.trust_domain())),
         ("path", string(id.path())),
-        (
-            "segments",
-            Value::List(Arc::new(id.segments().map(string).collect())),
-        ),
+        ("segments", list(id.segments().map(string))),
         ("namespace", string(namespace)),
         ("service_account", string(service_account)),
         ("principal", string(&request.source.principal)),
         ("address", string(&request.source.address)),
-        ("port", Value::Int(i64::from(request.source.port))),
+        ("port", int(i64::from(request.source.port))),
         ("certificate", certificate),
     ])
 }
 
-fn destination_value(request: &AuthzRequest) -> Value {
+fn destination_value(request: &AuthzRequest) -> CelVal<'_> {
     let destination = &request.destination;
     map([
         ("principal", string(&destination.principal)),
         ("address", string(&destination.address)),
-        ("port", Value::Int(i64::from(destination.port))),
+        ("port", int(i64::from(destination.port))),
     ])
 }
 
-fn request_value(request: &AuthzRequest) -> Value {
-    let time = request.time.map_or(Value::Null, timestamp);
+fn request_value(request: &AuthzRequest) -> CelVal<'_> {
+    let time = match request.time {
+        Some(time) => timestamp(time),
+        None => Box::new(CelNull),
+    };
     let Some(http) = &request.http else {
         // A check from the network (TCP) filter: no HTTP attributes, empty fields.
         return map([
@@ -345,17 +369,17 @@ fn request_value(request: &AuthzRequest) -> Value {
             ("time", time),
         ]);
     };
-    let mut query: HashMap<Key, Value> = HashMap::new();
+    let mut query: HashMap<CelMapKey<'_>, CelVal<'_>> = HashMap::new();
     for (k, v) in form_urlencoded::parse(http.query_string().as_bytes()) {
         // The first occurrence of a repeated parameter wins.
         query
-            .entry(Key::String(Arc::new(k.into_owned())))
-            .or_insert_with(|| Value::String(Arc::new(v.into_owned())));
+            .entry(CelMapKey::String(CelString::from(k)))
+            .or_insert_with(|| Box::new(CelString::from(v)));
     }
     map([
         ("method", string(&http.method)),
         ("path", string(http.path_without_query())),
-        ("query", Value::Map(Map { map: Arc::new(query) })),
+        ("query", Box::new(CelMap::from(query))),
         ("host", string(&http.host)),
         ("scheme", string(&http.scheme)),
         ("protocol", string(&http.protocol)),

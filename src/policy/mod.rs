@@ -31,7 +31,7 @@ pub use self::cel::{CompileError, EvalError, VARIABLES};
 pub use decision::{Decision, RuleFailure, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 
-use self::cel::{Activation, CelEnv, Expression};
+use self::cel::{CelEnv, Expression};
 use file::{Effect, PolicyFile, RuleSpec};
 
 /// HTTP status of a deny when the rule does not say otherwise.
@@ -201,7 +201,9 @@ impl Policy {
                 };
             }
         };
-        let activation = Activation::new(&self.needed_variables, &peer, request, now);
+        let activation = self
+            .cel
+            .activation(&self.needed_variables, &peer, request, now);
         let deny = |rule: &Rule, reason: String| Decision {
             id: id.clone(),
             verdict: Verdict::Deny,
@@ -237,7 +239,7 @@ impl Policy {
                         rule: Some(Arc::clone(&rule.id)),
                         reason: format!("allow rule '{}' matched", rule.id),
                         http_status: 200,
-                        identity: Some(peer.spiffe_id),
+                        identity: Some(peer.spiffe_id.clone()),
                         headers: Arc::clone(&rule.headers),
                         failures,
                     };
@@ -270,7 +272,7 @@ impl Policy {
             rule: None,
             reason,
             http_status: DEFAULT_DENY_STATUS,
-            identity: Some(peer.spiffe_id),
+            identity: Some(peer.spiffe_id.clone()),
             headers: Arc::from([]),
             failures,
         }
@@ -297,7 +299,9 @@ pub fn yaml_error_gist(message: &str) -> String {
     let first = message.lines().next().unwrap_or("invalid YAML");
     let first = first.strip_prefix("error: ").unwrap_or(first);
     match first.split_once(": ") {
-        Some((location, rest)) if location.starts_with("line ") && location.contains(" column ") => {
+        Some((location, rest))
+            if location.starts_with("line ") && location.contains(" column ") =>
+        {
             rest.to_owned()
         }
         _ => first.to_owned(),
@@ -313,8 +317,9 @@ fn compile_trust(
         .max_svid_lifetime
         .as_deref()
         .map(|text| {
-            humantime::parse_duration(text)
-                .map_err(|e| format!("trust.max_svid_lifetime {text:?}: {e} (write e.g. 24h or 90m)"))
+            humantime::parse_duration(text).map_err(|e| {
+                format!("trust.max_svid_lifetime {text:?}: {e} (write e.g. 24h or 90m)")
+            })
         })
         .transpose()?;
     if max_svid_lifetime == Some(Duration::ZERO) {
@@ -368,7 +373,10 @@ fn compile_rule(cel: &CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, St
             ));
         }
         if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err((id_line, format!("header {name:?} value contains CR, LF or NUL")));
+            return Err((
+                id_line,
+                format!("header {name:?} value contains CR, LF or NUL"),
+            ));
         }
     }
     let status = match (spec.effect, spec.status) {
@@ -399,9 +407,7 @@ fn compile_rule(cel: &CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, St
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
 }
 

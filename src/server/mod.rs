@@ -98,11 +98,12 @@ pub async fn serve(
 
 /// Loads the policy named by `config`, binds its listener and serves until `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let (policy, files) =
-        load_policy(std::slice::from_ref(&config.policy)).map_err(|errors| ServerError::Policy {
+    let (policy, files) = load_policy(std::slice::from_ref(&config.policy)).map_err(|errors| {
+        ServerError::Policy {
             path: config.policy.clone(),
             errors,
-        })?;
+        }
+    })?;
     tracing::info!(
         policy = %config.policy.display(),
         files,

@@ -74,7 +74,10 @@ pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> Che
 
 /// The headers an allowed request carries upstream: the rule's headers, then the verified
 /// identity (last, so a rule cannot override it).
-pub fn upstream_headers(decision: &Decision, identity_header: Option<&str>) -> Vec<(String, String)> {
+pub fn upstream_headers(
+    decision: &Decision,
+    identity_header: Option<&str>,
+) -> Vec<(String, String)> {
     if decision.verdict != Verdict::Allow {
         return Vec::new();
     }

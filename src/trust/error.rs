@@ -15,7 +15,9 @@ pub enum Untrusted {
     NotAWorkload(String),
     #[error("trust domain {0:?} is not accepted")]
     TrustDomainNotAccepted(String),
-    #[error("a peer certificate is required but Envoy sent none (set include_peer_certificate: true)")]
+    #[error(
+        "a peer certificate is required but Envoy sent none (set include_peer_certificate: true)"
+    )]
     CertificateRequired,
     #[error("peer certificate: {0}")]
     Svid(#[from] SvidError),
@@ -27,7 +29,9 @@ pub enum Untrusted {
     Expired { not_after: i64 },
     #[error("peer certificate lifetime {lifetime_secs}s exceeds max_svid_lifetime {max_secs}s")]
     LifetimeTooLong { lifetime_secs: i64, max_secs: u64 },
-    #[error("peer certificate does not chain to the bundle of trust domain {trust_domain:?}: {reason}")]
+    #[error(
+        "peer certificate does not chain to the bundle of trust domain {trust_domain:?}: {reason}"
+    )]
     ChainInvalid {
         trust_domain: String,
         reason: String,

@@ -55,11 +55,12 @@ impl TrustPolicy {
             return Err(TrustConfigError::NoTrustDomains);
         }
         for td in &settings.trust_domains {
-            let id = SpiffeId::parse(&format!("spiffe://{td}"))
-                .map_err(|source| TrustConfigError::InvalidTrustDomain {
+            let id = SpiffeId::parse(&format!("spiffe://{td}")).map_err(|source| {
+                TrustConfigError::InvalidTrustDomain {
                     trust_domain: td.clone(),
                     source,
-                })?;
+                }
+            })?;
             if id.is_workload() {
                 return Err(TrustConfigError::InvalidTrustDomain {
                     trust_domain: td.clone(),
@@ -180,12 +181,11 @@ fn parse_bundle(td: &str, pem: &[u8]) -> Result<Vec<TrustAnchor<'static>>, Trust
             continue;
         }
         let der = CertificateDer::from(block.contents);
-        let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| {
-            TrustConfigError::Bundle {
+        let anchor =
+            webpki::anchor_from_trusted_cert(&der).map_err(|e| TrustConfigError::Bundle {
                 trust_domain: td.to_owned(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         anchors.push(anchor.to_owned());
     }
     if anchors.is_empty() {
@@ -206,7 +206,9 @@ fn verify_chain(
 ) -> Result<(), webpki::Error> {
     let der = CertificateDer::from(svid.der());
     let leaf = webpki::EndEntityCert::try_from(&der)?;
-    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     leaf.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         anchors,
@@ -219,4 +221,3 @@ fn verify_chain(
     )?;
     Ok(())
 }
-

@@ -43,7 +43,9 @@ impl Ca {
     pub fn leaf(&self, spec: LeafSpec) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "workload");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "workload");
         params.subject_alt_names = spec
             .uris
             .iter()
