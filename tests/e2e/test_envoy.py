@@ -6,7 +6,6 @@ rewritten), so the example stays correct. A missing Envoy fails these tests; it 
 """
 
 import http.client
-import http.server
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "envoy"
 sys.path.insert(0, str(EXAMPLE))
 import make_certs  # noqa: E402
+from echo_upstream import EchoUpstream  # noqa: E402
 
 ENVOY = os.environ.get("ENVOY_BIN", str(ROOT / ".venv" / "bin" / "envoy"))
 WARRANT = os.environ.get("WARRANT_BIN", str(ROOT / "target" / "debug" / "warrant"))
@@ -55,32 +55,6 @@ def port_open(port):
         return True
 
 
-class Upstream(http.server.ThreadingHTTPServer):
-    """The protected service: records every request's headers."""
-
-    def __init__(self, port):
-        self.seen = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _serve(self):
-                headers = [(k.lower(), v) for k, v in self.headers.items()]
-                outer.seen.append({"method": self.command, "path": self.path, "headers": headers})
-                body = json.dumps({"ok": True}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_DELETE = _serve
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", port), Handler)
-
-
 class Stack:
     def __init__(self, tmp):
         self.tmp = tmp
@@ -101,7 +75,7 @@ class Stack:
             envoy_cfg = envoy_cfg.replace(old, new)
         (tmp / "envoy.yaml").write_text(envoy_cfg)
 
-        self.upstream = Upstream(self.ports["upstream"])
+        self.upstream = EchoUpstream(self.ports["upstream"])
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
 
         assert Path(WARRANT).is_file(), f"warrant binary not found at {WARRANT}: run cargo build"
