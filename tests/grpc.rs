@@ -106,6 +106,12 @@ async fn start(ca: &Ca) -> Server {
     }
 }
 
+impl Server {
+    async fn check(&mut self, request: CheckRequest) -> CheckResponse {
+        self.client.check(request).await.unwrap().into_inner()
+    }
+}
+
 fn metadata(response: &CheckResponse, key: &str) -> String {
     match &response.dynamic_metadata.as_ref().unwrap().fields[key].kind {
         Some(Kind::StringValue(s)) => s.clone(),
@@ -121,16 +127,13 @@ async fn allow_deny_and_untrusted_over_grpc() {
 
     // Allowed: OK status, identity header overwrites the forged one, rule header added.
     let response = server
-        .client
         .check(check_request(
             FRONTEND,
             &leaf.url_encoded(),
             "GET",
             "/payments/1",
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(response.status.as_ref().unwrap().code, 0);
     let Some(HttpResponse::OkResponse(ok)) = &response.http_response else {
         panic!("{response:?}");
@@ -158,16 +161,13 @@ async fn allow_deny_and_untrusted_over_grpc() {
 
     // Denied by a rule: PERMISSION_DENIED, the rule's HTTP status, a JSON body.
     let response = server
-        .client
         .check(check_request(
             FRONTEND,
             &leaf.url_encoded(),
             "GET",
             "/admin/users",
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(response.status.as_ref().unwrap().code, 7);
     let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
         panic!("{response:?}");
@@ -182,16 +182,13 @@ async fn allow_deny_and_untrusted_over_grpc() {
 
     // Default deny.
     let response = server
-        .client
         .check(check_request(
             FRONTEND,
             &leaf.url_encoded(),
             "DELETE",
             "/payments/1",
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(response.status.as_ref().unwrap().code, 7);
     assert_eq!(metadata(&response, "decision"), "deny");
     assert_eq!(metadata(&response, "stage"), "default");
@@ -205,11 +202,8 @@ async fn allow_deny_and_untrusted_over_grpc() {
         ("CN=frontend", leaf.url_encoded()),
     ] {
         let response = server
-            .client
             .check(check_request(principal, &certificate, "GET", "/payments/1"))
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         assert_eq!(
             response.status.as_ref().unwrap().code,
             16,
@@ -227,12 +221,7 @@ async fn allow_deny_and_untrusted_over_grpc() {
     }
 
     // A CheckRequest with nothing in it is a deny, not an error or a crash.
-    let response = server
-        .client
-        .check(CheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let response = server.check(CheckRequest::default()).await;
     assert_eq!(response.status.as_ref().unwrap().code, 16);
 
     server.stop.take().unwrap().send(()).unwrap();
