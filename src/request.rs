@@ -74,3 +74,26 @@ impl HttpRequest {
             .map(|(_, v)| v.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_query_and_headers() {
+        let http = HttpRequest {
+            path: "/a/b?x=1&y=2".into(),
+            headers: vec![("x-env".into(), "prod".into())],
+            ..HttpRequest::default()
+        };
+        assert_eq!(http.path_without_query(), "/a/b");
+        assert_eq!(http.query_string(), "x=1&y=2");
+        assert_eq!(http.header("x-env"), Some("prod"));
+        assert_eq!(http.header("x-other"), None);
+        let bare = HttpRequest {
+            path: "/a".into(),
+            ..HttpRequest::default()
+        };
+        assert_eq!((bare.path_without_query(), bare.query_string()), ("/a", ""));
+    }
+}
