@@ -31,7 +31,7 @@ pub use self::cel::{CompileError, EvalError, VARIABLES};
 pub use decision::{Decision, RuleFailure, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 
-use self::cel::{CelEnv, Expression};
+use self::cel::{Activation, CelEnv, Expression};
 use file::{Effect, PolicyFile, RuleSpec};
 
 /// HTTP status of a deny when the rule does not say otherwise.
@@ -185,62 +185,63 @@ impl Policy {
     /// an allow rule, a non-match) with the reason recorded.
     pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
         let id = uuid::Uuid::now_v7().to_string();
-        let peer = match self.trust.verify(&request.source, now) {
-            Ok(peer) => peer,
-            Err(untrusted) => {
-                return Decision {
-                    id,
-                    verdict: Verdict::Deny,
-                    stage: Stage::Trust,
-                    rule: None,
-                    reason: untrusted.to_string(),
-                    http_status: DEFAULT_DENY_STATUS,
-                    identity: None,
-                    headers: Arc::from([]),
-                    failures: Vec::new(),
-                };
+        let (peer, outcome) = match self.trust.verify(&request.source, now) {
+            Ok(peer) => {
+                let activation = self
+                    .cel
+                    .activation(&self.needed_variables, &peer, request, now);
+                let outcome = self.evaluate_rules(&activation);
+                drop(activation);
+                (Some(peer), outcome)
             }
+            Err(untrusted) => (None, RulesOutcome::untrusted(untrusted.to_string())),
         };
-        let activation = self
-            .cel
-            .activation(&self.needed_variables, &peer, request, now);
-        let deny = |rule: &Rule, reason: String| Decision {
-            id: id.clone(),
-            verdict: Verdict::Deny,
-            stage: Stage::Rules,
-            rule: Some(Arc::clone(&rule.id)),
-            reason,
-            http_status: rule.status,
-            identity: Some(peer.spiffe_id.clone()),
-            headers: Arc::from([]),
-            failures: Vec::new(),
+        let (http_status, headers) = match (outcome.verdict, outcome.rule) {
+            (Verdict::Allow, Some(rule)) => (200, Arc::clone(&rule.headers)),
+            (_, rule) => (
+                rule.map_or(DEFAULT_DENY_STATUS, |rule| rule.status),
+                Arc::from([]),
+            ),
         };
+        Decision {
+            id,
+            verdict: outcome.verdict,
+            stage: outcome.stage,
+            rule: outcome.rule.map(|rule| Arc::clone(&rule.id)),
+            reason: outcome.reason,
+            http_status,
+            identity: peer.map(|peer| peer.spiffe_id),
+            headers,
+            failures: outcome.failures,
+        }
+    }
+
+    /// Stages 2–4 for a trusted caller: deny rules, allow rules, default.
+    fn evaluate_rules(&self, activation: &Activation<'_>) -> RulesOutcome<'_> {
         for rule in &self.deny_rules {
-            match self.cel.eval(&rule.expression, &activation) {
-                Ok(false) => {}
-                Ok(true) => return deny(rule, format!("deny rule '{}' matched", rule.id)),
-                Err(error) => {
-                    return deny(
-                        rule,
-                        format!("deny rule '{}' failed to evaluate: {error}", rule.id),
-                    );
-                }
-            }
+            let reason = match self.cel.eval(&rule.expression, activation) {
+                Ok(false) => continue,
+                Ok(true) => format!("deny rule '{}' matched", rule.id),
+                Err(error) => format!("deny rule '{}' failed to evaluate: {error}", rule.id),
+            };
+            return RulesOutcome {
+                verdict: Verdict::Deny,
+                stage: Stage::Rules,
+                rule: Some(rule),
+                reason,
+                failures: Vec::new(),
+            };
         }
         let mut failures = Vec::new();
         for rule in &self.allow_rules {
-            match self.cel.eval(&rule.expression, &activation) {
+            match self.cel.eval(&rule.expression, activation) {
                 Ok(false) => {}
                 Ok(true) => {
-                    return Decision {
-                        id,
+                    return RulesOutcome {
                         verdict: Verdict::Allow,
                         stage: Stage::Rules,
-                        rule: Some(Arc::clone(&rule.id)),
+                        rule: Some(rule),
                         reason: format!("allow rule '{}' matched", rule.id),
-                        http_status: 200,
-                        identity: Some(peer.spiffe_id.clone()),
-                        headers: Arc::clone(&rule.headers),
                         failures,
                     };
                 }
@@ -265,16 +266,34 @@ impl Policy {
                 failed.join("; ")
             )
         };
-        Decision {
-            id,
+        RulesOutcome {
             verdict: Verdict::Deny,
             stage: Stage::Default,
             rule: None,
             reason,
-            http_status: DEFAULT_DENY_STATUS,
-            identity: Some(peer.spiffe_id.clone()),
-            headers: Arc::from([]),
             failures,
+        }
+    }
+}
+
+/// What a stage concluded, before it becomes a [`Decision`]: the status and headers follow
+/// from the verdict and the deciding rule.
+struct RulesOutcome<'p> {
+    verdict: Verdict,
+    stage: Stage,
+    rule: Option<&'p Rule>,
+    reason: String,
+    failures: Vec<RuleFailure>,
+}
+
+impl RulesOutcome<'_> {
+    fn untrusted(reason: String) -> Self {
+        Self {
+            verdict: Verdict::Deny,
+            stage: Stage::Trust,
+            rule: None,
+            reason,
+            failures: Vec::new(),
         }
     }
 }
