@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::audit::{AuditSettings, DecisionLogTarget};
+
 /// Default path of the server config, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/warrant.yaml";
 /// Default gRPC listener: loopback only, Envoy's usual ext_authz port.
@@ -32,7 +34,7 @@ pub enum ConfigError {
 }
 
 /// The server configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// gRPC ext_authz listen address.
@@ -46,6 +48,93 @@ pub struct Config {
     /// the client sent. Empty disables it.
     #[serde(default = "default_identity_header")]
     pub identity_header: String,
+    /// OpenTelemetry spans.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Decision log: one JSON line per decision.
+    #[serde(default)]
+    pub decision_log: DecisionLogConfig,
+    /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); omitted = not started.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `telemetry:` — OpenTelemetry span export.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `service.name` of Warrant's spans; else `OTEL_SERVICE_NAME`, else `warrant`.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// The collector; else `OTEL_EXPORTER_OTLP_ENDPOINT`; neither = no spans, zero cost.
+    #[serde(default)]
+    pub otlp: Option<OtlpConfig>,
+    /// Sampling for checks without a caller trace context; a caller's sampled flag is
+    /// always honoured (parent-based).
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            service_name: None,
+            otlp: None,
+            sample_ratio: default_sample_ratio(),
+        }
+    }
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+/// `telemetry.otlp:` — where spans go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// e.g. `http://127.0.0.1:4317`.
+    pub endpoint: String,
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    #[default]
+    Grpc,
+    /// OTLP/HTTP protobuf: not available in this build (it would pull in an HTTP client).
+    Http,
+}
+
+/// `decision_log:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// `stdout`, `stderr`, `off`, or a file path (appended to).
+    #[serde(default = "default_decision_log_to")]
+    pub to: String,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        Self {
+            to: default_decision_log_to(),
+        }
+    }
+}
+
+fn default_decision_log_to() -> String {
+    "stdout".to_owned()
+}
+
+/// `admin:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
 }
 
 fn default_listen() -> SocketAddr {
@@ -66,6 +155,9 @@ impl Default for Config {
             listen: default_listen(),
             policy: default_policy(),
             identity_header: default_identity_header(),
+            telemetry: TelemetryConfig::default(),
+            decision_log: DecisionLogConfig::default(),
+            admin: None,
         }
     }
 }
@@ -108,7 +200,64 @@ impl Config {
                 ),
             ));
         }
+        let ratio = config.telemetry.sample_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(invalid(
+                None,
+                format!("telemetry.sample_ratio {ratio} must be between 0.0 and 1.0"),
+            ));
+        }
+        if let Some(otlp) = &config.telemetry.otlp {
+            if otlp.protocol == OtlpProtocol::Http {
+                return Err(invalid(
+                    None,
+                    "telemetry.otlp.protocol http is not supported by this build; use grpc (port 4317)".into(),
+                ));
+            }
+            if !(otlp.endpoint.starts_with("http://") || otlp.endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    None,
+                    format!(
+                        "telemetry.otlp.endpoint {:?} must be a URL such as http://127.0.0.1:4317",
+                        otlp.endpoint
+                    ),
+                ));
+            }
+        }
+        if config.decision_log.to.is_empty() {
+            return Err(invalid(
+                None,
+                "decision_log.to must be stdout, stderr, off or a file path".into(),
+            ));
+        }
         Ok(config)
+    }
+
+    /// The audit settings, with the standard OpenTelemetry environment variables
+    /// (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`) filling what the file leaves unset.
+    pub fn audit_settings(&self, env: impl Fn(&str) -> Option<String>) -> AuditSettings {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        AuditSettings {
+            service_name: self
+                .telemetry
+                .service_name
+                .clone()
+                .or_else(|| env("OTEL_SERVICE_NAME"))
+                .unwrap_or_else(|| "warrant".to_owned()),
+            otlp_endpoint: self
+                .telemetry
+                .otlp
+                .as_ref()
+                .map(|otlp| otlp.endpoint.clone())
+                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT")),
+            sample_ratio: self.telemetry.sample_ratio,
+            decision_log: match self.decision_log.to.as_str() {
+                "stdout" => DecisionLogTarget::Stdout,
+                "stderr" => DecisionLogTarget::Stderr,
+                "off" => DecisionLogTarget::Off,
+                path => DecisionLogTarget::File(PathBuf::from(path)),
+            },
+        }
     }
 }
 
@@ -135,6 +284,57 @@ mod tests {
             .to_string();
         assert!(err.starts_with("w.yaml:2:"), "{err}");
         assert!(err.contains("polcy"), "{err}");
+    }
+
+    #[test]
+    fn telemetry_sections() {
+        let config = Config::parse(
+            Path::new("w.yaml"),
+            "telemetry:\n  service_name: authz\n  otlp: {endpoint: \"http://127.0.0.1:4317\", protocol: grpc}\n  sample_ratio: 0.5\ndecision_log: {to: /var/log/warrant.jsonl}\nadmin: {listen: 127.0.0.1:9090}\n",
+        )
+        .unwrap();
+        let settings = config.audit_settings(|_| Some("ignored".into()));
+        assert_eq!(settings.service_name, "authz");
+        assert_eq!(
+            settings.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(settings.sample_ratio, 0.5);
+        assert_eq!(
+            settings.decision_log,
+            DecisionLogTarget::File("/var/log/warrant.jsonl".into())
+        );
+        assert_eq!(config.admin.unwrap().listen.port(), 9090);
+        for bad in [
+            "telemetry: {sample_ratio: 2}\n",
+            "telemetry: {otlp: {endpoint: \"http://c:4318\", protocol: http}}\n",
+            "telemetry: {otlp: {endpoint: \"c:4317\"}}\n",
+            "telemetry: {otlp: {endpont: \"http://c:4317\"}}\n",
+            "decision_log: {to: \"\"}\n",
+            "admin: {listen: nowhere}\n",
+        ] {
+            assert!(Config::parse(Path::new("w.yaml"), bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn otel_environment_fills_gaps() {
+        let config = Config::default();
+        let env = |name: &str| match name {
+            "OTEL_SERVICE_NAME" => Some("mesh-authz".to_owned()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4317".to_owned()),
+            _ => None,
+        };
+        let settings = config.audit_settings(env);
+        assert_eq!(settings.service_name, "mesh-authz");
+        assert_eq!(
+            settings.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert_eq!(settings.decision_log, DecisionLogTarget::Stdout);
+        let settings = config.audit_settings(|_| None);
+        assert_eq!(settings.service_name, "warrant");
+        assert_eq!(settings.otlp_endpoint, None);
     }
 
     #[test]

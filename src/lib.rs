@@ -7,6 +7,8 @@
 // No panics on any request path: bad input is a deny or an error, never a crash.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod identity;

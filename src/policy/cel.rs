@@ -73,7 +73,8 @@ pub enum CompileError {
 pub enum EvalError {
     #[error("{0}")]
     Execution(String),
-    #[error("expression returned {0}, not a bool")]
+    /// Only the type is kept: the value could be a header such as `authorization`.
+    #[error("expression returned a {0}, not a bool")]
     NotBool(String),
 }
 
@@ -170,7 +171,7 @@ impl CelEnv {
     ) -> Result<bool, EvalError> {
         match expression.program.execute(&activation.scope) {
             Ok(Value::Bool(matched)) => Ok(matched),
-            Ok(other) => Err(EvalError::NotBool(format!("{other:?}"))),
+            Ok(other) => Err(EvalError::NotBool(other.type_of().to_string())),
             Err(e) => Err(EvalError::Execution(e.to_string())),
         }
     }

@@ -55,8 +55,8 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// An allow rule whose expression failed on this request: it did not match, and why is kept
-/// for the audit trail.
+/// A rule whose expression failed on this request, kept for the audit trail: a failing deny
+/// rule denied, a failing allow rule did not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleFailure {
     pub rule: Arc<str>,
@@ -80,7 +80,7 @@ pub struct Decision {
     pub identity: Option<SpiffeId>,
     /// Extra upstream headers of the allowing rule.
     pub headers: Arc<[(String, String)]>,
-    /// Allow rules that failed to evaluate for this request.
+    /// Rules that failed to evaluate for this request.
     pub failures: Vec<RuleFailure>,
 }
 

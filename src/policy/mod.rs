@@ -219,17 +219,23 @@ impl Policy {
     /// Stages 2–4 for a trusted caller: deny rules, allow rules, default.
     fn evaluate_rules(&self, activation: &Activation<'_>) -> RulesOutcome<'_> {
         for rule in &self.deny_rules {
-            let reason = match self.cel.eval(&rule.expression, activation) {
+            let (reason, failures) = match self.cel.eval(&rule.expression, activation) {
                 Ok(false) => continue,
-                Ok(true) => format!("deny rule '{}' matched", rule.id),
-                Err(error) => format!("deny rule '{}' failed to evaluate: {error}", rule.id),
+                Ok(true) => (format!("deny rule '{}' matched", rule.id), Vec::new()),
+                Err(error) => (
+                    format!("deny rule '{}' failed to evaluate: {error}", rule.id),
+                    vec![RuleFailure {
+                        rule: Arc::clone(&rule.id),
+                        error: error.to_string(),
+                    }],
+                ),
             };
             return RulesOutcome {
                 verdict: Verdict::Deny,
                 stage: Stage::Rules,
                 rule: Some(rule),
                 reason,
-                failures: Vec::new(),
+                failures,
             };
         }
         let mut failures = Vec::new();

@@ -7,7 +7,7 @@ pub mod response;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
@@ -15,6 +15,7 @@ use envoy_types::ext_authz::v3::pb::{
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+use crate::audit::{AuditError, Auditor, Metrics, TraceParent};
 use crate::config::Config;
 use crate::loader::load_policy;
 use crate::policy::{Policy, PolicyErrors};
@@ -35,6 +36,8 @@ pub enum ServerError {
     },
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("audit: {0}")]
+    Audit(#[from] AuditError),
 }
 
 /// The ext_authz service.
@@ -42,33 +45,61 @@ pub enum ServerError {
 pub struct AuthzService {
     policy: Arc<Policy>,
     identity_header: Option<Arc<str>>,
+    auditor: Arc<Auditor>,
 }
 
 impl AuthzService {
     /// `identity_header`: the upstream header set to the verified SPIFFE ID on allow; empty
-    /// disables it.
+    /// disables it. Audits into metrics only until [`AuthzService::with_auditor`].
     pub fn new(policy: Arc<Policy>, identity_header: &str) -> Self {
         Self {
             policy,
             identity_header: (!identity_header.is_empty()).then(|| Arc::from(identity_header)),
+            auditor: Arc::new(Auditor::metrics_only(Arc::new(Metrics::default()))),
         }
     }
 
-    /// Decides one CheckRequest. Public so tests and benchmarks can call the handler directly.
-    pub fn check_request(&self, request: CheckRequest) -> CheckResponse {
+    /// Audits every decision with `auditor`.
+    pub fn with_auditor(self, auditor: Arc<Auditor>) -> Self {
+        Self { auditor, ..self }
+    }
+
+    /// Decides and audits one CheckRequest. `metadata_parent` is the trace context of the
+    /// Check call itself (gRPC metadata); the request's own HTTP headers are the fallback.
+    pub fn check_request(
+        &self,
+        request: CheckRequest,
+        metadata_parent: Option<TraceParent>,
+    ) -> CheckResponse {
+        let start = SystemTime::now();
+        let timer = Instant::now();
+        let malformed = request.attributes.is_none();
         let request = convert::authz_request(request);
-        let decision = self.policy.decide(&request, SystemTime::now());
+        let decision = self.policy.decide(&request, start);
+        let response = response::check_response(&decision, self.identity_header.as_deref());
+        let parent = metadata_parent.or_else(|| {
+            request
+                .http
+                .as_ref()
+                .and_then(|http| TraceParent::extract(|name| http.header(name)))
+        });
+        self.auditor.record(
+            &decision,
+            &request,
+            malformed,
+            start,
+            timer.elapsed(),
+            parent,
+        );
         tracing::debug!(
             decision_id = %decision.id,
             decision = %decision.verdict,
             stage = %decision.stage,
             rule = decision.rule.as_deref().unwrap_or(""),
-            spiffe_id = decision.identity.as_ref().map(|id| id.as_str()).unwrap_or(""),
-            principal = %request.source.principal,
             reason = %decision.reason,
             "check"
         );
-        response::check_response(&decision, self.identity_header.as_deref())
+        response
     }
 }
 
@@ -78,7 +109,12 @@ impl Authorization for AuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(self.check_request(request.into_inner())))
+        // Envoy's tracer injects the ext_authz call's span context into the gRPC metadata.
+        let metadata = request.metadata();
+        let parent = TraceParent::extract(|name| metadata.get(name).and_then(|v| v.to_str().ok()));
+        Ok(Response::new(
+            self.check_request(request.into_inner(), parent),
+        ))
     }
 }
 
@@ -96,8 +132,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// Loads the policy named by `config`, binds its listener and serves until `shutdown`.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+/// A server whose policy is loaded, audit started and listeners bound, ready to serve.
+#[derive(Debug)]
+pub struct BoundServer {
+    grpc: TcpListener,
+    admin: Option<TcpListener>,
+    service: AuthzService,
+    auditor: Arc<Auditor>,
+}
+
+/// Loads the policy named by `config`, starts audit and binds the listeners.
+pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     let (policy, files) = load_policy(std::slice::from_ref(&config.policy)).map_err(|errors| {
         ServerError::Policy {
             path: config.policy.clone(),
@@ -111,14 +156,78 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         trust_domains = ?policy.trust().trust_domains(),
         "policy loaded"
     );
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let local = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(listen = %local, "warrant ext_authz gRPC server listening");
-    let service = AuthzService::new(Arc::new(policy), &config.identity_header);
-    serve(listener, service, shutdown).await
+    let metrics = Arc::new(Metrics::default());
+    metrics.policy_loaded(policy.rule_count());
+    let settings = config.audit_settings(|name| std::env::var(name).ok());
+    let auditor = Arc::new(Auditor::start(&settings, metrics)?);
+    tracing::info!(
+        otlp = settings.otlp_endpoint.as_deref().unwrap_or("off"),
+        decision_log = ?settings.decision_log,
+        "audit started"
+    );
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let grpc = bind(config.listen).await?;
+    let admin = match &config.admin {
+        Some(admin) => Some(bind(admin.listen).await?),
+        None => None,
+    };
+    let service = AuthzService::new(Arc::new(policy), &config.identity_header)
+        .with_auditor(Arc::clone(&auditor));
+    Ok(BoundServer {
+        grpc,
+        admin,
+        service,
+        auditor,
+    })
+}
+
+impl BoundServer {
+    /// The gRPC listener's address (useful with port 0).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.local_addr().ok()
+    }
+
+    /// The admin listener's address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The auditor (to flush it in tests).
+    pub fn auditor(&self) -> &Arc<Auditor> {
+        &self.auditor
+    }
+
+    /// Serves until `shutdown` completes, then flushes the audit sinks.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(listener) = self.admin {
+            let metrics = Arc::clone(self.auditor.metrics());
+            let mut stop = stop_rx.clone();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(listen = %addr, "admin listener (/metrics, /healthz, /readyz)");
+            }
+            tokio::spawn(crate::admin::serve(listener, metrics, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }));
+        }
+        if let Ok(addr) = self.grpc.local_addr() {
+            tracing::info!(listen = %addr, "warrant ext_authz gRPC server listening");
+        }
+        let result = serve(self.grpc, self.service, shutdown).await;
+        let _ = stop_tx.send(true);
+        drop(stop_rx);
+        let auditor = self.auditor;
+        // Flushing waits on the sink threads; keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(5))).await;
+        result
+    }
+}
+
+/// Loads, binds and serves until `shutdown`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    bind(config).await?.serve(shutdown).await
 }

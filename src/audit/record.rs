@@ -1,0 +1,187 @@
+//! One decision as the audit sinks see it: derived from the [`Decision`] and the request,
+//! then turned into a decision-log line and an OpenTelemetry span.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use super::trace_context::{TraceParent, to_hex};
+use crate::policy::{Decision, Stage, Verdict};
+use crate::request::AuthzRequest;
+
+/// Everything the sinks record about one Check. Never holds request headers other than the
+/// request id, so `authorization`, cookies and other secrets cannot leak into logs or spans.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub start: SystemTime,
+    pub duration: Duration,
+    pub decision_id: String,
+    pub verdict: Verdict,
+    pub stage: Stage,
+    pub rule: Option<Arc<str>>,
+    pub reason: String,
+    pub spiffe_id: Option<String>,
+    pub trust_domain: Option<String>,
+    pub principal: String,
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub destination: String,
+    pub request_id: String,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent: Option<TraceParent>,
+    pub sampled: bool,
+    /// Set when the request was malformed or a rule failed to evaluate: the span's status.
+    pub error: Option<String>,
+}
+
+impl DecisionRecord {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        decision: &Decision,
+        request: &AuthzRequest,
+        malformed: bool,
+        start: SystemTime,
+        duration: Duration,
+        parent: Option<TraceParent>,
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        sampled: bool,
+    ) -> Self {
+        let http = request.http.as_ref();
+        let error = if malformed {
+            Some("malformed CheckRequest: no attributes".to_owned())
+        } else if decision.failures.is_empty() {
+            None
+        } else {
+            Some(
+                decision
+                    .failures
+                    .iter()
+                    .map(|f| format!("rule '{}' failed to evaluate: {}", f.rule, f.error))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        };
+        Self {
+            start,
+            duration,
+            decision_id: decision.id.clone(),
+            verdict: decision.verdict,
+            stage: decision.stage,
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+            spiffe_id: decision.identity.as_ref().map(|id| id.as_str().to_owned()),
+            trust_domain: decision
+                .identity
+                .as_ref()
+                .map(|id| id.trust_domain().to_owned()),
+            principal: request.source.principal.clone(),
+            method: http.map(|h| h.method.clone()).unwrap_or_default(),
+            path: http
+                .map(|h| h.path_without_query().to_owned())
+                .unwrap_or_default(),
+            host: http.map(|h| h.host.clone()).unwrap_or_default(),
+            destination: request.destination.principal.clone(),
+            request_id: http
+                .and_then(|h| {
+                    h.header("x-request-id")
+                        .or((!h.id.is_empty()).then_some(h.id.as_str()))
+                })
+                .unwrap_or_default()
+                .to_owned(),
+            trace_id,
+            span_id,
+            parent,
+            sampled,
+            error,
+        }
+    }
+
+    /// The decision-log line (JSON, no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        let time: chrono::DateTime<chrono::Utc> = (self.start + self.duration).into();
+        serde_json::json!({
+            "time": time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "decision_id": self.decision_id,
+            "trace_id": to_hex(&self.trace_id),
+            "span_id": to_hex(&self.span_id),
+            "spiffe_id": self.spiffe_id,
+            "trust_domain": self.trust_domain,
+            "principal": self.principal,
+            "method": self.method,
+            "path": self.path,
+            "host": self.host,
+            "destination": self.destination,
+            "request_id": self.request_id,
+            "decision": self.verdict.as_str(),
+            "stage": self.stage.as_str(),
+            "rule": self.rule.as_deref(),
+            "reason": self.reason,
+            "error": self.error,
+            "duration_us": u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
+        })
+        .to_string()
+    }
+
+    /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.
+    pub fn to_span(&self, scope: &InstrumentationScope) -> SpanData {
+        let trace_state = self
+            .parent
+            .as_ref()
+            .and_then(|p| p.trace_state.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let mut attributes = vec![
+            KeyValue::new("authz.decision", self.verdict.as_str()),
+            KeyValue::new("authz.stage", self.stage.as_str()),
+            KeyValue::new("authz.rule", self.rule.as_deref().unwrap_or("").to_owned()),
+            KeyValue::new("authz.reason", self.reason.clone()),
+            KeyValue::new("authz.decision_id", self.decision_id.clone()),
+            KeyValue::new("peer.principal", self.principal.clone()),
+            KeyValue::new("destination.principal", self.destination.clone()),
+            KeyValue::new("http.request.method", self.method.clone()),
+            KeyValue::new("url.path", self.path.clone()),
+            KeyValue::new("server.address", self.host.clone()),
+            KeyValue::new("request.id", self.request_id.clone()),
+        ];
+        if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
+            attributes.push(KeyValue::new("spiffe.id", id.clone()));
+            attributes.push(KeyValue::new("spiffe.trust_domain", td.clone()));
+        }
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(self.trace_id),
+                SpanId::from_bytes(self.span_id),
+                TraceFlags::SAMPLED,
+                false,
+                trace_state,
+            ),
+            parent_span_id: self
+                .parent
+                .as_ref()
+                .map_or(SpanId::INVALID, |p| SpanId::from_bytes(p.span_id)),
+            parent_span_is_remote: self.parent.is_some(),
+            span_kind: SpanKind::Server,
+            name: Cow::Borrowed("authz.check"),
+            start_time: self.start,
+            end_time: self.start + self.duration,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            // A deny is a normal outcome: status stays unset unless something failed.
+            status: match &self.error {
+                Some(message) => Status::error(message.clone()),
+                None => Status::Unset,
+            },
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The caller's trace context: W3C Trace Context (`traceparent`, `tracestate`) or B3 (multi-
+//! header `x-b3-*` or single `b3`), read from the Check call's gRPC metadata — where Envoy's
+//! tracer injects it for the ext_authz call's own span — or, failing that, from the HTTP
+//! request headers inside the CheckRequest.
+
+/// A remote parent span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub sampled: bool,
+    /// W3C `tracestate`, passed on verbatim (empty for B3).
+    pub trace_state: String,
+}
+
+impl TraceParent {
+    /// Reads W3C first, then B3, from a header lookup (names are lower-case).
+    pub fn extract<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
+        if let Some(parent) = get("traceparent").and_then(parse_traceparent) {
+            return Some(Self {
+                trace_state: get("tracestate").unwrap_or("").to_owned(),
+                ..parent
+            });
+        }
+        if let Some(single) = get("b3") {
+            return parse_b3_single(single);
+        }
+        let trace_id = get("x-b3-traceid")?;
+        let span_id = get("x-b3-spanid")?;
+        let sampled = match (get("x-b3-flags"), get("x-b3-sampled")) {
+            (Some("1"), _) => true,
+            (_, Some(s)) => s == "1" || s.eq_ignore_ascii_case("true"),
+            // No sampling decision from upstream: B3 says defer; we record.
+            (_, None) => true,
+        };
+        Some(Self {
+            trace_id: b3_trace_id(trace_id)?,
+            span_id: hex_array(span_id)?,
+            sampled,
+            trace_state: String::new(),
+        })
+    }
+}
+
+/// `version-traceid-spanid-flags` (W3C Trace Context §3.2). Version `ff` and all-zero ids
+/// are invalid; future versions may append fields after the flags.
+fn parse_traceparent(value: &str) -> Option<TraceParent> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace_id = parts.next()?;
+    let span_id = parts.next()?;
+    let flags = parts.next()?;
+    if version.len() != 2 || version.eq_ignore_ascii_case("ff") || hex_array::<1>(version).is_none()
+    {
+        return None;
+    }
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    if !is_lower_hex(trace_id) || !is_lower_hex(span_id) || flags.len() != 2 {
+        return None;
+    }
+    let [flags] = hex_array::<1>(flags)?;
+    let parent = TraceParent {
+        trace_id: hex_array(trace_id)?,
+        span_id: hex_array(span_id)?,
+        sampled: flags & 1 == 1,
+        trace_state: String::new(),
+    };
+    valid_ids(parent)
+}
+
+/// `b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]`; a lone `0`/`1`/`d` carries no
+/// parent.
+fn parse_b3_single(value: &str) -> Option<TraceParent> {
+    let mut parts = value.trim().split('-');
+    let trace_id = parts.next()?;
+    let span_id = parts.next()?;
+    let sampled = !matches!(parts.next(), Some("0"));
+    valid_ids(TraceParent {
+        trace_id: b3_trace_id(trace_id)?,
+        span_id: hex_array(span_id)?,
+        sampled,
+        trace_state: String::new(),
+    })
+}
+
+/// B3 trace ids are 64 or 128 bits; a 64-bit id is left-padded with zeros.
+fn b3_trace_id(hex: &str) -> Option<[u8; 16]> {
+    match hex.len() {
+        32 => hex_array(hex),
+        16 => {
+            let low: [u8; 8] = hex_array(hex)?;
+            let mut id = [0u8; 16];
+            id[8..].copy_from_slice(&low);
+            Some(id)
+        }
+        _ => None,
+    }
+}
+
+fn valid_ids(parent: TraceParent) -> Option<TraceParent> {
+    (parent.trace_id != [0; 16] && parent.span_id != [0; 8]).then_some(parent)
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    if hex.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(headers: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
+        move |name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn w3c() {
+        let p = TraceParent::extract(lookup(&[
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ]))
+        .unwrap();
+        assert_eq!(to_hex(&p.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(to_hex(&p.span_id), "00f067aa0ba902b7");
+        assert!(p.sampled);
+        assert_eq!(p.trace_state, "congo=t61rcWkgMzE");
+        let unsampled = TraceParent::extract(lookup(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        )]))
+        .unwrap();
+        assert!(!unsampled.sampled);
+    }
+
+    #[test]
+    fn w3c_invalid() {
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            assert_eq!(
+                TraceParent::extract(lookup(&[("traceparent", bad)])),
+                None,
+                "{bad}"
+            );
+        }
+        // A future version may append fields.
+        assert!(
+            TraceParent::extract(lookup(&[(
+                "traceparent",
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"
+            )]))
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn b3_multi_and_single() {
+        let p = TraceParent::extract(lookup(&[
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("x-b3-sampled", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(to_hex(&p.trace_id), "0000000000000000463ac35c9f6413ad");
+        assert_eq!(to_hex(&p.span_id), "a2fb4a1d1a96d312");
+        assert!(!p.sampled);
+        let p = TraceParent::extract(lookup(&[(
+            "b3",
+            "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
+        )]))
+        .unwrap();
+        assert_eq!(to_hex(&p.trace_id), "80f198ee56343ba864fe8b2a57d3eff7");
+        assert_eq!(to_hex(&p.span_id), "e457b5a2e4d86bd1");
+        assert!(p.sampled);
+        assert_eq!(TraceParent::extract(lookup(&[("b3", "0")])), None);
+    }
+
+    #[test]
+    fn w3c_wins_over_b3() {
+        let p = TraceParent::extract(lookup(&[
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(to_hex(&p.span_id), "00f067aa0ba902b7");
+    }
+}
