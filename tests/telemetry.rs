@@ -1,0 +1,491 @@
+//! Audit end to end in process: the real server (`server::bind`) exporting spans to an
+//! in-test OTLP collector, writing the decision log to a file and serving metrics.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use envoy_types::pb::google::protobuf::value::Kind;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use tokio::net::TcpListener;
+use warrant::audit::Sink;
+use warrant::config::Config;
+
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+const SECRET: &str = "Bearer s3cr3t-token";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// An OTLP/gRPC trace collector that keeps what it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.received.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    async fn start() -> (Self, SocketAddr) {
+        let collector = Collector::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = TraceServiceServer::new(collector.clone());
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+        (collector, addr)
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| ss.spans.clone())
+            .collect()
+    }
+
+    fn service_names(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .filter_map(|rs| rs.resource.as_ref())
+            .flat_map(|r| &r.attributes)
+            .filter(|kv| kv.key == "service.name")
+            .filter_map(|kv| string_value(kv.value.as_ref()))
+            .collect()
+    }
+}
+
+fn string_value(
+    value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>,
+) -> Option<String> {
+    match value?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn attributes(span: &Span) -> HashMap<String, String> {
+    span.attributes
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), string_value(kv.value.as_ref())?)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Running {
+    client: AuthorizationClient<tonic::transport::Channel>,
+    auditor: Arc<warrant::audit::Auditor>,
+    admin: Option<SocketAddr>,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_warrant(name: &str, otlp: &str) -> Running {
+    let dir = std::env::temp_dir().join(format!("warrant-telemetry-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        r#"
+trust:
+  trust_domains: [prod.example.org]
+rules:
+  - id: no-admin
+    effect: deny
+    when: request.path.startsWith("/admin")
+  - id: frontend-reads
+    effect: allow
+    when: source.service_account == "frontend" && request.method == "GET"
+  - id: leaks-if-logged
+    effect: allow
+    when: request.headers["authorization"]
+"#,
+    )
+    .unwrap();
+    let log = dir.join("decisions.jsonl");
+    let config = Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ntelemetry:\n  service_name: warrant-test\n  otlp: {{endpoint: \"{otlp}\"}}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:0}}\n",
+            policy.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let grpc = bound.grpc_addr().unwrap();
+    let admin = bound.admin_addr();
+    let auditor = Arc::clone(bound.auditor());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    Running {
+        client,
+        auditor,
+        admin,
+        log,
+        _dir: TempDir(dir),
+    }
+}
+
+fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: FRONTEND.into(),
+                ..Default::default()
+            }),
+            destination: Some(attribute_context::Peer {
+                principal: "spiffe://prod.example.org/ns/shop/sa/payments".into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                time: None,
+                http: Some(attribute_context::HttpRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    host: "payments.shop".into(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn check(
+    client: &mut AuthorizationClient<tonic::transport::Channel>,
+    request: CheckRequest,
+    metadata: &[(&'static str, &str)],
+) -> CheckResponse {
+    let mut request = tonic::Request::new(request);
+    for (k, v) in metadata {
+        request.metadata_mut().insert(*k, v.parse().unwrap());
+    }
+    client.check(request).await.unwrap().into_inner()
+}
+
+fn decision_id(response: &CheckResponse) -> String {
+    match &response.dynamic_metadata.as_ref().unwrap().fields["decision_id"].kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn span_for<'a>(spans: &'a [Span], decision_id: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| attributes(s).get("authz.decision_id").map(String::as_str) == Some(decision_id))
+        .unwrap_or_else(|| panic!("no span for decision {decision_id} in {spans:#?}"))
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_decision_log_and_metrics() {
+    let (collector, collector_addr) = Collector::start().await;
+    let mut w = start_warrant("ok", &format!("http://{collector_addr}")).await;
+
+    // 1. Trace context in the gRPC metadata (as Envoy's tracer injects it): parent of our span.
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
+    let allowed = check(
+        &mut w.client,
+        check_request(
+            "GET",
+            "/payments/1?x=1",
+            &[("authorization", SECRET), ("x-request-id", "req-42")],
+        ),
+        &[("traceparent", &traceparent), ("tracestate", "vendor=abc")],
+    )
+    .await;
+    // 2. No metadata: fall back to the trace headers inside the HTTP request.
+    let header_trace = "0af7651916cd43dd8448eb211c80319c";
+    let denied = check(
+        &mut w.client,
+        check_request(
+            "GET",
+            "/admin",
+            &[
+                (
+                    "traceparent",
+                    &format!("00-{header_trace}-b7ad6b7169203331-01"),
+                ),
+                ("cookie", "session=s3cr3t-token"),
+            ],
+        ),
+        &[],
+    )
+    .await;
+    // 3. B3 in the metadata.
+    let b3 = check(
+        &mut w.client,
+        check_request("DELETE", "/payments/1", &[]),
+        &[
+            ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("x-b3-sampled", "1"),
+        ],
+    )
+    .await;
+    // 4. A rule that evaluates to the authorization header (not a bool) and a malformed request.
+    let leaky = check(
+        &mut w.client,
+        check_request("POST", "/payments/1", &[("authorization", SECRET)]),
+        &[],
+    )
+    .await;
+    let malformed = check(&mut w.client, CheckRequest::default(), &[]).await;
+    // 5. Unsampled parent: no span, but a log line.
+    let unsampled = check(
+        &mut w.client,
+        check_request("GET", "/payments/2", &[]),
+        &[("traceparent", &format!("00-{TRACE_ID}-{PARENT_SPAN}-00"))],
+    )
+    .await;
+
+    let auditor = Arc::clone(&w.auditor);
+    tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 5, "{spans:#?}");
+    assert!(
+        collector
+            .service_names()
+            .iter()
+            .all(|n| n == "warrant-test")
+    );
+    for span in &spans {
+        let text = format!("{span:?}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "secret leaked into a span: {text}"
+        );
+        assert_eq!(span.name, "authz.check");
+        assert_eq!(span.kind, 2, "SERVER");
+    }
+
+    let span = span_for(&spans, &decision_id(&allowed));
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(hex(&span.parent_span_id), PARENT_SPAN);
+    assert_eq!(span.trace_state, "vendor=abc");
+    let a = attributes(span);
+    assert_eq!(a["spiffe.id"], FRONTEND);
+    assert_eq!(a["spiffe.trust_domain"], "prod.example.org");
+    assert_eq!(a["authz.decision"], "allow");
+    assert_eq!(a["authz.stage"], "rules");
+    assert_eq!(a["authz.rule"], "frontend-reads");
+    assert_eq!(a["authz.reason"], "allow rule 'frontend-reads' matched");
+    assert_eq!(a["http.request.method"], "GET");
+    assert_eq!(a["url.path"], "/payments/1");
+    assert_eq!(a["server.address"], "payments.shop");
+    assert_eq!(
+        a["destination.principal"],
+        "spiffe://prod.example.org/ns/shop/sa/payments"
+    );
+    assert_eq!(a["peer.principal"], FRONTEND);
+    assert_eq!(a["request.id"], "req-42");
+    assert_eq!(
+        span.status.as_ref().map_or(0, |s| s.code),
+        0,
+        "allow: status unset"
+    );
+
+    let span = span_for(&spans, &decision_id(&denied));
+    assert_eq!(hex(&span.trace_id), header_trace);
+    assert_eq!(hex(&span.parent_span_id), "b7ad6b7169203331");
+    assert_eq!(attributes(span)["authz.decision"], "deny");
+    assert_eq!(attributes(span)["authz.rule"], "no-admin");
+    assert_eq!(
+        span.status.as_ref().map_or(0, |s| s.code),
+        0,
+        "a deny is not an error"
+    );
+
+    let span = span_for(&spans, &decision_id(&b3));
+    assert_eq!(hex(&span.trace_id), "463ac35c9f6413ad48485a3953bb6124");
+    assert_eq!(hex(&span.parent_span_id), "a2fb4a1d1a96d312");
+    assert_eq!(attributes(span)["authz.stage"], "default");
+
+    let span = span_for(&spans, &decision_id(&leaky));
+    assert_eq!(
+        span.status.as_ref().unwrap().code,
+        2,
+        "evaluation failure: ERROR"
+    );
+    assert!(
+        span.parent_span_id.is_empty(),
+        "no caller trace: a root span"
+    );
+
+    let span = span_for(&spans, &decision_id(&malformed));
+    assert_eq!(span.status.as_ref().unwrap().code, 2, "malformed: ERROR");
+    assert_eq!(attributes(span)["authz.stage"], "trust");
+
+    // Decision log: one line per decision, joined to spans and responses by decision_id.
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(
+        !log.contains("s3cr3t"),
+        "secret leaked into the decision log"
+    );
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let line = lines
+        .iter()
+        .find(|l| l["decision_id"] == decision_id(&allowed).as_str())
+        .unwrap();
+    for field in [
+        "time",
+        "decision_id",
+        "trace_id",
+        "span_id",
+        "spiffe_id",
+        "trust_domain",
+        "principal",
+        "method",
+        "path",
+        "host",
+        "destination",
+        "decision",
+        "stage",
+        "rule",
+        "reason",
+        "duration_us",
+    ] {
+        assert!(
+            line.get(field).is_some(),
+            "decision log lacks {field}: {line}"
+        );
+    }
+    let span = span_for(&spans, &decision_id(&allowed));
+    assert_eq!(line["trace_id"], TRACE_ID);
+    assert_eq!(line["span_id"], hex(&span.span_id));
+    assert_eq!(line["spiffe_id"], FRONTEND);
+    assert_eq!(line["decision"], "allow");
+    assert_eq!(line["path"], "/payments/1");
+    assert!(line["duration_us"].as_u64().is_some());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["decision_id"] == decision_id(&unsampled).as_str())
+    );
+
+    // Metrics and health on the admin listener.
+    let admin = w.admin.unwrap();
+    let (status, metrics) = tokio::task::spawn_blocking(move || http_get(admin, "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            r#"warrant_checks_total{decision="allow",stage="rules",rule="frontend-reads"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"warrant_checks_total{decision="deny",stage="rules",rule="no-admin"} 1"#)
+    );
+    assert!(metrics.contains("warrant_policy_rules 3"), "{metrics}");
+    assert!(
+        metrics.contains("warrant_check_duration_seconds_count 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"warrant_audit_dropped_total{sink="otlp"} 0"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("/payments"), "paths are never labels");
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = tokio::task::spawn_blocking(move || http_get(admin, path))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_go_on_when_the_collector_is_down() {
+    // A port with nothing listening.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut w = start_warrant("down", &format!("http://{dead}")).await;
+    for _ in 0..20 {
+        let response = check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
+        assert_eq!(response.status.unwrap().code, 0, "checks still decided");
+    }
+    let auditor = Arc::clone(&w.auditor);
+    tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 20);
+    assert_eq!(std::fs::read_to_string(&w.log).unwrap().lines().count(), 20);
+}
