@@ -13,8 +13,9 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use warrant::audit::{AuditSettings, Auditor, DecisionLogTarget, Metrics, TraceParent};
 use warrant::policy::{Policy, PolicySource, Verdict};
-use warrant::server::convert;
+use warrant::server::{AuthzService, convert};
 
 const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 
@@ -131,5 +132,60 @@ fn bench_check(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_check);
+/// The whole Check handler (convert, decide, build the response, audit) with audit off
+/// (metrics only) and with the decision log and an OTLP exporter enabled: the difference is
+/// what telemetry costs the Check path. Writing and exporting happen on other threads.
+fn bench_audit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let ca = common::Ca::new("prod");
+    let bundle = ca.pem.clone().into_bytes();
+    let policy = std::sync::Arc::new(
+        Policy::compile(
+            &[PolicySource {
+                path: "bench.yaml".into(),
+                text: policy_text(),
+            }],
+            &mut |_: &Path| Ok(bundle.clone()),
+        )
+        .unwrap(),
+    );
+    let request = check_request(String::new());
+    let metrics_only = AuthzService::new(std::sync::Arc::clone(&policy), "x-spiffe-id");
+    let settings = AuditSettings {
+        service_name: "bench".into(),
+        // Nothing listens there: spans are built and queued on the Check path, then the
+        // exporter thread fails and counts them. The Check path cost is the same.
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        sample_ratio: 1.0,
+        decision_log: DecisionLogTarget::File("/dev/null".into()),
+    };
+    let auditor = std::sync::Arc::new(
+        Auditor::start(&settings, std::sync::Arc::new(Metrics::default())).unwrap(),
+    );
+    let audited =
+        AuthzService::new(policy, "x-spiffe-id").with_auditor(std::sync::Arc::clone(&auditor));
+    let parent = TraceParent::extract(|name| {
+        (name == "traceparent").then_some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    });
+    for (name, service) in [
+        ("handler/20_rules/metrics_only", &metrics_only),
+        ("handler/20_rules/decision_log_and_otlp", &audited),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || request.clone(),
+                |request| black_box(service.check_request(request, parent.clone())),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // Let the exporter thread finish with the runtime still alive, then stop it.
+    auditor.flush(std::time::Duration::from_secs(30));
+    drop(audited);
+    drop(auditor);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+
+criterion_group!(benches, bench_check, bench_audit);
 criterion_main!(benches);
