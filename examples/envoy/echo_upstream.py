@@ -2,7 +2,7 @@
 """A protected service for the demo: answers every request with 200 and a JSON echo of the
 method, path and headers it received, so you can see what Envoy forwarded (e.g. x-spiffe-id).
 
-    python3 echo_upstream.py [PORT]     # default 8080, on 127.0.0.1
+    python3 echo_upstream.py [PORT] [HOST]     # default 8080 on 127.0.0.1
 
 The end-to-end tests use it as their upstream and read `seen` to assert what arrived.
 """
@@ -15,7 +15,7 @@ import sys
 class EchoUpstream(http.server.ThreadingHTTPServer):
     """Records every request in `seen` and echoes it back as JSON."""
 
-    def __init__(self, port, quiet=True):
+    def __init__(self, port, quiet=True, host="127.0.0.1"):
         self.seen = []
         outer = self
 
@@ -43,10 +43,11 @@ class EchoUpstream(http.server.ThreadingHTTPServer):
                 if not quiet:
                     super().log_message(*args)
 
-        super().__init__(("127.0.0.1", port), Handler)
+        super().__init__((host, port), Handler)
 
 
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
-    print(f"echo upstream on 127.0.0.1:{port}")
-    EchoUpstream(port, quiet=False).serve_forever()
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    print(f"echo upstream on {host}:{port}", flush=True)
+    EchoUpstream(port, quiet=False, host=host).serve_forever()
