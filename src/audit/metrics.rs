@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::policy::Decision;
+use crate::policy::{Decision, Stage, Verdict};
 
 /// A rule id as a label value ("" when no rule decided).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,12 +58,78 @@ impl Sink {
     }
 }
 
+/// Upper bounds of the duration histogram: 10 µs doubling up to ~1.3 s (18 buckets + +Inf).
+const DURATION_BUCKETS_NS: [u64; 18] = {
+    let mut bounds = [0u64; 18];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = 10_000 << i;
+        i += 1;
+    }
+    bounds
+};
+
+/// A lock-free latency histogram: one atomic per bucket. (prometheus-client's `Histogram`
+/// takes a mutex on every observation, which would put a lock on the Check path.)
+#[derive(Debug, Default, Clone)]
+struct DurationHistogram(Arc<HistogramCells>);
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    buckets: [AtomicU64; DURATION_BUCKETS_NS.len() + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl DurationHistogram {
+    fn observe(&self, duration: Duration) {
+        let cells = &self.0;
+        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = DURATION_BUCKETS_NS
+            .iter()
+            .position(|&bound| ns <= bound)
+            .unwrap_or(DURATION_BUCKETS_NS.len());
+        cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        cells.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        cells.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for DurationHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for DurationHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Per-bucket (non-cumulative) counts, as prometheus-client's encoder expects.
+        let buckets: Vec<(f64, u64)> = DURATION_BUCKETS_NS
+            .iter()
+            .map(|&ns| ns as f64 / 1e9)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.0.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(
+            self.0.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            self.0.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 /// All of Warrant's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     checks: Family<CheckLabels, Counter>,
-    duration: Histogram,
+    /// The check counters of every (decision, stage, rule) the loaded policy can produce,
+    /// resolved once so that counting a check takes no lock (the family's map does).
+    known_checks: HashMap<(Verdict, Stage, Option<Arc<str>>), Counter>,
+    duration: DurationHistogram,
     rules: Gauge<i64, AtomicI64>,
     dropped: Family<SinkLabels, Counter>,
     ready: AtomicBool,
@@ -66,11 +137,17 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::for_rules(std::iter::empty())
+    }
+}
+
+impl Metrics {
+    /// Metrics for a policy whose rules are `rules` (effect, id).
+    pub fn for_rules<'a>(policy_rules: impl IntoIterator<Item = (Verdict, &'a Arc<str>)>) -> Self {
         let mut registry = Registry::with_prefix("warrant");
         let checks = Family::<CheckLabels, Counter>::default();
         registry.register("checks", "Check decisions", checks.clone());
-        // 10 µs .. ~1.3 s
-        let duration = Histogram::new(exponential_buckets(0.000_01, 2.0, 18));
+        let duration = DurationHistogram::default();
         registry.register(
             "check_duration_seconds",
             "Time to decide one Check, from request to response",
@@ -90,28 +167,54 @@ impl Default for Metrics {
                 sink: sink.as_str(),
             });
         }
+        let outcomes = policy_rules
+            .into_iter()
+            .map(|(verdict, id)| (verdict, Stage::Rules, Some(Arc::clone(id))))
+            .chain([
+                (Verdict::Deny, Stage::Trust, None),
+                (Verdict::Deny, Stage::Default, None),
+            ]);
+        let known_checks = outcomes
+            .map(|(verdict, stage, rule)| {
+                let counter = checks
+                    .get_or_create(&CheckLabels {
+                        decision: verdict.as_str(),
+                        stage: stage.as_str(),
+                        rule: RuleLabel(rule.clone()),
+                    })
+                    .clone();
+                ((verdict, stage, rule), counter)
+            })
+            .collect();
         Self {
             registry,
             checks,
+            known_checks,
             duration,
             rules,
             dropped,
             ready: AtomicBool::new(false),
         }
     }
-}
 
-impl Metrics {
     /// Counts one decision and its duration.
     pub fn observe(&self, decision: &Decision, duration: Duration) {
-        self.checks
-            .get_or_create(&CheckLabels {
-                decision: decision.verdict.as_str(),
-                stage: decision.stage.as_str(),
-                rule: RuleLabel(decision.rule.clone()),
-            })
-            .inc();
-        self.duration.observe(duration.as_secs_f64());
+        let key = (decision.verdict, decision.stage, decision.rule.clone());
+        match self.known_checks.get(&key) {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                self.checks
+                    .get_or_create(&CheckLabels {
+                        decision: decision.verdict.as_str(),
+                        stage: decision.stage.as_str(),
+                        rule: RuleLabel(key.2),
+                    })
+                    .inc();
+            }
+        }
+        self.duration.observe(duration);
     }
 
     /// Records that a policy with `rules` rules is loaded and the server is ready.

@@ -15,6 +15,29 @@ use super::trace_context::{TraceParent, to_hex};
 use crate::policy::{Decision, Stage, Verdict};
 use crate::request::AuthzRequest;
 
+/// One decision-log line, field order as documented.
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    time: String,
+    decision_id: &'a str,
+    trace_id: String,
+    span_id: String,
+    spiffe_id: Option<&'a str>,
+    trust_domain: Option<&'a str>,
+    principal: &'a str,
+    method: &'a str,
+    path: &'a str,
+    host: &'a str,
+    destination: &'a str,
+    request_id: &'a str,
+    decision: &'static str,
+    stage: &'static str,
+    rule: Option<&'a str>,
+    reason: &'a str,
+    error: Option<&'a str>,
+    duration_us: u64,
+}
+
 /// Everything the sinks record about one Check. Never holds request headers other than the
 /// request id, so `authorization`, cookies and other secrets cannot leak into logs or spans.
 #[derive(Debug, Clone)]
@@ -108,27 +131,28 @@ impl DecisionRecord {
     /// The decision-log line (JSON, no trailing newline).
     pub fn to_json_line(&self) -> String {
         let time: chrono::DateTime<chrono::Utc> = (self.start + self.duration).into();
-        serde_json::json!({
-            "time": time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "decision_id": self.decision_id,
-            "trace_id": to_hex(&self.trace_id),
-            "span_id": to_hex(&self.span_id),
-            "spiffe_id": self.spiffe_id,
-            "trust_domain": self.trust_domain,
-            "principal": self.principal,
-            "method": self.method,
-            "path": self.path,
-            "host": self.host,
-            "destination": self.destination,
-            "request_id": self.request_id,
-            "decision": self.verdict.as_str(),
-            "stage": self.stage.as_str(),
-            "rule": self.rule.as_deref(),
-            "reason": self.reason,
-            "error": self.error,
-            "duration_us": u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
-        })
-        .to_string()
+        let line = LogLine {
+            time: time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            decision_id: &self.decision_id,
+            trace_id: to_hex(&self.trace_id),
+            span_id: to_hex(&self.span_id),
+            spiffe_id: self.spiffe_id.as_deref(),
+            trust_domain: self.trust_domain.as_deref(),
+            principal: &self.principal,
+            method: &self.method,
+            path: &self.path,
+            host: &self.host,
+            destination: &self.destination,
+            request_id: &self.request_id,
+            decision: self.verdict.as_str(),
+            stage: self.stage.as_str(),
+            rule: self.rule.as_deref(),
+            reason: &self.reason,
+            error: self.error.as_deref(),
+            duration_us: u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
+        };
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_string(&line).unwrap_or_default()
     }
 
     /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.

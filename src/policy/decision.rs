@@ -7,14 +7,14 @@ use std::sync::Arc;
 use crate::identity::SpiffeId;
 
 /// Allow or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     Allow,
     Deny,
 }
 
 /// Which stage made the decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
     /// Transport trust: the caller is not a trusted SPIFFE workload.
     Trust,

@@ -176,6 +176,18 @@ impl Policy {
         self.deny_rules.len() + self.allow_rules.len()
     }
 
+    /// Every rule's id with the verdict it gives when it matches, in evaluation order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = (Verdict, &Arc<str>)> {
+        self.deny_rules
+            .iter()
+            .map(|rule| (Verdict::Deny, &rule.id))
+            .chain(
+                self.allow_rules
+                    .iter()
+                    .map(|rule| (Verdict::Allow, &rule.id)),
+            )
+    }
+
     /// The trust stage settings.
     pub fn trust(&self) -> &TrustPolicy {
         &self.trust

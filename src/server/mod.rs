@@ -156,7 +156,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         trust_domains = ?policy.trust().trust_domains(),
         "policy loaded"
     );
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::for_rules(policy.rule_ids()));
     metrics.policy_loaded(policy.rule_count());
     let settings = config.audit_settings(|name| std::env::var(name).ok());
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);
