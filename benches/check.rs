@@ -159,6 +159,7 @@ fn bench_audit(c: &mut Criterion) {
         otlp_endpoint: Some("http://127.0.0.1:9".into()),
         sample_ratio: 1.0,
         decision_log: DecisionLogTarget::File("/dev/null".into()),
+        sensitive_headers: Vec::new(),
     };
     let auditor = std::sync::Arc::new(
         Auditor::start(&settings, std::sync::Arc::new(Metrics::default())).unwrap(),

@@ -57,6 +57,10 @@ pub struct Config {
     /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); omitted = not started.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// Request headers whose values never reach spans, decision-log lines or logs, on top of
+    /// `authorization`, `proxy-authorization` and `cookie`, which always are.
+    #[serde(default)]
+    pub sensitive_headers: Vec<String>,
 }
 
 /// `telemetry:` — OpenTelemetry span export.
@@ -137,6 +141,11 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
+/// RFC 9110 `tchar`: the characters of a header name.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9191))
 }
@@ -158,6 +167,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             decision_log: DecisionLogConfig::default(),
             admin: None,
+            sensitive_headers: Vec::new(),
         }
     }
 }
@@ -198,6 +208,16 @@ impl Config {
                 format!(
                     "identity_header {header:?} must be a lower-case header name such as x-spiffe-id, or \"\" to disable"
                 ),
+            ));
+        }
+        if let Some(name) = config
+            .sensitive_headers
+            .iter()
+            .find(|name| name.is_empty() || !name.bytes().all(is_token_byte))
+        {
+            return Err(invalid(
+                None,
+                format!("sensitive_headers: {name:?} is not an HTTP header name"),
             ));
         }
         let ratio = config.telemetry.sample_ratio;
@@ -257,6 +277,7 @@ impl Config {
                 "off" => DecisionLogTarget::Off,
                 path => DecisionLogTarget::File(PathBuf::from(path)),
             },
+            sensitive_headers: self.sensitive_headers.clone(),
         }
     }
 }
@@ -305,6 +326,12 @@ mod tests {
             DecisionLogTarget::File("/var/log/warrant.jsonl".into())
         );
         assert_eq!(config.admin.unwrap().listen.port(), 9090);
+        let config =
+            Config::parse(Path::new("w.yaml"), "sensitive_headers: [X-Api-Key]\n").unwrap();
+        assert_eq!(
+            config.audit_settings(|_| None).sensitive_headers,
+            ["X-Api-Key"]
+        );
         for bad in [
             "telemetry: {sample_ratio: 2}\n",
             "telemetry: {otlp: {endpoint: \"http://c:4318\", protocol: http}}\n",
@@ -312,6 +339,7 @@ mod tests {
             "telemetry: {otlp: {endpont: \"http://c:4317\"}}\n",
             "decision_log: {to: \"\"}\n",
             "admin: {listen: nowhere}\n",
+            "sensitive_headers: [\"x api key\"]\n",
         ] {
             assert!(Config::parse(Path::new("w.yaml"), bad).is_err(), "{bad}");
         }

@@ -193,6 +193,41 @@ fn failing_allow_rule_does_not_match_and_is_recorded() {
 }
 
 #[test]
+fn evaluation_errors_name_types_never_request_values() {
+    // The engine's own messages print operands; an operand can be a secret header.
+    let policy = compile(
+        r#"
+  - id: compare
+    effect: allow
+    when: request.headers["x-env"] > 5
+  - id: arithmetic
+    effect: allow
+    when: request.headers["x-env"] + 1 == 2
+  - id: index
+    effect: allow
+    when: source.segments[request.headers["x-env"]] == "ns"
+  - id: parse
+    effect: allow
+    when: duration(request.headers["x-env"]) > duration("1s")
+"#,
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!(d.stage, Stage::Default);
+    let errors: Vec<&str> = d.failures.iter().map(|f| f.error.as_str()).collect();
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for text in errors.iter().copied().chain([d.reason.as_str()]) {
+        assert!(!text.contains("prod"), "request value in {text:?}");
+    }
+    assert!(
+        errors[0].contains("string") && errors[0].contains("int"),
+        "{errors:?}"
+    );
+    assert!(errors[3].contains("'duration'"), "{errors:?}");
+    // The engine's own message, for `warrant eval`, keeps the input.
+    assert!(d.failures[3].detail.contains("prod"), "{:?}", d.failures[3]);
+}
+
+#[test]
 fn first_matching_allow_rule_wins_in_file_order() {
     let policy = compile_files(&[
         (

@@ -144,6 +144,15 @@ rules:
   - id: leaks-if-logged
     effect: allow
     when: request.headers["authorization"]
+  - id: leaks-if-compared
+    effect: allow
+    when: request.headers["authorization"] > 5
+  - id: leaks-if-parsed
+    effect: allow
+    when: duration(request.headers["x-api-key"]) > duration("1s")
+  - id: leaks-if-used-as-key
+    effect: allow
+    when: request.headers[request.headers["x-api-key"]] == "x"
 "#,
     )
     .unwrap();
@@ -151,7 +160,7 @@ rules:
     let config = Config::parse(
         &dir.join("warrant.yaml"),
         &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ntelemetry:\n  service_name: warrant-test\n  otlp: {{endpoint: \"{otlp}\"}}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:0}}\n",
+            "listen: 127.0.0.1:0\npolicy: {}\ntelemetry:\n  service_name: warrant-test\n  otlp: {{endpoint: \"{otlp}\"}}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:0}}\nsensitive_headers: [X-Api-Key]\n",
             policy.display(),
             log.display()
         ),
@@ -289,10 +298,16 @@ async fn spans_decision_log_and_metrics() {
         ],
     )
     .await;
-    // 4. A rule that evaluates to the authorization header (not a bool) and a malformed request.
+    // 4. Rules that fail on secret headers — one evaluates to the authorization header, one
+    // compares it, one parses a configured sensitive header, one uses it as a map key: the
+    // engine's messages quote operands, inputs and keys — and a malformed request.
     let leaky = check(
         &mut w.client,
-        check_request("POST", "/payments/1", &[("authorization", SECRET)]),
+        check_request(
+            "POST",
+            "/payments/1",
+            &[("authorization", SECRET), ("x-api-key", "k3y-s3cr3t-value")],
+        ),
         &[],
     )
     .await;
@@ -376,6 +391,17 @@ async fn spans_decision_log_and_metrics() {
         2,
         "evaluation failure: ERROR"
     );
+    let message = &span.status.as_ref().unwrap().message;
+    for rule in [
+        "leaks-if-logged",
+        "leaks-if-compared",
+        "leaks-if-parsed",
+        "leaks-if-used-as-key",
+    ] {
+        assert!(message.contains(rule), "{message}");
+    }
+    // The missing key is named in the error, scrubbed because x-api-key is sensitive.
+    assert!(message.contains("No such key: [redacted]"), "{message}");
     assert!(
         span.parent_span_id.is_empty(),
         "no caller trace: a root span"
@@ -452,7 +478,7 @@ async fn spans_decision_log_and_metrics() {
         metrics
             .contains(r#"warrant_checks_total{decision="deny",stage="rules",rule="no-admin"} 1"#)
     );
-    assert!(metrics.contains("warrant_policy_rules 3"), "{metrics}");
+    assert!(metrics.contains("warrant_policy_rules 6"), "{metrics}");
     assert!(
         metrics.contains("warrant_check_duration_seconds_count 6"),
         "{metrics}"

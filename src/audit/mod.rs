@@ -10,6 +10,7 @@
 
 pub mod metrics;
 pub mod record;
+pub mod redact;
 pub mod trace_context;
 
 use std::io::Write;
@@ -24,6 +25,7 @@ use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanExporter as _
 
 pub use metrics::{Metrics, Sink};
 pub use record::DecisionRecord;
+pub use redact::Redactor;
 pub use trace_context::TraceParent;
 
 use crate::policy::Decision;
@@ -57,6 +59,8 @@ pub struct AuditSettings {
     /// sampled flag is always honoured.
     pub sample_ratio: f64,
     pub decision_log: DecisionLogTarget,
+    /// Headers whose values never reach a sink, beyond [`redact::ALWAYS_SENSITIVE`].
+    pub sensitive_headers: Vec<String>,
 }
 
 /// Why audit could not start.
@@ -88,6 +92,7 @@ pub struct Auditor {
     otlp: Option<SyncSender<Message>>,
     sample_ratio: f64,
     ids: RandomIdGenerator,
+    redactor: Redactor,
 }
 
 impl Auditor {
@@ -99,6 +104,7 @@ impl Auditor {
             otlp: None,
             sample_ratio: 0.0,
             ids: RandomIdGenerator::default(),
+            redactor: Redactor::default(),
         }
     }
 
@@ -172,6 +178,7 @@ impl Auditor {
             otlp,
             sample_ratio: settings.sample_ratio.clamp(0.0, 1.0),
             ids: RandomIdGenerator::default(),
+            redactor: Redactor::new(&settings.sensitive_headers),
         })
     }
 
@@ -191,6 +198,15 @@ impl Auditor {
         parent: Option<TraceParent>,
     ) {
         self.metrics.observe(decision, duration);
+        // Warrant's own log; the reason is only built when debug logging is on.
+        tracing::debug!(
+            decision_id = %decision.id,
+            decision = %decision.verdict,
+            stage = %decision.stage,
+            rule = decision.rule.as_deref().unwrap_or(""),
+            reason = %self.redactor.scrub(&decision.reason, request),
+            "check"
+        );
         if self.decision_log.is_none() && self.otlp.is_none() {
             return;
         }
@@ -203,7 +219,13 @@ impl Auditor {
                 .as_ref()
                 .map_or_else(|| self.ratio_samples(&trace_id), |p| p.sampled);
         let record = Arc::new(DecisionRecord::new(
-            decision, request, malformed, start, duration, parent, trace_id, span_id, sampled,
+            decision,
+            request,
+            &self.redactor,
+            malformed,
+            (start, duration),
+            parent,
+            (trace_id, span_id, sampled),
         ));
         if let Some(tx) = &self.decision_log
             && tx.try_send(Message::Record(Arc::clone(&record))).is_err()

@@ -11,6 +11,7 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use super::redact::Redactor;
 use super::trace_context::{TraceParent, to_hex};
 use crate::policy::{Decision, Stage, Verdict};
 use crate::request::AuthzRequest;
@@ -39,7 +40,8 @@ struct LogLine<'a> {
 }
 
 /// Everything the sinks record about one Check. Never holds request headers other than the
-/// request id, so `authorization`, cookies and other secrets cannot leak into logs or spans.
+/// request id, and its reason and error are scrubbed of sensitive header values, so
+/// `authorization`, cookies and other secrets cannot leak into logs or spans.
 #[derive(Debug, Clone)]
 pub struct DecisionRecord {
     pub start: SystemTime,
@@ -66,17 +68,16 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    #[allow(clippy::too_many_arguments)]
+    /// `timing`: when the Check started and how long it took; `ids`: the span's trace id,
+    /// span id and whether it is sampled.
     pub(super) fn new(
         decision: &Decision,
         request: &AuthzRequest,
+        redactor: &Redactor,
         malformed: bool,
-        start: SystemTime,
-        duration: Duration,
+        (start, duration): (SystemTime, Duration),
         parent: Option<TraceParent>,
-        trace_id: [u8; 16],
-        span_id: [u8; 8],
-        sampled: bool,
+        (trace_id, span_id, sampled): ([u8; 16], [u8; 8], bool),
     ) -> Self {
         let http = request.http.as_ref();
         let error = if malformed {
@@ -84,14 +85,13 @@ impl DecisionRecord {
         } else if decision.failures.is_empty() {
             None
         } else {
-            Some(
-                decision
-                    .failures
-                    .iter()
-                    .map(|f| format!("rule '{}' failed to evaluate: {}", f.rule, f.error))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
+            let text = decision
+                .failures
+                .iter()
+                .map(|f| format!("rule '{}' failed to evaluate: {}", f.rule, f.error))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Some(redactor.scrub(&text, request).into_owned())
         };
         Self {
             start,
@@ -100,7 +100,7 @@ impl DecisionRecord {
             verdict: decision.verdict,
             stage: decision.stage,
             rule: decision.rule.clone(),
-            reason: decision.reason.clone(),
+            reason: redactor.scrub(&decision.reason, request).into_owned(),
             spiffe_id: decision.identity.as_ref().map(|id| id.as_str().to_owned()),
             trust_domain: decision
                 .identity

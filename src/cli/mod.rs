@@ -170,7 +170,8 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
     let failures: Vec<serde_json::Value> = decision
         .failures
         .iter()
-        .map(|f| serde_json::json!({"rule": &*f.rule, "error": f.error}))
+        // The operator's own tool: the engine's full message, request values included.
+        .map(|f| serde_json::json!({"rule": &*f.rule, "error": f.detail}))
         .collect();
     serde_json::json!({
         "allowed": decision.is_allowed(),

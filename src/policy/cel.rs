@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use cel::common::ast::{EntryExpr, Expr};
 use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
 use cel::common::value::Val;
-use cel::{Context, Env, IdedExpr, Program, Value};
+use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value};
 use chrono::{DateTime, Utc};
 
 use crate::request::AuthzRequest;
@@ -67,12 +67,18 @@ pub enum CompileError {
     },
 }
 
-/// Why a compiled expression failed on one request.
+/// Why a compiled expression failed on one request. `Display` never includes request values
+/// (it goes to spans and logs); [`EvalError::detail`] is the engine's own message, which may.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
-    #[error("{0}")]
-    Execution(String),
+    #[error("{summary}")]
+    Execution {
+        /// Names the types and functions involved, never operand values.
+        summary: String,
+        /// The engine's message, which may quote operands (e.g. a header value).
+        detail: String,
+    },
     /// Only the type is kept: the value could be a header such as `authorization`.
     #[error("expression returned a {0}, not a bool")]
     NotBool(String),
@@ -172,8 +178,73 @@ impl CelEnv {
         match expression.program.execute(&activation.scope) {
             Ok(Value::Bool(matched)) => Ok(matched),
             Ok(other) => Err(EvalError::NotBool(other.type_of().to_string())),
-            Err(e) => Err(EvalError::Execution(e.to_string())),
+            Err(e) => Err(EvalError::Execution {
+                summary: describe_execution_error(&e),
+                detail: e.to_string(),
+            }),
         }
+    }
+}
+
+impl EvalError {
+    /// The full message for the operator's own tools (`warrant eval`): may quote request values.
+    pub fn detail(&self) -> String {
+        match self {
+            EvalError::Execution { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// An engine error as text that names the types involved but never the values: the engine's
+/// own messages print operands with `{:?}`, and an operand may be a request header such as
+/// `authorization` (`request.headers.authorization > 5` would put the token in the reason, the
+/// decision log and the span). Variants without operands keep the engine's message.
+fn describe_execution_error(error: &ExecutionError) -> String {
+    let ty = |value: &Value| value.type_of().to_string();
+    match error {
+        ExecutionError::UnsupportedTargetType { target } => {
+            format!("invalid argument type: {}", ty(target))
+        }
+        ExecutionError::NotSupportedAsMethod { method, target } => {
+            format!("method '{method}' not supported on type '{}'", ty(target))
+        }
+        ExecutionError::UnsupportedKeyType(key) => {
+            format!("unable to use {} as a map key", ty(key))
+        }
+        ExecutionError::ValuesNotComparable(left, right) => {
+            format!("{} cannot be compared to {}", ty(left), ty(right))
+        }
+        ExecutionError::UnsupportedBinaryOperator(operator, left, right) => format!(
+            "unsupported binary operator '{operator}' on {} and {}",
+            ty(left),
+            ty(right)
+        ),
+        ExecutionError::UnsupportedIndex(index, target) => {
+            format!("cannot use {} to index {}", ty(index), ty(target))
+        }
+        ExecutionError::DivisionByZero(_) => "division by zero".to_owned(),
+        ExecutionError::RemainderByZero(_) => "remainder by zero".to_owned(),
+        ExecutionError::Overflow(operator, left, right) => {
+            format!("overflow in '{operator}' on {} and {}", ty(left), ty(right))
+        }
+        ExecutionError::IndexOutOfBounds(index) => {
+            format!("index out of bounds ({})", ty(index))
+        }
+        ExecutionError::DuplicateKey(key) => format!("repeated {} key in a map literal", ty(key)),
+        // A function's message may quote its input (`duration("<header>")` echoes the string).
+        ExecutionError::FunctionError { function, .. } => {
+            format!("function '{function}' failed (warrant eval shows the engine's message)")
+        }
+        // Operand-free messages: argument counts, type names, the missing key or identifier.
+        ExecutionError::InvalidArgumentCount { .. }
+        | ExecutionError::UnexpectedType { .. }
+        | ExecutionError::NoSuchKey(_)
+        | ExecutionError::NoSuchOverload(_)
+        | ExecutionError::UndeclaredReference(_)
+        | ExecutionError::MissingArgumentOrTarget => error.to_string(),
+        // Deprecated or future variants may carry operands: say only that evaluation failed.
+        _ => "evaluation error".to_owned(),
     }
 }
 

@@ -60,7 +60,10 @@ impl fmt::Display for Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleFailure {
     pub rule: Arc<str>,
+    /// Why, without request values: safe for spans and logs.
     pub error: String,
+    /// The engine's full message, which may quote request values: for `warrant eval` only.
+    pub detail: String,
 }
 
 /// One authorization decision.

@@ -239,6 +239,7 @@ impl Policy {
                     vec![RuleFailure {
                         rule: Arc::clone(&rule.id),
                         error: error.to_string(),
+                        detail: error.detail(),
                     }],
                 ),
             };
@@ -266,6 +267,7 @@ impl Policy {
                 Err(error) => failures.push(RuleFailure {
                     rule: Arc::clone(&rule.id),
                     error: error.to_string(),
+                    detail: error.detail(),
                 }),
             }
         }

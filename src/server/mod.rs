@@ -91,14 +91,6 @@ impl AuthzService {
             timer.elapsed(),
             parent,
         );
-        tracing::debug!(
-            decision_id = %decision.id,
-            decision = %decision.verdict,
-            stage = %decision.stage,
-            rule = decision.rule.as_deref().unwrap_or(""),
-            reason = %decision.reason,
-            "check"
-        );
         response
     }
 }
