@@ -302,6 +302,17 @@ fn network_filter_request_has_empty_http_fields() {
 }
 
 #[test]
+fn unrepresentable_request_time_is_null_not_a_crash() {
+    // CheckRequest.attributes.request.time is the caller's to set; chrono cannot represent
+    // a time this far out.
+    let policy = compile("  - id: t\n    effect: allow\n    when: request.time == null\n");
+    let mut req = request(FRONTEND, "GET", "/");
+    req.time = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000_000_000));
+    let d = policy.decide(&req, SystemTime::now());
+    assert_eq!(d.verdict, Verdict::Allow, "{} {:?}", d.reason, d.failures);
+}
+
+#[test]
 fn compile_errors_name_file_line_and_rule() {
     let errs = errors(&[(
         "p.yaml",
@@ -328,6 +339,89 @@ fn compile_errors_name_file_line_and_rule() {
     assert_eq!(
         errs[3],
         "p.yaml:13: rule 'typo': duplicate rule id, first defined at p.yaml:4"
+    );
+}
+
+#[test]
+fn unknown_functions_are_compile_errors() {
+    // The engine resolves function names only when a call runs: without this check a typo
+    // loads fine and then fails on every request.
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: method-typo\n    effect: deny\n    when: request.path.startswith(\"/admin\")\n  - id: global-typo\n    effect: allow\n    when: lenght(request.path) > 1\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "p.yaml:6: rule 'method-typo': unknown function startswith() called as a method"
+        ),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].starts_with("p.yaml:9: rule 'global-typo': unknown function lenght()"),
+        "{}",
+        errs[1]
+    );
+    // Every standard function the docs use, as a method or globally.
+    compile(
+        r#"
+  - id: known
+    effect: allow
+    when: >
+      request.path.startsWith("/a") || request.path.endsWith("b") || request.path.contains("c")
+      || request.path.matches("^/d") || size(request.path) > 100 || request.path.size() > 100
+      || int(request.query["n"]) > 1 || string(source.port) == "1" || now.getHours("UTC") == 25
+      || now > timestamp("2026-01-01T00:00:00Z") + duration("1h") || has(request.headers.x)
+      || type(source.port) == int || double(source.port) > 1e9 || uint(source.port) > 1u
+      || source.segments.exists(s, s == "x")
+"#,
+    );
+}
+
+#[test]
+fn matches_uses_patterns_compiled_at_load() {
+    let policy = compile(
+        r#"
+  - id: method-style
+    effect: allow
+    when: request.path.matches("^/pay/[0-9]+$") && request.method == "GET"
+  - id: global-style
+    effect: allow
+    when: matches(request.path, "^/pay/") && request.method == "POST"
+  - id: pattern-from-route
+    effect: allow
+    when: request.path.matches(context.service) && request.method == "PUT"
+"#,
+    );
+    let decide = |method: &str, path: &str| {
+        let d = policy.decide(&request(FRONTEND, method, path), SystemTime::now());
+        (d.rule.as_deref().map(str::to_owned), d.failures.len())
+    };
+    assert_eq!(decide("GET", "/pay/12"), (Some("method-style".into()), 0));
+    assert_eq!(decide("GET", "/pay/x"), (None, 0));
+    assert_eq!(decide("POST", "/pay/x"), (Some("global-style".into()), 0));
+    // context.service is "payments": a pattern known only per request still works.
+    assert_eq!(
+        decide("PUT", "/payments"),
+        (Some("pattern-from-route".into()), 0)
+    );
+
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: bad-regex\n    effect: deny\n    when: request.path.matches(\"^/(admin\")\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "p.yaml:6: rule 'bad-regex': matches() pattern \"^/(admin\" is not a valid regular expression"
+        ),
+        "{}",
+        errs[0]
     );
 }
 

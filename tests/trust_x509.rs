@@ -287,8 +287,19 @@ fn two_certificates() {
 #[test]
 fn principal_only() {
     let f = fixture();
-    assert!(
+    // prod has a bundle: its callers' certificates must be checked against it.
+    assert_eq!(
         f.policy
+            .verify(&peer(FRONTEND, String::new()), SystemTime::now()),
+        Err(Untrusted::CertificateRequiredByBundle(PROD.into()))
+    );
+    let no_bundles = TrustPolicy::new(TrustSettings {
+        trust_domains: vec![PROD.into()],
+        ..TrustSettings::default()
+    })
+    .unwrap();
+    assert!(
+        no_bundles
             .verify(&peer(FRONTEND, String::new()), SystemTime::now())
             .is_ok()
     );
@@ -359,5 +370,72 @@ fn config_errors() {
             ..TrustSettings::default()
         }),
         Err(TrustConfigError::Bundle { .. })
+    ));
+}
+
+#[test]
+fn certificate_fields_in_cel() {
+    use warrant::policy::{Policy, PolicySource, Verdict};
+    use warrant::request::AuthzRequest;
+
+    let ca = Ca::new("prod CA");
+    let mut spec = LeafSpec::svid(FRONTEND);
+    spec.dns = vec!["frontend.shop.svc".into(), "frontend".into()];
+    let not_before = spec.not_before;
+    let leaf = ca.leaf(spec);
+    let rfc3339 = |t: SystemTime| {
+        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        time::OffsetDateTime::from_unix_timestamp(secs as i64)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let when = format!(
+        "source.certificate.not_before == timestamp(\"{}\") && source.certificate.not_after - source.certificate.not_before == duration(\"24h\") && source.certificate.dns_names == [\"frontend.shop.svc\", \"frontend\"] && source.certificate.serial.matches(\"^[0-9a-f]{{2}}(:[0-9a-f]{{2}})*$\")",
+        rfc3339(not_before)
+    );
+    let policy = Policy::compile(
+        &[PolicySource {
+            path: "p.yaml".into(),
+            text: format!(
+                "trust: {{trust_domains: [prod.example.org]}}\nrules:\n  - id: cert\n    effect: allow\n    when: '{}'\n",
+                when.replace('\'', "''")
+            ),
+        }],
+        &mut |_| unreachable!("no bundles"),
+    )
+    .unwrap();
+    let request = AuthzRequest {
+        source: peer(FRONTEND, leaf.url_encoded()),
+        ..AuthzRequest::default()
+    };
+    let d = policy.decide(&request, SystemTime::now());
+    assert_eq!(d.verdict, Verdict::Allow, "{} {:?}", d.reason, d.failures);
+}
+
+#[test]
+fn validity_window_is_inclusive_at_both_ends() {
+    // RFC 5280 §4.1.2.5: valid from notBefore through notAfter, both included; the chain
+    // check (with a bundle) must agree with the window check.
+    let f = fixture();
+    let whole_secs = |t: SystemTime| {
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())
+    };
+    let mut spec = LeafSpec::svid(FRONTEND);
+    spec.not_before = whole_secs(spec.not_before);
+    spec.not_after = spec.not_before + Duration::from_secs(3600);
+    let (not_before, not_after) = (spec.not_before, spec.not_after);
+    let certificate = f.prod.leaf(spec).url_encoded();
+    let at = |t| f.policy.verify(&peer(FRONTEND, certificate.clone()), t);
+    assert!(at(not_before).is_ok());
+    assert!(at(not_after).is_ok());
+    assert!(matches!(
+        at(not_before - Duration::from_secs(1)),
+        Err(Untrusted::NotYetValid { .. })
+    ));
+    assert!(matches!(
+        at(not_after + Duration::from_secs(1)),
+        Err(Untrusted::Expired { .. })
     ));
 }

@@ -86,8 +86,8 @@ struct JsonSocketAddress {
     protocol: Option<IgnoredAny>,
     #[serde(default)]
     address: Option<String>,
-    #[serde(default, alias = "port_value")]
-    port_value: Option<JsonU32>,
+    #[serde(default, alias = "port_value", deserialize_with = "port")]
+    port_value: Option<u32>,
     #[serde(default, alias = "named_port")]
     named_port: Option<IgnoredAny>,
     #[serde(default, alias = "resolver_name")]
@@ -117,11 +117,86 @@ enum JsonU32 {
     Text(String),
 }
 
+impl JsonU32 {
+    fn value<E: serde::de::Error>(self) -> Result<u32, E> {
+        match self {
+            JsonU32::Number(n) => Ok(n),
+            JsonU32::Text(text) => text
+                .parse()
+                .map_err(|_| E::custom(format!("port {text:?} is not a uint32"))),
+        }
+    }
+}
+
+fn port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    Option::<JsonU32>::deserialize(deserializer)?
+        .map(JsonU32::value)
+        .transpose()
+}
+
+/// A google.protobuf.Timestamp in proto3 JSON: an RFC 3339 string.
+fn timestamp<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<envoy_types::pb::google::protobuf::Timestamp>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let time = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
+        serde::de::Error::custom(format!("time {text:?} is not an RFC 3339 timestamp: {e}"))
+    })?;
+    Ok(Some(envoy_types::pb::google::protobuf::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }))
+}
+
+/// `header_map` (sent instead of `headers` when the filter sets `encode_raw_headers`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonHeaderMap {
+    #[serde(default)]
+    headers: Vec<JsonHeaderValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct JsonHeaderValue {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    /// bytes: base64 in proto3 JSON.
+    #[serde(default, alias = "raw_value", deserialize_with = "base64_bytes")]
+    raw_value: Option<Vec<u8>>,
+}
+
+fn base64_bytes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u8>>, D::Error> {
+    use base64::Engine as _;
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // Proto3 JSON parsers accept standard and URL-safe base64, padded or not.
+    let cleaned: String = text
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(cleaned)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("rawValue is not base64: {e}")))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct JsonRequest {
-    #[serde(default)]
-    time: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    time: Option<envoy_types::pb::google::protobuf::Timestamp>,
     #[serde(default)]
     http: Option<JsonHttp>,
 }
@@ -138,7 +213,7 @@ struct JsonHttp {
     #[serde(default)]
     headers: Option<HashMap<String, String>>,
     #[serde(default, alias = "header_map")]
-    header_map: Option<IgnoredAny>,
+    header_map: Option<JsonHeaderMap>,
     #[serde(default)]
     path: Option<String>,
     #[serde(default)]
@@ -186,11 +261,7 @@ impl JsonPeer {
 impl JsonAddress {
     fn into_proto(self) -> core::Address {
         let address = if let Some(socket) = self.socket_address {
-            let port = match socket.port_value {
-                Some(JsonU32::Number(port)) => port,
-                Some(JsonU32::Text(text)) => text.parse().unwrap_or(0),
-                None => 0,
-            };
+            let port = socket.port_value.unwrap_or(0);
             Some(core::address::Address::SocketAddress(core::SocketAddress {
                 address: socket.address.unwrap_or_default(),
                 port_specifier: Some(core::socket_address::PortSpecifier::PortValue(port)),
@@ -210,15 +281,8 @@ impl JsonAddress {
 
 impl JsonRequest {
     fn into_proto(self) -> attribute_context::Request {
-        let time = self
-            .time
-            .and_then(|text| chrono::DateTime::parse_from_rfc3339(&text).ok())
-            .map(|t| envoy_types::pb::google::protobuf::Timestamp {
-                seconds: t.timestamp(),
-                nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-            });
         attribute_context::Request {
-            time,
+            time: self.time,
             http: self.http.map(|http| attribute_context::HttpRequest {
                 id: http.id.unwrap_or_default(),
                 method: http.method.unwrap_or_default(),
@@ -229,6 +293,17 @@ impl JsonRequest {
                 query: http.query.unwrap_or_default(),
                 fragment: http.fragment.unwrap_or_default(),
                 protocol: http.protocol.unwrap_or_default(),
+                header_map: http.header_map.map(|map| core::HeaderMap {
+                    headers: map
+                        .headers
+                        .into_iter()
+                        .map(|h| core::HeaderValue {
+                            key: h.key,
+                            value: h.value.unwrap_or_default(),
+                            raw_value: h.raw_value.unwrap_or_default(),
+                        })
+                        .collect(),
+                }),
                 ..Default::default()
             }),
         }
@@ -260,6 +335,32 @@ mod tests {
             attributes.request.unwrap().time.unwrap().seconds,
             1_767_225_600
         );
+    }
+
+    #[test]
+    fn raw_header_map() {
+        let request = parse(
+            r#"{"attributes":{"request":{"http":{"headerMap":{"headers":[
+                {"key":"x-role","rawValue":"Z3Vlc3Q="},{"key":"x-role","raw_value":"YWRtaW4"},
+                {"key":"accept","value":"*/*"}]}}}}}"#,
+        )
+        .unwrap();
+        let http = request.attributes.unwrap().request.unwrap().http.unwrap();
+        let headers = http.header_map.unwrap().headers;
+        assert_eq!(headers[0].raw_value, b"guest");
+        assert_eq!(headers[1].raw_value, b"admin");
+        assert_eq!(headers[2].value, "*/*");
+    }
+
+    #[test]
+    fn malformed_values_are_errors_not_defaults() {
+        for bad in [
+            r#"{"attributes":{"request":{"time":"yesterday"}}}"#,
+            r#"{"attributes":{"source":{"address":{"socketAddress":{"portValue":"http"}}}}}"#,
+            r#"{"attributes":{"request":{"http":{"headerMap":{"headers":[{"key":"a","rawValue":"!!"}]}}}}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,11 +11,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cel::common::ast::{EntryExpr, Expr};
+use cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
 use cel::common::value::Val;
+use cel::extractors::This;
 use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value};
 use chrono::{DateTime, Utc};
+use regex::{Regex, RegexBuilder};
 
 use crate::request::AuthzRequest;
 use crate::trust::VerifiedPeer;
@@ -49,6 +51,20 @@ pub const VARIABLES: &[(&str, Option<&[&str]>)] = &[
     ("now", None),
 ];
 
+/// CEL's type identifiers, usable as values (`type(x) == int`).
+const TYPE_NAMES: &[&str] = &[
+    "bool",
+    "bytes",
+    "double",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
+];
+
 /// Why a rule expression does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -59,6 +75,13 @@ pub enum CompileError {
         "unknown variable {0:?}; known variables are source, destination, request, context, now"
     )]
     UnknownVariable(String),
+    #[error(
+        "unknown function {name}(){}; names are case-sensitive (see docs/cel.md for the functions available)",
+        if *.member { " called as a method" } else { "" }
+    )]
+    UnknownFunction { name: String, member: bool },
+    #[error("matches() pattern {pattern:?} is not a valid regular expression: {reason}")]
+    Regex { pattern: String, reason: String },
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
         variable: String,
@@ -89,21 +112,67 @@ pub enum EvalError {
 pub struct CelEnv {
     env: Arc<Env>,
     root: Context<'static, 'static>,
+    /// The literal patterns of `matches()` calls seen by [`CelEnv::compile`], compiled once.
+    regexes: HashMap<String, Regex>,
 }
 
 impl fmt::Debug for CelEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CelEnv").finish_non_exhaustive()
+        f.debug_struct("CelEnv")
+            .field("regexes", &self.regexes.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Default for CelEnv {
     fn default() -> Self {
+        // The engine is built without its `regex` feature, so the standard library has no
+        // `matches`: Warrant provides it (see `matches_function`).
         let env = Arc::new(Env::stdlib());
         Self {
-            root: Context::with_env(Arc::clone(&env)),
+            root: root_context(&env, Arc::default()),
             env,
+            regexes: HashMap::new(),
         }
+    }
+}
+
+/// A root context of `env` with Warrant's own functions.
+fn root_context(env: &Arc<Env>, regexes: Arc<HashMap<String, Regex>>) -> Context<'static, 'static> {
+    let mut root = Context::with_env(Arc::clone(env));
+    // Cannot conflict: the engine's `matches` is compiled out (Cargo.toml).
+    let _ = root.add_function("matches", matches_function(regexes));
+    root
+}
+
+/// Upper bound on the compiled size of one regular expression (the `regex` crate's default is
+/// 10 MiB): a pattern that reaches it is rejected instead of costing memory and time.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// CEL's `matches` (RE2 syntax, unanchored), as `s.matches(re)` or `matches(s, re)`. The
+/// engine's own compiles the pattern on every call (~30 µs); here every literal pattern of
+/// the policy is compiled once at load, and only a pattern computed per request (rare, e.g.
+/// from `context`) is compiled per call.
+fn matches_function(
+    regexes: Arc<HashMap<String, Regex>>,
+) -> impl Fn(This<Arc<String>>, Arc<String>) -> Result<Value, ExecutionError> + Send + Sync + 'static
+{
+    move |This(text): This<Arc<String>>, pattern: Arc<String>| {
+        let matched = match regexes.get(pattern.as_str()) {
+            Some(regex) => regex.is_match(&text),
+            None => compile_regex(&pattern)
+                .map_err(|_| {
+                    ExecutionError::function_error("matches", "invalid regular expression")
+                })?
+                .is_match(&text),
+        };
+        Ok(Value::Bool(matched))
     }
 }
 
@@ -115,15 +184,61 @@ pub struct Expression {
 }
 
 impl CelEnv {
-    /// Compiles `source` and checks that it only references known variables and fields.
-    pub fn compile(&self, source: &str) -> Result<Expression, CompileError> {
+    /// Compiles `source` and checks that it only references known variables, fields and
+    /// functions, and that its literal `matches()` patterns are valid regular expressions.
+    pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         let program = self
             .env
             .compile(source)
             .map_err(|e| CompileError::Syntax(e.to_string().replace('\n', "; ")))?;
-        let mut variables = BTreeSet::new();
-        check_references(program.expression(), &mut Vec::new(), &mut variables)?;
-        Ok(Expression { program, variables })
+        let mut references = References::default();
+        let known_function = |name: &str, member: bool| self.has_function(name, member);
+        check_references(
+            program.expression(),
+            &mut Vec::new(),
+            &mut references,
+            &known_function,
+        )?;
+        for pattern in references.patterns {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.regexes.entry(pattern) {
+                let regex = compile_regex(slot.key()).map_err(|e| CompileError::Regex {
+                    pattern: slot.key().clone(),
+                    reason: e.to_string().replace('\n', " "),
+                })?;
+                slot.insert(regex);
+            }
+        }
+        Ok(Expression {
+            program,
+            variables: references.variables,
+        })
+    }
+
+    /// Makes the patterns compiled so far available to `matches()`. Call once every rule is
+    /// compiled; until then `matches()` compiles its pattern per call.
+    pub fn seal(&mut self) {
+        self.root = root_context(&self.env, Arc::new(self.regexes.clone()));
+    }
+
+    /// Whether the engine knows function `name` (as a method when `member`). The engine has no
+    /// public list of its functions and resolves names only when a call runs, so a misspelt
+    /// `startswith` would otherwise load fine and fail on every request (denying everything
+    /// in a deny rule). Probing a call with no arguments tells an unknown name
+    /// (`UndeclaredReference`) from a known one with the wrong arguments. Runs at load only.
+    fn has_function(&self, name: &str, member: bool) -> bool {
+        let probe = if member {
+            format!("null.{name}()")
+        } else {
+            format!("{name}()")
+        };
+        match self.env.compile(&probe) {
+            Ok(program) => !matches!(
+                program.execute(&self.root),
+                Err(ExecutionError::UndeclaredReference(reference)) if reference.as_str() == name
+            ),
+            // Not a plain name: nothing to check.
+            Err(_) => true,
+        }
     }
 }
 
@@ -236,9 +351,10 @@ fn describe_execution_error(error: &ExecutionError) -> String {
         ExecutionError::FunctionError { function, .. } => {
             format!("function '{function}' failed (warrant eval shows the engine's message)")
         }
+        // `got` is the value itself, Debug-printed.
+        ExecutionError::UnexpectedType { want, .. } => format!("unexpected type, want {want}"),
         // Operand-free messages: argument counts, type names, the missing key or identifier.
         ExecutionError::InvalidArgumentCount { .. }
-        | ExecutionError::UnexpectedType { .. }
         | ExecutionError::NoSuchKey(_)
         | ExecutionError::NoSuchOverload(_)
         | ExecutionError::UndeclaredReference(_)
@@ -255,14 +371,30 @@ impl Expression {
     }
 }
 
+/// What an expression references.
+#[derive(Default)]
+struct References {
+    /// Top-level variables.
+    variables: BTreeSet<&'static str>,
+    /// Literal patterns of `matches()` calls.
+    patterns: Vec<String>,
+}
+
+/// Walks `expr`, collecting what it references into `used` and rejecting unknown variables,
+/// fields of fixed-shape variables, and functions (`known_function(name, member)`).
 fn check_references(
     expr: &IdedExpr,
     bound: &mut Vec<String>,
-    used: &mut BTreeSet<&'static str>,
+    used: &mut References,
+    known_function: &dyn Fn(&str, bool) -> bool,
 ) -> Result<(), CompileError> {
     match &expr.expr {
-        Expr::Ident(name) if !bound.iter().any(|b| b == name) && !name.starts_with('@') => {
-            used.insert(known_variable(name)?.0);
+        Expr::Ident(name)
+            if !bound.iter().any(|b| b == name)
+                && !name.starts_with('@')
+                && !TYPE_NAMES.contains(&name.as_str()) =>
+        {
+            used.variables.insert(known_variable(name)?.0);
         }
         Expr::Select(select) => {
             if let Expr::Ident(name) = &select.operand.expr
@@ -279,40 +411,62 @@ fn check_references(
                     });
                 }
             }
-            check_references(&select.operand, bound, used)?;
+            check_references(&select.operand, bound, used, known_function)?;
         }
         Expr::Call(call) => {
+            // Operators (`_==_`, `@in`, `!_`, ...) are not names a policy author can misspell.
+            let is_name = call
+                .func_name
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+                && call
+                    .func_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if is_name && !known_function(&call.func_name, call.target.is_some()) {
+                return Err(CompileError::UnknownFunction {
+                    name: call.func_name.clone(),
+                    member: call.target.is_some(),
+                });
+            }
+            if call.func_name == "matches"
+                && let Some(Expr::Literal(LiteralValue::String(pattern))) =
+                    call.args.last().map(|arg| &arg.expr)
+            {
+                used.patterns.push(pattern.inner().to_owned());
+            }
             if let Some(target) = &call.target {
-                check_references(target, bound, used)?;
+                check_references(target, bound, used, known_function)?;
             }
             for arg in &call.args {
-                check_references(arg, bound, used)?;
+                check_references(arg, bound, used, known_function)?;
             }
         }
         Expr::Comprehension(comp) => {
-            check_references(&comp.iter_range, bound, used)?;
-            check_references(&comp.accu_init, bound, used)?;
+            check_references(&comp.iter_range, bound, used, known_function)?;
+            check_references(&comp.accu_init, bound, used, known_function)?;
             let depth = bound.len();
             bound.push(comp.iter_var.clone());
             bound.extend(comp.iter_var2.clone());
             bound.push(comp.accu_var.clone());
             for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
-                check_references(part, bound, used)?;
+                check_references(part, bound, used, known_function)?;
             }
             bound.truncate(depth);
         }
         Expr::List(list) => {
             for element in &list.elements {
-                check_references(element, bound, used)?;
+                check_references(element, bound, used, known_function)?;
             }
         }
         Expr::Map(map) => {
             for entry in &map.entries {
                 match &entry.expr {
-                    EntryExpr::StructField(field) => check_references(&field.value, bound, used)?,
+                    EntryExpr::StructField(field) => {
+                        check_references(&field.value, bound, used, known_function)?
+                    }
                     EntryExpr::MapEntry(entry) => {
-                        check_references(&entry.key, bound, used)?;
-                        check_references(&entry.value, bound, used)?;
+                        check_references(&entry.key, bound, used, known_function)?;
+                        check_references(&entry.value, bound, used, known_function)?;
                     }
                 }
             }
@@ -320,7 +474,7 @@ fn check_references(
         Expr::Struct(structure) => {
             for entry in &structure.entries {
                 if let EntryExpr::StructField(field) = &entry.expr {
-                    check_references(&field.value, bound, used)?;
+                    check_references(&field.value, bound, used, known_function)?;
                 }
             }
         }
@@ -371,10 +525,28 @@ fn list<'a>(items: impl Iterator<Item = CelVal<'a>>) -> CelVal<'a> {
     Box::new(CelList::from(items.collect::<Vec<_>>()))
 }
 
+/// `time` as a CEL timestamp; null when chrono cannot represent it (`From<SystemTime>` would
+/// panic, and `request.time` comes from the CheckRequest).
 fn timestamp(time: SystemTime) -> CelVal<'static> {
-    Box::new(CelTimestamp::from(
-        DateTime::<Utc>::from(time).fixed_offset(),
-    ))
+    let utc = match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs())
+            .ok()
+            .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, after.subsec_nanos())),
+        Err(before) => {
+            let before = before.duration();
+            i64::try_from(before.as_secs()).ok().and_then(|secs| {
+                DateTime::<Utc>::from_timestamp(-secs, 0).and_then(|t| {
+                    t.checked_sub_signed(chrono::Duration::nanoseconds(i64::from(
+                        before.subsec_nanos(),
+                    )))
+                })
+            })
+        }
+    };
+    match utc {
+        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
+        None => Box::new(CelNull),
+    }
 }
 
 fn unix_timestamp(secs: i64) -> CelVal<'static> {

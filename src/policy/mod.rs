@@ -73,7 +73,7 @@ impl Policy {
         read_bundle: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
-        let cel = CelEnv::default();
+        let mut cel = CelEnv::default();
         let mut trust: Option<(PathBuf, u64, TrustPolicy)> = None;
         let mut seen_ids: HashMap<String, (PathBuf, u64)> = HashMap::new();
         let mut deny_rules = Vec::new();
@@ -126,7 +126,7 @@ impl Policy {
                     continue;
                 }
                 seen_ids.insert(id.clone(), (source.path.clone(), line));
-                match compile_rule(&cel, spec) {
+                match compile_rule(&mut cel, spec) {
                     Ok((Effect::Allow, rule)) => allow_rules.push(rule),
                     Ok((Effect::Deny, rule)) => deny_rules.push(rule),
                     Err((line, message)) => errors.push(at(Some(line), Some(&id), message)),
@@ -159,6 +159,7 @@ impl Policy {
                     .chain(&allow_rules)
                     .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
                     .collect();
+                cel.seal();
                 Ok(Self {
                     trust,
                     cel,
@@ -385,7 +386,7 @@ fn compile_trust(
     .map_err(|e| e.to_string())
 }
 
-fn compile_rule(cel: &CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, String)> {
+fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, String)> {
     let id_line = spec.id.referenced.line();
     if spec.id.value.trim().is_empty() {
         return Err((id_line, "rule id must not be empty".to_owned()));

@@ -80,8 +80,9 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect()
     };
-    // Deterministic order (proto maps have none): by name.
+    // Deterministic order (proto maps have none): by name, repeated names kept in order.
     headers.sort_by(|a, b| a.0.cmp(&b.0));
+    join_repeated(&mut headers);
     HttpRequest {
         id: http.id,
         method: http.method,
@@ -90,5 +91,55 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
         scheme: http.scheme,
         protocol: http.protocol,
         headers,
+    }
+}
+
+/// Joins repeated header names into one entry, values separated by `,` in arrival order, as
+/// Envoy itself does for the `headers` map. `header_map` lists each occurrence separately;
+/// left apart, a rule would see one value and the others would slip past it
+/// (`x-role: guest` then `x-role: admin`). `headers` must be sorted by name.
+fn join_repeated(headers: &mut Vec<(String, String)>) {
+    headers.dedup_by(|later, earlier| {
+        if later.0 != earlier.0 {
+            return false;
+        }
+        earlier.1.push(',');
+        earlier.1.push_str(&later.1);
+        true
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    #[test]
+    fn raw_header_map_repeats_are_joined() {
+        let header = |key: &str, value: &str, raw: &[u8]| HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            raw_value: raw.to_vec(),
+        };
+        let http = http_request(attribute_context::HttpRequest {
+            header_map: Some(HeaderMap {
+                headers: vec![
+                    header("X-Role", "", b"guest"),
+                    header("accept", "*/*", b""),
+                    header("x-role", "", b"admin"),
+                    header("x-bin", "", b"\xff"),
+                ],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            http.headers,
+            [
+                ("accept".to_owned(), "*/*".to_owned()),
+                ("x-bin".to_owned(), "\u{fffd}".to_owned()),
+                ("x-role".to_owned(), "guest,admin".to_owned()),
+            ]
+        );
     }
 }

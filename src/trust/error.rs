@@ -19,6 +19,10 @@ pub enum Untrusted {
         "a peer certificate is required but Envoy sent none (set include_peer_certificate: true)"
     )]
     CertificateRequired,
+    #[error(
+        "trust domain {0:?} has a CA bundle, so its callers must present their certificate, but Envoy sent none (set include_peer_certificate: true)"
+    )]
+    CertificateRequiredByBundle(String),
     #[error("peer certificate: {0}")]
     Svid(#[from] SvidError),
     #[error("peer principal {principal} differs from the certificate's URI SAN {uri_san}")]

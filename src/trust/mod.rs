@@ -112,6 +112,14 @@ impl TrustPolicy {
             if self.require_certificate {
                 return Err(Untrusted::CertificateRequired);
             }
+            // A bundle the operator configured must be enforced: without the certificate
+            // there is nothing to chain, and a principal alone is only Envoy's word for what
+            // a certificate of *some* CA it trusts said.
+            if self.bundles.contains_key(trust_domain) {
+                return Err(Untrusted::CertificateRequiredByBundle(
+                    trust_domain.to_owned(),
+                ));
+            }
             return Ok(VerifiedPeer {
                 spiffe_id,
                 svid: None,
