@@ -101,13 +101,27 @@ class Stack:
         wait_for(lambda: urllib.request.urlopen(admin, timeout=1).read().strip() == b"LIVE",
                  "Envoy to be ready", proc=self.envoy)
 
-    def request(self, client, method, path, headers=None, body=None):
-        """An HTTPS request through Envoy with client certificate `client`."""
+    def tls_context(self, client):
+        """A client TLS context presenting workload `client`'s certificate."""
         ctx = ssl.create_default_context(cafile=str(self.certs / "prod-ca.pem"))
         ctx.load_cert_chain(str(self.certs / f"{client}.pem"), str(self.certs / f"{client}.key"))
-        conn = http.client.HTTPSConnection("127.0.0.1", self.ports["listener"], context=ctx, timeout=10)
+        return ctx
+
+    def request(self, client, method, path, headers=None, body=None):
+        """An HTTP/1.1 request over TLS through Envoy with client certificate `client`. The
+        path is sent as given (no client-side normalisation). `headers` is a dict, or a list of
+        (name, value) pairs to send a header more than once."""
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.ports["listener"], context=self.tls_context(client), timeout=10
+        )
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            pairs = list((headers or {}).items()) if isinstance(headers, dict) else list(headers or [])
+            for name, value in pairs:
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("content-length", str(len(body)))
+            conn.endheaders(body)
             response = conn.getresponse()
             return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
         finally:
