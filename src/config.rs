@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::audit::{AuditSettings, DecisionLogTarget};
+use crate::audit::{AuditSettings, DecisionLogTarget, OtlpTarget};
 
 /// Default path of the server config, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/warrant.yaml";
@@ -61,6 +61,9 @@ pub struct Config {
     /// `authorization`, `proxy-authorization` and `cookie`, which always are.
     #[serde(default)]
     pub sensitive_headers: Vec<String>,
+    /// The file this came from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 /// `telemetry:` — OpenTelemetry span export.
@@ -97,7 +100,8 @@ fn default_sample_ratio() -> f64 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpConfig {
-    /// e.g. `http://127.0.0.1:4317`.
+    /// `http://127.0.0.1:4317` for gRPC; for HTTP `http://127.0.0.1:4318` (then
+    /// `/v1/traces` is appended) or the full traces URL.
     pub endpoint: String,
     #[serde(default)]
     pub protocol: OtlpProtocol,
@@ -107,11 +111,25 @@ pub struct OtlpConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpProtocol {
+    /// OTLP/gRPC.
     #[default]
     Grpc,
-    /// OTLP/HTTP protobuf: not available in this build (it would pull in an HTTP client).
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf` in OpenTelemetry's variables).
+    #[serde(alias = "http/protobuf")]
     Http,
 }
+
+impl OtlpProtocol {
+    fn to_audit(self) -> crate::audit::OtlpProtocol {
+        match self {
+            OtlpProtocol::Grpc => crate::audit::OtlpProtocol::Grpc,
+            OtlpProtocol::Http => crate::audit::OtlpProtocol::HttpProtobuf,
+        }
+    }
+}
+
+/// The OTLP/HTTP path of traces (OpenTelemetry exporter spec, "Endpoint URLs for OTLP/HTTP").
+const OTLP_HTTP_TRACES_PATH: &str = "v1/traces";
 
 /// `decision_log:`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -168,6 +186,7 @@ impl Default for Config {
             decision_log: DecisionLogConfig::default(),
             admin: None,
             sensitive_headers: Vec::new(),
+            source: PathBuf::from(DEFAULT_CONFIG_PATH),
         }
     }
 }
@@ -189,7 +208,7 @@ impl Config {
             line,
             message,
         };
-        let config: Config = if text.trim().is_empty() {
+        let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_saphyr::from_str(text).map_err(|e| {
@@ -197,6 +216,7 @@ impl Config {
                 invalid(line, crate::policy::yaml_error_gist(&e.to_string()))
             })?
         };
+        config.source = path.to_path_buf();
         let header = &config.identity_header;
         if !header.is_empty()
             && !header
@@ -228,21 +248,8 @@ impl Config {
             ));
         }
         if let Some(otlp) = &config.telemetry.otlp {
-            if otlp.protocol == OtlpProtocol::Http {
-                return Err(invalid(
-                    None,
-                    "telemetry.otlp.protocol http is not supported by this build; use grpc (port 4317)".into(),
-                ));
-            }
-            if !(otlp.endpoint.starts_with("http://") || otlp.endpoint.starts_with("https://")) {
-                return Err(invalid(
-                    None,
-                    format!(
-                        "telemetry.otlp.endpoint {:?} must be a URL such as http://127.0.0.1:4317",
-                        otlp.endpoint
-                    ),
-                ));
-            }
+            check_otlp_endpoint("telemetry.otlp.endpoint", &otlp.endpoint)
+                .map_err(|message| invalid(None, message))?;
         }
         if config.decision_log.to.is_empty() {
             return Err(invalid(
@@ -253,23 +260,77 @@ impl Config {
         Ok(config)
     }
 
-    /// The audit settings, with the standard OpenTelemetry environment variables
-    /// (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`) filling what the file leaves unset.
-    pub fn audit_settings(&self, env: impl Fn(&str) -> Option<String>) -> AuditSettings {
+    /// The audit settings, with the standard OpenTelemetry environment variables filling what
+    /// the file leaves unset: `OTEL_SERVICE_NAME`; `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used
+    /// as is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL: `/v1/traces` is appended for HTTP);
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, the
+    /// default here, or `http/protobuf`).
+    pub fn audit_settings(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<AuditSettings, ConfigError> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        AuditSettings {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.source.clone(),
+            line: None,
+            message,
+        };
+        let otlp = match &self.telemetry.otlp {
+            Some(otlp) => Some(OtlpTarget {
+                endpoint: traces_url(&otlp.endpoint, otlp.protocol, EndpointKind::ConfigFile),
+                protocol: otlp.protocol.to_audit(),
+            }),
+            None => {
+                let protocol = match [
+                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                ]
+                .into_iter()
+                .find_map(|name| env(name).map(|value| (name, value)))
+                {
+                    None => OtlpProtocol::Grpc,
+                    Some((_, value)) if value == "grpc" => OtlpProtocol::Grpc,
+                    Some((_, value)) if value == "http/protobuf" => OtlpProtocol::Http,
+                    Some((name, value)) => {
+                        return Err(invalid(format!(
+                            "{name}={value:?}: Warrant exports grpc or http/protobuf"
+                        )));
+                    }
+                };
+                let endpoint = match (
+                    env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                    env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                ) {
+                    (Some(url), _) => Some((
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        url,
+                        EndpointKind::Exact,
+                    )),
+                    (None, Some(base)) => {
+                        Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base, EndpointKind::Base))
+                    }
+                    (None, None) => None,
+                };
+                match endpoint {
+                    None => None,
+                    Some((name, url, kind)) => {
+                        check_otlp_endpoint(name, &url).map_err(invalid)?;
+                        Some(OtlpTarget {
+                            endpoint: traces_url(&url, protocol, kind),
+                            protocol: protocol.to_audit(),
+                        })
+                    }
+                }
+            }
+        };
+        Ok(AuditSettings {
             service_name: self
                 .telemetry
                 .service_name
                 .clone()
                 .or_else(|| env("OTEL_SERVICE_NAME"))
                 .unwrap_or_else(|| "warrant".to_owned()),
-            otlp_endpoint: self
-                .telemetry
-                .otlp
-                .as_ref()
-                .map(|otlp| otlp.endpoint.clone())
-                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT")),
+            otlp,
             sample_ratio: self.telemetry.sample_ratio,
             decision_log: match self.decision_log.to.as_str() {
                 "stdout" => DecisionLogTarget::Stdout,
@@ -278,7 +339,51 @@ impl Config {
                 path => DecisionLogTarget::File(PathBuf::from(path)),
             },
             sensitive_headers: self.sensitive_headers.clone(),
-        }
+        })
+    }
+}
+
+/// An OTLP endpoint must be a plain `http://` URL. TLS to the collector is not built in: send
+/// to a collector or agent on the node (or sidecar) and let it forward over TLS.
+fn check_otlp_endpoint(name: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Err(format!(
+            "{name} {url:?}: TLS to the collector is not built in; export to a local collector or agent over http:// and let it forward over TLS"
+        ));
+    }
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!(
+            "{name} {url:?} must be a URL such as http://127.0.0.1:4317"
+        )),
+    }
+}
+
+/// How an OTLP endpoint was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndpointKind {
+    /// `telemetry.otlp.endpoint`: a URL without a path gets `/v1/traces` for HTTP.
+    ConfigFile,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL, `/v1/traces` always appended for HTTP.
+    Base,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used as is.
+    Exact,
+}
+
+/// The URL spans are sent to. gRPC takes the collector's address as given; OTLP/HTTP needs
+/// the traces URL (OpenTelemetry exporter spec, "Endpoint URLs for OTLP/HTTP").
+fn traces_url(url: &str, protocol: OtlpProtocol, kind: EndpointKind) -> String {
+    if protocol == OtlpProtocol::Grpc || kind == EndpointKind::Exact {
+        return url.to_owned();
+    }
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let has_path = url[after_scheme..]
+        .find('/')
+        .is_some_and(|i| !url[after_scheme + i..].trim_end_matches('/').is_empty());
+    if kind == EndpointKind::ConfigFile && has_path {
+        url.to_owned()
+    } else {
+        format!("{}/{OTLP_HTTP_TRACES_PATH}", url.trim_end_matches('/'))
     }
 }
 
@@ -314,11 +419,14 @@ mod tests {
             "telemetry:\n  service_name: authz\n  otlp: {endpoint: \"http://127.0.0.1:4317\", protocol: grpc}\n  sample_ratio: 0.5\ndecision_log: {to: /var/log/warrant.jsonl}\nadmin: {listen: 127.0.0.1:9090}\n",
         )
         .unwrap();
-        let settings = config.audit_settings(|_| Some("ignored".into()));
+        let settings = config.audit_settings(|_| Some("ignored".into())).unwrap();
         assert_eq!(settings.service_name, "authz");
         assert_eq!(
-            settings.otlp_endpoint.as_deref(),
-            Some("http://127.0.0.1:4317")
+            settings.otlp,
+            Some(OtlpTarget {
+                endpoint: "http://127.0.0.1:4317".into(),
+                protocol: crate::audit::OtlpProtocol::Grpc
+            })
         );
         assert_eq!(settings.sample_ratio, 0.5);
         assert_eq!(
@@ -329,12 +437,14 @@ mod tests {
         let config =
             Config::parse(Path::new("w.yaml"), "sensitive_headers: [X-Api-Key]\n").unwrap();
         assert_eq!(
-            config.audit_settings(|_| None).sensitive_headers,
+            config.audit_settings(|_| None).unwrap().sensitive_headers,
             ["X-Api-Key"]
         );
         for bad in [
             "telemetry: {sample_ratio: 2}\n",
-            "telemetry: {otlp: {endpoint: \"http://c:4318\", protocol: http}}\n",
+            "telemetry: {otlp: {endpoint: \"https://c:4317\"}}\n",
+            "telemetry: {otlp: {endpoint: \"http://\"}}\n",
+            "telemetry: {otlp: {endpoint: \"http://c:4318\", protocol: http/json}}\n",
             "telemetry: {otlp: {endpoint: \"c:4317\"}}\n",
             "telemetry: {otlp: {endpont: \"http://c:4317\"}}\n",
             "decision_log: {to: \"\"}\n",
@@ -353,16 +463,87 @@ mod tests {
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4317".to_owned()),
             _ => None,
         };
-        let settings = config.audit_settings(env);
+        let settings = config.audit_settings(env).unwrap();
         assert_eq!(settings.service_name, "mesh-authz");
         assert_eq!(
-            settings.otlp_endpoint.as_deref(),
-            Some("http://collector:4317")
+            settings.otlp,
+            Some(OtlpTarget {
+                endpoint: "http://collector:4317".into(),
+                protocol: crate::audit::OtlpProtocol::Grpc
+            })
         );
         assert_eq!(settings.decision_log, DecisionLogTarget::Stdout);
-        let settings = config.audit_settings(|_| None);
+        let settings = config.audit_settings(|_| None).unwrap();
         assert_eq!(settings.service_name, "warrant");
-        assert_eq!(settings.otlp_endpoint, None);
+        assert_eq!(settings.otlp, None);
+    }
+
+    #[test]
+    fn otlp_http_urls() {
+        use crate::audit::OtlpProtocol::HttpProtobuf;
+        let from_file = |text: &str| {
+            Config::parse(Path::new("w.yaml"), text)
+                .unwrap()
+                .audit_settings(|_| None)
+                .unwrap()
+                .otlp
+                .unwrap()
+        };
+        let target =
+            from_file("telemetry: {otlp: {endpoint: \"http://c:4318\", protocol: http}}\n");
+        assert_eq!(target.endpoint, "http://c:4318/v1/traces");
+        assert_eq!(target.protocol, HttpProtobuf);
+        let target = from_file(
+            "telemetry: {otlp: {endpoint: \"http://c:4318/\", protocol: http/protobuf}}\n",
+        );
+        assert_eq!(target.endpoint, "http://c:4318/v1/traces");
+        let target = from_file(
+            "telemetry: {otlp: {endpoint: \"http://c/otlp/v1/traces\", protocol: http}}\n",
+        );
+        assert_eq!(target.endpoint, "http://c/otlp/v1/traces");
+
+        let from_env = |vars: &'static [(&'static str, &'static str)]| {
+            Config {
+                source: PathBuf::from("w.yaml"),
+                ..Config::default()
+            }
+            .audit_settings(move |name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let base = from_env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/otlp"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert_eq!(base.endpoint, "http://c:4318/otlp/v1/traces");
+        assert_eq!(base.protocol, HttpProtobuf);
+        let exact = from_env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ])
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert_eq!(exact.endpoint, "http://c:4318/custom");
+        assert_eq!(exact.protocol, HttpProtobuf);
+        for bad in [
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ][..],
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")][..],
+        ] {
+            let vars: &'static [(&'static str, &'static str)] = bad;
+            let error = from_env(vars).unwrap_err().to_string();
+            assert!(error.starts_with("w.yaml: OTEL_EXPORTER_OTLP_"), "{error}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 use envoy_types::pb::google::protobuf::value::Kind;
@@ -124,7 +124,17 @@ impl Drop for TempDir {
     }
 }
 
-async fn start_warrant(name: &str, otlp: &str) -> Running {
+/// Starts the real server with the test policy, a decision log in a file and an admin
+/// listener. `telemetry` is the `telemetry:` section's body.
+async fn start_warrant(name: &str, telemetry: &str) -> Running {
+    start_warrant_logging_to(name, telemetry, None).await
+}
+
+async fn start_warrant_logging_to(
+    name: &str,
+    telemetry: &str,
+    decision_log: Option<&str>,
+) -> Running {
     let dir = std::env::temp_dir().join(format!("warrant-telemetry-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -156,11 +166,11 @@ rules:
 "#,
     )
     .unwrap();
-    let log = dir.join("decisions.jsonl");
+    let log = decision_log.map_or_else(|| dir.join("decisions.jsonl"), PathBuf::from);
     let config = Config::parse(
         &dir.join("warrant.yaml"),
         &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ntelemetry:\n  service_name: warrant-test\n  otlp: {{endpoint: \"{otlp}\"}}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:0}}\nsensitive_headers: [X-Api-Key]\n",
+            "listen: 127.0.0.1:0\npolicy: {}\ntelemetry:\n  service_name: warrant-test\n{telemetry}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:0}}\nsensitive_headers: [X-Api-Key]\n",
             policy.display(),
             log.display()
         ),
@@ -224,6 +234,15 @@ async fn check(
     client.check(request).await.unwrap().into_inner()
 }
 
+/// Waits until every queued record is written and exported.
+async fn flush(w: &Running) {
+    let auditor = Arc::clone(&w.auditor);
+    let flushed = tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(flushed, "audit sinks did not flush in time");
+}
+
 fn decision_id(response: &CheckResponse) -> String {
     match &response.dynamic_metadata.as_ref().unwrap().fields["decision_id"].kind {
         Some(Kind::StringValue(s)) => s.clone(),
@@ -239,23 +258,33 @@ fn span_for<'a>(spans: &'a [Span], decision_id: &str) -> &'a Span {
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(addr, "GET", path);
+    (status, body)
+}
+
+/// One HTTP/1.1 request: (status, lower-cased head, body).
+fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_decision_log_and_metrics() {
     let (collector, collector_addr) = Collector::start().await;
-    let mut w = start_warrant("ok", &format!("http://{collector_addr}")).await;
+    let mut w = start_warrant(
+        "ok",
+        &format!("  otlp: {{endpoint: \"http://{collector_addr}\"}}"),
+    )
+    .await;
 
     // 1. Trace context in the gRPC metadata (as Envoy's tracer injects it): parent of our span.
     let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
@@ -320,19 +349,13 @@ async fn spans_decision_log_and_metrics() {
     )
     .await;
 
-    let auditor = Arc::clone(&w.auditor);
-    tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    flush(&w).await;
 
     let spans = collector.spans();
     assert_eq!(spans.len(), 5, "{spans:#?}");
-    assert!(
-        collector
-            .service_names()
-            .iter()
-            .all(|n| n == "warrant-test")
-    );
+    let services = collector.service_names();
+    assert!(!services.is_empty());
+    assert!(services.iter().all(|n| n == "warrant-test"), "{services:?}");
     for span in &spans {
         let text = format!("{span:?}");
         assert!(
@@ -369,6 +392,14 @@ async fn spans_decision_log_and_metrics() {
         "allow: status unset"
     );
 
+    // One decision id joins the denied body, Envoy's dynamic metadata and the span (and, below,
+    // the decision-log line).
+    let denied_body = match &denied.http_response {
+        Some(HttpResponse::DeniedResponse(response)) => response.body.clone(),
+        other => panic!("{other:?}"),
+    };
+    let denied_body: serde_json::Value = serde_json::from_str(&denied_body).unwrap();
+    assert_eq!(denied_body["decision_id"], decision_id(&denied).as_str());
     let span = span_for(&spans, &decision_id(&denied));
     assert_eq!(hex(&span.trace_id), header_trace);
     assert_eq!(hex(&span.parent_span_id), "b7ad6b7169203331");
@@ -461,6 +492,15 @@ async fn spans_decision_log_and_metrics() {
             .iter()
             .any(|l| l["decision_id"] == decision_id(&unsampled).as_str())
     );
+    let denied_line = lines
+        .iter()
+        .find(|l| l["decision_id"] == decision_id(&denied).as_str())
+        .unwrap();
+    assert_eq!(
+        denied_line["span_id"],
+        hex(&span_for(&spans, &decision_id(&denied)).span_id)
+    );
+    assert_eq!(denied_line["rule"], "no-admin");
 
     // Metrics and health on the admin listener.
     let admin = w.admin.unwrap();
@@ -494,6 +534,32 @@ async fn spans_decision_log_and_metrics() {
             .unwrap();
         assert_eq!(status, 200, "{path}");
     }
+    let admin_requests = tokio::task::spawn_blocking(move || {
+        [
+            http_request(admin, "GET", "/metrics"),
+            http_request(admin, "HEAD", "/metrics"),
+            http_request(admin, "GET", "/nope"),
+            http_request(admin, "POST", "/metrics"),
+        ]
+    })
+    .await
+    .unwrap();
+    let [
+        (_, head, _),
+        (head_status, _, head_body),
+        (missing, ..),
+        (post, ..),
+    ] = admin_requests;
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(
+        metrics.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    assert_eq!((head_status, head_body.as_str()), (200, ""));
+    assert_eq!((missing, post), (404, 405));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,15 +569,120 @@ async fn checks_go_on_when_the_collector_is_down() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut w = start_warrant("down", &format!("http://{dead}")).await;
+    let mut w = start_warrant("down", &format!("  otlp: {{endpoint: \"http://{dead}\"}}")).await;
     for _ in 0..20 {
         let response = check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
         assert_eq!(response.status.unwrap().code, 0, "checks still decided");
     }
-    let auditor = Arc::clone(&w.auditor);
-    tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(15)))
-        .await
-        .unwrap();
+    flush(&w).await;
     assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 20);
     assert_eq!(std::fs::read_to_string(&w.log).unwrap().lines().count(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_log_write_failures_are_counted() {
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let mut w = start_warrant_logging_to("full", "", Some("/dev/full")).await;
+    for _ in 0..5 {
+        check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
+    }
+    flush(&w).await;
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::DecisionLog), 5);
+    let admin = w.admin.unwrap();
+    let (_, metrics) = tokio::task::spawn_blocking(move || http_get(admin, "/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"warrant_audit_dropped_total{sink="decision_log"} 5"#),
+        "{metrics}"
+    );
+}
+
+/// An OTLP/HTTP (protobuf) trace receiver: keeps (path, content type, request).
+#[derive(Clone, Default)]
+struct HttpCollector {
+    received: Arc<Mutex<Vec<(String, String, ExportTraceServiceRequest)>>>,
+}
+
+impl HttpCollector {
+    async fn start() -> (Self, SocketAddr) {
+        use http_body_util::BodyExt as _;
+        use prost::Message as _;
+
+        let collector = HttpCollector::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::clone(&collector.received);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let received = Arc::clone(&received);
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let received = Arc::clone(&received);
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            let content_type = request
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let export = ExportTraceServiceRequest::decode(body).unwrap();
+                            received.lock().unwrap().push((path, content_type, export));
+                            let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "application/x-protobuf")
+                                    .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                                        reply,
+                                    )))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (collector, addr)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_over_otlp_http_protobuf() {
+    let (collector, addr) = HttpCollector::start().await;
+    let mut w = start_warrant(
+        "http",
+        &format!("  otlp: {{endpoint: \"http://{addr}\", protocol: http}}"),
+    )
+    .await;
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
+    let allowed = check(
+        &mut w.client,
+        check_request("GET", "/payments/1", &[]),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    flush(&w).await;
+    let received = collector.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one export request");
+    let (path, content_type, export) = &received[0];
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    let spans: Vec<Span> = export
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| ss.spans.clone())
+        .collect();
+    let span = span_for(&spans, &decision_id(&allowed));
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(hex(&span.parent_span_id), PARENT_SPAN);
+    assert_eq!(attributes(span)["spiffe.id"], FRONTEND);
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 0);
 }

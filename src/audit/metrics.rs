@@ -131,7 +131,10 @@ pub struct Metrics {
     known_checks: HashMap<(Verdict, Stage, Option<Arc<str>>), Counter>,
     duration: DurationHistogram,
     rules: Gauge<i64, AtomicI64>,
-    dropped: Family<SinkLabels, Counter>,
+    /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
+    /// exactly when a lock on the Check path would hurt most.
+    dropped_decision_log: Counter,
+    dropped_otlp: Counter,
     ready: AtomicBool,
 }
 
@@ -161,12 +164,16 @@ impl Metrics {
             "Audit records (decision log lines, spans) dropped because a sink was full or failing",
             dropped.clone(),
         );
-        // Make the dropped series visible at 0 before anything drops.
-        for sink in [Sink::DecisionLog, Sink::Otlp] {
-            let _ = dropped.get_or_create(&SinkLabels {
-                sink: sink.as_str(),
-            });
-        }
+        // Both series exist (at 0) before anything drops.
+        let dropped_counter = |sink: Sink| {
+            dropped
+                .get_or_create(&SinkLabels {
+                    sink: sink.as_str(),
+                })
+                .clone()
+        };
+        let dropped_decision_log = dropped_counter(Sink::DecisionLog);
+        let dropped_otlp = dropped_counter(Sink::Otlp);
         let outcomes = policy_rules
             .into_iter()
             .map(|(verdict, id)| (verdict, Stage::Rules, Some(Arc::clone(id))))
@@ -192,7 +199,8 @@ impl Metrics {
             known_checks,
             duration,
             rules,
-            dropped,
+            dropped_decision_log,
+            dropped_otlp,
             ready: AtomicBool::new(false),
         }
     }
@@ -228,22 +236,21 @@ impl Metrics {
         self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    fn dropped_counter(&self, sink: Sink) -> &Counter {
+        match sink {
+            Sink::DecisionLog => &self.dropped_decision_log,
+            Sink::Otlp => &self.dropped_otlp,
+        }
+    }
+
     /// Counts `n` records dropped at `sink`.
     pub fn dropped(&self, sink: Sink, n: u64) {
-        self.dropped
-            .get_or_create(&SinkLabels {
-                sink: sink.as_str(),
-            })
-            .inc_by(n);
+        self.dropped_counter(sink).inc_by(n);
     }
 
     /// How many records `sink` dropped so far.
     pub fn dropped_count(&self, sink: Sink) -> u64 {
-        self.dropped
-            .get_or_create(&SinkLabels {
-                sink: sink.as_str(),
-            })
-            .get()
+        self.dropped_counter(sink).get()
     }
 
     /// The Prometheus text exposition.

@@ -2,13 +2,14 @@
 //! span, all derived from the one [`Decision`]. Audit observes decisions; it never makes them.
 //!
 //! The Check path only counts metrics (atomics) and hands a record to each enabled sink with a
-//! non-blocking `try_send` into a bounded queue. Each sink drains its queue on its own thread,
-//! so a slow disk or a dead collector cannot slow Checks down: when a queue is full, or an
-//! export fails, the records are dropped and counted in `warrant_audit_dropped_total{sink}`.
-//! Spans are exported in batches with the OTLP exporter directly rather than through the
-//! SDK's batch processor, because that processor does not expose how many spans it dropped.
+//! non-blocking `try_send` into a bounded queue. Each sink drains its queue on its own thread
+//! (`decision_log`, `otlp`), so a slow disk or a dead collector cannot slow Checks down: when
+//! a queue is full, a write fails or an export fails, the records are dropped and counted in
+//! `warrant_audit_dropped_total{sink}`.
 
+mod decision_log;
 pub mod metrics;
+mod otlp;
 pub mod record;
 pub mod redact;
 pub mod trace_context;
@@ -16,14 +17,13 @@ pub mod trace_context;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanExporter as _};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 pub use metrics::{Metrics, Sink};
+pub use otlp::{OtlpProtocol, OtlpTarget};
 pub use record::DecisionRecord;
 pub use redact::Redactor;
 pub use trace_context::TraceParent;
@@ -33,12 +33,6 @@ use crate::request::AuthzRequest;
 
 /// Records queued per sink before new ones are dropped.
 const QUEUE_CAPACITY: usize = 16_384;
-/// Spans per OTLP export request.
-const EXPORT_BATCH: usize = 512;
-/// How long a span may wait for its batch to fill.
-const EXPORT_DELAY: Duration = Duration::from_secs(1);
-/// Upper bound for one OTLP export call.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where decision-log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +47,8 @@ pub enum DecisionLogTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditSettings {
     pub service_name: String,
-    /// OTLP/gRPC collector endpoint, e.g. `http://127.0.0.1:4317`; `None` disables spans.
-    pub otlp_endpoint: Option<String>,
+    /// Where spans go; `None` disables spans.
+    pub otlp: Option<OtlpTarget>,
     /// Head sampling for checks whose caller sent no trace context (0.0–1.0). A caller's
     /// sampled flag is always honoured.
     pub sample_ratio: f64,
@@ -108,7 +102,7 @@ impl Auditor {
         }
     }
 
-    /// Starts the enabled sinks. Must run inside a tokio runtime (the OTLP exporter uses it).
+    /// Starts the enabled sinks, each on its own thread.
     pub fn start(settings: &AuditSettings, metrics: Arc<Metrics>) -> Result<Self, AuditError> {
         let decision_log = match &settings.decision_log {
             DecisionLogTarget::Off => None,
@@ -132,45 +126,18 @@ impl Auditor {
                 let metrics = Arc::clone(&metrics);
                 std::thread::Builder::new()
                     .name("warrant-decision-log".into())
-                    .spawn(move || write_decision_log(rx, writer, &metrics))
+                    .spawn(move || decision_log::write(rx, writer, &metrics))
                     .map_err(AuditError::Thread)?;
                 Some(tx)
             }
         };
-        let otlp = match &settings.otlp_endpoint {
+        let otlp = match &settings.otlp {
             None => None,
-            Some(endpoint) => {
-                use opentelemetry_otlp::WithExportConfig as _;
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint.clone())
-                    .with_timeout(EXPORT_TIMEOUT)
-                    .build()
-                    .map_err(|e| AuditError::Exporter {
-                        endpoint: endpoint.clone(),
-                        reason: e.to_string(),
-                    })?;
-                exporter.set_resource(
-                    &Resource::builder_empty()
-                        .with_service_name(settings.service_name.clone())
-                        .build(),
-                );
-                let scope = InstrumentationScope::builder("warrant")
-                    .with_version(env!("CARGO_PKG_VERSION"))
-                    .build();
-                let runtime = tokio::runtime::Handle::current();
-                let (tx, rx) = sync_channel(QUEUE_CAPACITY);
-                let metrics = Arc::clone(&metrics);
-                let endpoint = endpoint.clone();
-                std::thread::Builder::new()
-                    .name("warrant-otlp".into())
-                    .spawn(move || {
-                        export_spans(rx, &exporter, &scope, &runtime, &metrics, &endpoint);
-                        let _ = exporter.shutdown();
-                    })
-                    .map_err(AuditError::Thread)?;
-                Some(tx)
-            }
+            Some(target) => Some(otlp::start(
+                target,
+                &settings.service_name,
+                Arc::clone(&metrics),
+            )?),
         };
         Ok(Self {
             metrics,
@@ -217,7 +184,8 @@ impl Auditor {
         let sampled = self.otlp.is_some()
             && parent
                 .as_ref()
-                .map_or_else(|| self.ratio_samples(&trace_id), |p| p.sampled);
+                .and_then(|p| p.sampled)
+                .unwrap_or_else(|| self.ratio_samples(&trace_id));
         let record = Arc::new(DecisionRecord::new(
             decision,
             request,
@@ -240,15 +208,34 @@ impl Auditor {
         }
     }
 
-    /// Writes out everything queued so far (decision log flushed, spans exported), waiting
-    /// at most `timeout` per sink. Used at shutdown and by tests.
-    pub fn flush(&self, timeout: Duration) {
+    /// Writes out everything queued so far (decision log written, spans exported), waiting
+    /// at most `timeout` in all. Used at shutdown and by tests. Returns whether every sink
+    /// finished in time; what is still queued after that is lost at exit.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut acks = Vec::new();
         for tx in [&self.decision_log, &self.otlp].into_iter().flatten() {
             let (ack_tx, ack_rx) = sync_channel(1);
-            if tx.send(Message::Flush(ack_tx)).is_ok() {
-                let _ = ack_rx.recv_timeout(timeout);
+            // Never a blocking send: a sink stuck on a dead collector keeps its queue full.
+            let mut message = Message::Flush(ack_tx);
+            loop {
+                match tx.try_send(message) {
+                    Ok(()) => {
+                        acks.push(ack_rx);
+                        break;
+                    }
+                    Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                        message = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => return false,
+                }
             }
         }
+        acks.iter().all(|ack| {
+            ack.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
+        })
     }
 
     /// Trace-id ratio sampling (as OpenTelemetry's TraceIdRatioBased: the low 8 bytes).
@@ -260,97 +247,5 @@ impl Auditor {
         low.copy_from_slice(&trace_id[8..]);
         let bound = (self.sample_ratio * (1u64 << 63) as f64) as u64;
         (u64::from_be_bytes(low) >> 1) < bound
-    }
-}
-
-fn write_decision_log(rx: Receiver<Message>, writer: Box<dyn Write + Send>, metrics: &Metrics) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, writer);
-    while let Ok(mut message) = rx.recv() {
-        loop {
-            match message {
-                Message::Record(record) => {
-                    let mut line = record.to_json_line();
-                    line.push('\n');
-                    if out.write_all(line.as_bytes()).is_err() {
-                        metrics.dropped(Sink::DecisionLog, 1);
-                    }
-                }
-                Message::Flush(ack) => {
-                    let _ = out.flush();
-                    let _ = ack.try_send(());
-                }
-            }
-            // Drain what is queued, then flush once: one write syscall per burst.
-            match rx.try_recv() {
-                Ok(next) => message = next,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        let _ = out.flush();
-    }
-    let _ = out.flush();
-}
-
-fn export_spans(
-    rx: Receiver<Message>,
-    exporter: &opentelemetry_otlp::SpanExporter,
-    scope: &InstrumentationScope,
-    runtime: &tokio::runtime::Handle,
-    metrics: &Metrics,
-    endpoint: &str,
-) {
-    let mut batch = Vec::with_capacity(EXPORT_BATCH);
-    let mut healthy = true;
-    let mut export = |batch: &mut Vec<_>| {
-        if batch.is_empty() {
-            return;
-        }
-        let spans = std::mem::replace(batch, Vec::with_capacity(EXPORT_BATCH));
-        let n = spans.len() as u64;
-        match runtime.block_on(exporter.export(spans)) {
-            Ok(()) => {
-                if !healthy {
-                    tracing::info!(endpoint, "OTLP export recovered");
-                }
-                healthy = true;
-            }
-            Err(error) => {
-                metrics.dropped(Sink::Otlp, n);
-                if healthy {
-                    tracing::warn!(endpoint, %error, "OTLP export failed; spans are dropped and counted in warrant_audit_dropped_total{{sink=\"otlp\"}}");
-                }
-                healthy = false;
-            }
-        }
-    };
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let message = match deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-        };
-        match message {
-            Ok(Message::Record(record)) => {
-                batch.push(record.to_span(scope));
-                deadline.get_or_insert_with(|| Instant::now() + EXPORT_DELAY);
-                if batch.len() >= EXPORT_BATCH {
-                    export(&mut batch);
-                    deadline = None;
-                }
-            }
-            Ok(Message::Flush(ack)) => {
-                export(&mut batch);
-                deadline = None;
-                let _ = ack.try_send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                export(&mut batch);
-                deadline = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                export(&mut batch);
-                return;
-            }
-        }
     }
 }

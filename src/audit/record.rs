@@ -128,8 +128,8 @@ impl DecisionRecord {
         }
     }
 
-    /// The decision-log line (JSON, no trailing newline).
-    pub fn to_json_line(&self) -> String {
+    /// Appends the decision-log line (JSON, no trailing newline) to `out`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
         let time: chrono::DateTime<chrono::Utc> = (self.start + self.duration).into();
         let line = LogLine {
             time: time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -151,8 +151,8 @@ impl DecisionRecord {
             error: self.error.as_deref(),
             duration_us: u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
         };
-        // Serializing plain strings and numbers cannot fail.
-        serde_json::to_string(&line).unwrap_or_default()
+        // Serializing plain strings and numbers into memory cannot fail.
+        let _ = serde_json::to_writer(out, &line);
     }
 
     /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.

@@ -8,13 +8,16 @@
 pub struct TraceParent {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
-    pub sampled: bool,
+    /// The caller's sampling decision; `None` when it deferred it (B3 without a sampling
+    /// state), and Warrant's own `sample_ratio` decides.
+    pub sampled: Option<bool>,
     /// W3C `tracestate`, passed on verbatim (empty for B3).
     pub trace_state: String,
 }
 
 impl TraceParent {
-    /// Reads W3C first, then B3, from a header lookup (names are lower-case).
+    /// Reads W3C first, then B3 (single `b3` header, then `x-b3-*`), from a header lookup
+    /// (names are lower-case). Malformed or all-zero ids are ignored.
     pub fn extract<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
         if let Some(parent) = get("traceparent").and_then(parse_traceparent) {
             return Some(Self {
@@ -22,20 +25,19 @@ impl TraceParent {
                 ..parent
             });
         }
-        if let Some(single) = get("b3") {
-            return parse_b3_single(single);
+        if let Some(parent) = get("b3").and_then(parse_b3_single) {
+            return Some(parent);
         }
-        let trace_id = get("x-b3-traceid")?;
-        let span_id = get("x-b3-spanid")?;
+        // B3 multi-header: `x-b3-flags: 1` is debug, which implies sampled.
         let sampled = match (get("x-b3-flags"), get("x-b3-sampled")) {
-            (Some("1"), _) => true,
-            (_, Some(s)) => s == "1" || s.eq_ignore_ascii_case("true"),
-            // No sampling decision from upstream: B3 says defer; we record.
-            (_, None) => true,
+            (Some("1"), _) => Some(true),
+            (_, Some("1" | "true")) => Some(true),
+            (_, Some("0" | "false")) => Some(false),
+            _ => None,
         };
-        Some(Self {
-            trace_id: b3_trace_id(trace_id)?,
-            span_id: hex_array(span_id)?,
+        valid_ids(Self {
+            trace_id: b3_trace_id(get("x-b3-traceid")?)?,
+            span_id: hex_array(get("x-b3-spanid")?)?,
             sampled,
             trace_state: String::new(),
         })
@@ -64,19 +66,24 @@ fn parse_traceparent(value: &str) -> Option<TraceParent> {
     let parent = TraceParent {
         trace_id: hex_array(trace_id)?,
         span_id: hex_array(span_id)?,
-        sampled: flags & 1 == 1,
+        sampled: Some(flags & 1 == 1),
         trace_state: String::new(),
     };
     valid_ids(parent)
 }
 
-/// `b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]`; a lone `0`/`1`/`d` carries no
-/// parent.
+/// `b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]`, sampling `1`, `0` or `d` (debug,
+/// which implies sampled). A lone `0`/`1`/`d` carries no parent.
 fn parse_b3_single(value: &str) -> Option<TraceParent> {
     let mut parts = value.trim().split('-');
     let trace_id = parts.next()?;
     let span_id = parts.next()?;
-    let sampled = !matches!(parts.next(), Some("0"));
+    let sampled = match parts.next() {
+        None => None,
+        Some("1" | "d") => Some(true),
+        Some("0") => Some(false),
+        Some(_) => return None,
+    };
     valid_ids(TraceParent {
         trace_id: b3_trace_id(trace_id)?,
         span_id: hex_array(span_id)?,
@@ -109,7 +116,8 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 fn hex_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    if hex.len() != N * 2 {
+    // `from_str_radix` alone would accept a leading `+`.
+    if hex.len() != N * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; N];
@@ -150,14 +158,14 @@ mod tests {
         .unwrap();
         assert_eq!(to_hex(&p.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(to_hex(&p.span_id), "00f067aa0ba902b7");
-        assert!(p.sampled);
+        assert_eq!(p.sampled, Some(true));
         assert_eq!(p.trace_state, "congo=t61rcWkgMzE");
         let unsampled = TraceParent::extract(lookup(&[(
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         )]))
         .unwrap();
-        assert!(!unsampled.sampled);
+        assert_eq!(unsampled.sampled, Some(false));
     }
 
     #[test]
@@ -169,6 +177,9 @@ mod tests {
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-+0f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
+            "+0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "garbage",
         ] {
             assert_eq!(
@@ -197,7 +208,7 @@ mod tests {
         .unwrap();
         assert_eq!(to_hex(&p.trace_id), "0000000000000000463ac35c9f6413ad");
         assert_eq!(to_hex(&p.span_id), "a2fb4a1d1a96d312");
-        assert!(!p.sampled);
+        assert_eq!(p.sampled, Some(false));
         let p = TraceParent::extract(lookup(&[(
             "b3",
             "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
@@ -205,8 +216,69 @@ mod tests {
         .unwrap();
         assert_eq!(to_hex(&p.trace_id), "80f198ee56343ba864fe8b2a57d3eff7");
         assert_eq!(to_hex(&p.span_id), "e457b5a2e4d86bd1");
-        assert!(p.sampled);
+        assert_eq!(p.sampled, Some(true));
         assert_eq!(TraceParent::extract(lookup(&[("b3", "0")])), None);
+    }
+
+    #[test]
+    fn b3_sampling_states() {
+        let ids = [
+            ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+        ];
+        let multi = |extra: &[(&'static str, &'static str)]| {
+            let headers: Vec<_> = ids.iter().chain(extra).copied().collect();
+            TraceParent::extract(lookup(&headers)).map(|p| p.sampled)
+        };
+        // No sampling state: deferred to Warrant's sample_ratio.
+        assert_eq!(multi(&[]), Some(None));
+        assert_eq!(multi(&[("x-b3-sampled", "true")]), Some(Some(true)));
+        assert_eq!(
+            multi(&[("x-b3-flags", "1"), ("x-b3-sampled", "0")]),
+            Some(Some(true))
+        );
+        let single =
+            |value: &str| TraceParent::extract(lookup(&[("b3", value)])).map(|p| p.sampled);
+        assert_eq!(
+            single("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1"),
+            Some(None)
+        );
+        assert_eq!(
+            single("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d"),
+            Some(Some(true))
+        );
+        assert_eq!(
+            single("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0"),
+            Some(Some(false))
+        );
+        assert_eq!(
+            single("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-x"),
+            None
+        );
+    }
+
+    #[test]
+    fn b3_invalid_ids() {
+        for (trace, span) in [
+            ("00000000000000000000000000000000", "a2fb4a1d1a96d312"),
+            ("463ac35c9f6413ad48485a3953bb6124", "0000000000000000"),
+            ("463ac35c9f6413ad48485a3953bb6124", "+2fb4a1d1a96d312"),
+            ("463ac35c9f6413ad", "a2fb4a1d1a96d31"),
+        ] {
+            let headers = [("x-b3-traceid", trace), ("x-b3-spanid", span)];
+            assert_eq!(
+                TraceParent::extract(lookup(&headers)),
+                None,
+                "{trace} {span}"
+            );
+        }
+        // A malformed single header does not hide valid multi headers.
+        let headers = [
+            ("b3", "garbage"),
+            ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+        ];
+        assert!(TraceParent::extract(lookup(&headers)).is_some());
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("audit: {0}")]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The ext_authz service.
@@ -150,10 +152,11 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     );
     let metrics = Arc::new(Metrics::for_rules(policy.rule_ids()));
     metrics.policy_loaded(policy.rule_count());
-    let settings = config.audit_settings(|name| std::env::var(name).ok());
+    let settings = config.audit_settings(|name| std::env::var(name).ok())?;
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);
     tracing::info!(
-        otlp = settings.otlp_endpoint.as_deref().unwrap_or("off"),
+        otlp = settings.otlp.as_ref().map_or("off", |otlp| otlp.endpoint.as_str()),
+        otlp_protocol = ?settings.otlp.as_ref().map(|otlp| otlp.protocol),
         decision_log = ?settings.decision_log,
         "audit started"
     );
