@@ -31,9 +31,16 @@ const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 
 /// 2 deny rules and 18 allow rules; the request matches the last allow rule, so every rule
 /// is evaluated.
-fn policy_text() -> String {
-    let mut text = String::from(
-        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: prod.pem}\n  max_svid_lifetime: 24h\nrules:\n",
+/// `with_bundle`: verify forwarded certificates against the prod CA (which then requires
+/// them); without, the principal alone is trusted.
+fn policy_text(with_bundle: bool) -> String {
+    let bundle = if with_bundle {
+        "  bundles: {prod.example.org: prod.pem}\n"
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "trust:\n  trust_domains: [prod.example.org]\n{bundle}  max_svid_lifetime: 24h\nrules:\n"
     );
     text.push_str("  - id: no-admin\n    effect: deny\n    when: request.path.startsWith(\"/admin\") && source.namespace != \"ops\"\n");
     text.push_str("  - id: no-debug-in-prod\n    effect: deny\n    when: '\"x-debug\" in request.headers && request.headers[\"x-env\"] == \"prod\"'\n");
@@ -107,25 +114,35 @@ fn check_request(certificate: String) -> CheckRequest {
     }
 }
 
-fn bench_check(c: &mut Criterion) {
-    let ca = common::Ca::new("prod");
+/// The 20-rule policy, trusting prod's CA when `with_bundle`.
+fn compile_policy(ca: &common::Ca, with_bundle: bool) -> Policy {
     let bundle = ca.pem.clone().into_bytes();
     let policy = Policy::compile(
         &[PolicySource {
             path: "bench.yaml".into(),
-            text: policy_text(),
+            text: policy_text(with_bundle),
         }],
         &mut |_: &Path| Ok(bundle.clone()),
     )
     .unwrap();
     assert_eq!(policy.rule_count(), 20);
+    policy
+}
+
+fn bench_check(c: &mut Criterion) {
+    let ca = common::Ca::new("prod");
     let now = SystemTime::now();
 
-    for (name, certificate) in [
-        ("check/20_rules/principal_only", String::new()),
+    for (name, certificate, policy) in [
+        (
+            "check/20_rules/principal_only",
+            String::new(),
+            compile_policy(&ca, false),
+        ),
         (
             "check/20_rules/with_certificate",
             ca.svid(FRONTEND).url_encoded(),
+            compile_policy(&ca, true),
         ),
     ] {
         let request = check_request(certificate);
@@ -183,18 +200,7 @@ fn bench_audit(c: &mut Criterion) {
         );
         addr
     });
-    let ca = common::Ca::new("prod");
-    let bundle = ca.pem.clone().into_bytes();
-    let policy = Arc::new(
-        Policy::compile(
-            &[PolicySource {
-                path: "bench.yaml".into(),
-                text: policy_text(),
-            }],
-            &mut |_: &Path| Ok(bundle.clone()),
-        )
-        .unwrap(),
-    );
+    let policy = Arc::new(compile_policy(&common::Ca::new("prod"), false));
     let request = check_request(String::new());
     let service = |otlp: Option<OtlpTarget>, decision_log: DecisionLogTarget| {
         let metrics = Arc::new(Metrics::for_rules(policy.rule_ids()));
