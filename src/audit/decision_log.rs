@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::sync::mpsc::Receiver;
 
-use super::Message;
 use super::metrics::{Metrics, Sink};
+use super::{Message, SINK_POLL};
 
 /// A burst is written once it reaches this size, even if more records are queued.
 const MAX_BURST_BYTES: usize = 256 * 1024;
@@ -46,6 +46,10 @@ pub(super) fn write(rx: Receiver<Message>, mut writer: Box<dyn Write + Send>, me
         burst.clear();
         for ack in acks.drain(..) {
             let _ = ack.try_send(());
+        }
+        if lines > 0 {
+            // Let the next burst gather instead of waiting on the queue (see SINK_POLL).
+            std::thread::sleep(SINK_POLL);
         }
     }
 }

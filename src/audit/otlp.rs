@@ -7,7 +7,7 @@
 //! must be counted.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
@@ -16,7 +16,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter as _;
 
 use super::metrics::{Metrics, Sink};
-use super::{AuditError, Message, QUEUE_CAPACITY};
+use super::{AuditError, Message, QUEUE_CAPACITY, SINK_POLL};
 
 /// Spans per OTLP export request.
 const EXPORT_BATCH: usize = 512;
@@ -158,33 +158,46 @@ fn export_loop(
             }
         }
     };
-    let mut deadline: Option<Instant> = None;
+    let mut deadline = Instant::now();
     loop {
-        let message = match deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-        };
-        match message {
-            Ok(Message::Record(record)) => {
-                batch.push(record.to_span(scope));
-                deadline.get_or_insert_with(|| Instant::now() + EXPORT_DELAY);
-                if batch.len() >= EXPORT_BATCH {
+        // Wait on the queue only while nothing is pending; with a batch filling, poll (see
+        // SINK_POLL) so that Checks queueing spans find nobody parked to wake.
+        let message = if batch.is_empty() {
+            match rx.recv() {
+                Ok(message) => message,
+                Err(_) => return,
+            }
+        } else {
+            match rx.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        export(&mut batch);
+                    } else {
+                        std::thread::sleep(SINK_POLL.min(deadline - now));
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => {
                     export(&mut batch);
-                    deadline = None;
+                    return;
                 }
             }
-            Ok(Message::Flush(ack)) => {
+        };
+        match message {
+            Message::Record(record) => {
+                if batch.is_empty() {
+                    deadline = Instant::now() + EXPORT_DELAY;
+                }
+                batch.push(record.to_span(scope));
+                if batch.len() >= EXPORT_BATCH {
+                    export(&mut batch);
+                }
+            }
+            Message::Flush(ack) => {
                 export(&mut batch);
-                deadline = None;
                 let _ = ack.try_send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                export(&mut batch);
-                deadline = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                export(&mut batch);
-                return;
             }
         }
     }
