@@ -8,7 +8,6 @@ it never skips.
 
 import http.client
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -54,13 +53,17 @@ def port_open(port):
 
 
 class Stack:
-    def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config=""):
+    def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config="",
+                 extra_rules=""):
         """envoy_yaml: the Envoy config to run; envoy_config: optional function rewriting its
-        text after the ports; warrant_config: extra lines for warrant.yaml."""
+        text after the ports; warrant_config: extra lines for warrant.yaml; extra_rules: YAML
+        rule entries put first in the example policy's rules."""
         self.tmp = tmp
         self.certs = make_certs.write_all(tmp / "certs")
         self.ports = {name: free_port() for name in ("listener", "admin", "warrant", "upstream")}
-        shutil.copy(EXAMPLE / "policy.yaml", tmp / "policy.yaml")
+        policy = (EXAMPLE / "policy.yaml").read_text()
+        assert "\nrules:\n" in policy
+        (tmp / "policy.yaml").write_text(policy.replace("\nrules:\n", "\nrules:" + extra_rules + "\n", 1))
         (tmp / "warrant.yaml").write_text(
             f"listen: 127.0.0.1:{self.ports['warrant']}\npolicy: policy.yaml\nidentity_header: x-spiffe-id\n"
             + warrant_config

@@ -72,6 +72,12 @@ def traced(tmp_path_factory):
             f"  otlp: {{endpoint: \"http://127.0.0.1:{port}\"}}\n"
             "decision_log: {to: decisions.jsonl}\n"
         ),
+        # Evaluated first, fails on every request that carries a token (the engine's own error
+        # would quote it), and so never matches.
+        extra_rules=(
+            "\n  - id: token-compared-badly\n    effect: allow\n"
+            "    when: request.headers[\"authorization\"] > 5\n"
+        ),
     )
     yield stack, collector
     stack.stop()
@@ -143,8 +149,13 @@ def test_envoy_and_warrant_spans_form_one_trace(traced, client, method, path, st
     by_id = {s.span_id: (svc, s) for svc, s in trace}
     parent_svc, parent = by_id[ours.parent_span_id]
     assert parent_svc == "envoy-ingress"
-    assert any(s.kind == 2 for svc, s in trace if svc == "envoy-ingress"), "Envoy's SERVER span"
-    assert not any("s3cr3t" in str(s) for _, s in trace if _ == "warrant")
+    assert parent.kind == 3, f"parent is Envoy's ext_authz CLIENT span, got {parent}"
+    root_svc, root = by_id[parent.parent_span_id]
+    assert (root_svc, root.kind) == ("envoy-ingress", 2), "which descends from Envoy's SERVER span"
+    if decision == "allow":
+        # The rule that fails on the token ran; its failure is on the span, the token is not.
+        assert ours.status.code == 2 and "token-compared-badly" in ours.status.message
+    assert not any("s3cr3t" in str(s) for svc, s in trace if svc == "warrant")
 
     # The decision log line carries the same trace and span ids.
     line = log_line(stack, lambda l: l["decision_id"] == decision_id)
