@@ -1,6 +1,10 @@
 # Warrant container image: a static-ish release binary on a slim base, running as non-root.
 #   docker build -t warrant .
-#   docker run -v $PWD/config:/etc/warrant warrant serve --config /etc/warrant/warrant.yaml
+#   docker run -p 9191:9191 -v /path/to/warrant.yaml:/etc/warrant/warrant.yaml:ro \
+#     -v /path/to/policy.yaml:/etc/warrant/policy.yaml:ro warrant
+# In a container, warrant.yaml must listen on 0.0.0.0 and name the policy by its path inside
+# the container (policy: /etc/warrant/policy.yaml): see examples/tracing/warrant.yaml and
+# examples/tracing/docker-compose.yml.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
