@@ -14,7 +14,6 @@ pub mod record;
 pub mod redact;
 pub mod trace_context;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -56,8 +55,8 @@ pub struct AuditSettings {
     pub service_name: String,
     /// Where spans go; `None` disables spans.
     pub otlp: Option<OtlpTarget>,
-    /// Head sampling for checks whose caller sent no trace context (0.0–1.0). A caller's
-    /// sampled flag is always honoured.
+    /// Head sampling (0.0–1.0) for checks whose caller sent no trace context or deferred the
+    /// sampling decision. A caller's sampled flag is always honoured.
     pub sample_ratio: f64,
     pub decision_log: DecisionLogTarget,
     /// Headers whose values never reach a sink, beyond [`redact::ALWAYS_SENSITIVE`].
@@ -113,30 +112,7 @@ impl Auditor {
     pub fn start(settings: &AuditSettings, metrics: Arc<Metrics>) -> Result<Self, AuditError> {
         let decision_log = match &settings.decision_log {
             DecisionLogTarget::Off => None,
-            target => {
-                let writer: Box<dyn Write + Send> = match target {
-                    DecisionLogTarget::Stdout => Box::new(std::io::stdout()),
-                    DecisionLogTarget::Stderr => Box::new(std::io::stderr()),
-                    DecisionLogTarget::File(path) => Box::new(
-                        std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(path)
-                            .map_err(|source| AuditError::DecisionLog {
-                                path: path.clone(),
-                                source,
-                            })?,
-                    ),
-                    DecisionLogTarget::Off => Box::new(std::io::sink()),
-                };
-                let (tx, rx) = sync_channel(QUEUE_CAPACITY);
-                let metrics = Arc::clone(&metrics);
-                std::thread::Builder::new()
-                    .name("warrant-decision-log".into())
-                    .spawn(move || decision_log::write(rx, writer, &metrics))
-                    .map_err(AuditError::Thread)?;
-                Some(tx)
-            }
+            target => Some(decision_log::start(target, Arc::clone(&metrics))?),
         };
         let otlp = match &settings.otlp {
             None => None,

@@ -112,15 +112,14 @@ pub enum EvalError {
 pub struct CelEnv {
     env: Arc<Env>,
     root: Context<'static, 'static>,
-    /// The literal patterns of `matches()` calls seen by [`CelEnv::compile`], compiled once.
+    /// The literal patterns of `matches()` calls seen by [`CelEnv::compile`], compiled once;
+    /// moved into `root` by [`CelEnv::seal`].
     regexes: HashMap<String, Regex>,
 }
 
 impl fmt::Debug for CelEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CelEnv")
-            .field("regexes", &self.regexes.len())
-            .finish_non_exhaustive()
+        f.debug_struct("CelEnv").finish_non_exhaustive()
     }
 }
 
@@ -214,10 +213,12 @@ impl CelEnv {
         })
     }
 
-    /// Makes the patterns compiled so far available to `matches()`. Call once every rule is
-    /// compiled; until then `matches()` compiles its pattern per call.
+    /// Hands the patterns compiled so far to `matches()`. Call once every rule is compiled;
+    /// until then `matches()` compiles its pattern per call, and after it patterns of rules
+    /// compiled later would be.
     pub fn seal(&mut self) {
-        self.root = root_context(&self.env, Arc::new(self.regexes.clone()));
+        let regexes = Arc::new(std::mem::take(&mut self.regexes));
+        self.root = root_context(&self.env, regexes);
     }
 
     /// Whether the engine knows function `name` (as a method when `member`). The engine has no
