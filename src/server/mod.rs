@@ -20,6 +20,9 @@ use crate::config::Config;
 use crate::loader::load_policy;
 use crate::policy::{Policy, PolicyErrors};
 
+/// How long shutdown waits for the audit sinks to write and export what is queued.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -217,7 +220,13 @@ impl BoundServer {
         drop(stop_rx);
         let auditor = self.auditor;
         // Flushing waits on the sink threads; keep it off the async workers.
-        let _ = tokio::task::spawn_blocking(move || auditor.flush(Duration::from_secs(5))).await;
+        let flushed = tokio::task::spawn_blocking(move || auditor.flush(SHUTDOWN_FLUSH)).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::warn!(
+                timeout = ?SHUTDOWN_FLUSH,
+                "audit sinks did not finish writing and exporting before shutdown; queued records are lost"
+            );
+        }
         result
     }
 }
