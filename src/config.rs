@@ -281,22 +281,6 @@ impl Config {
                 protocol: otlp.protocol.to_audit(),
             }),
             None => {
-                let protocol = match [
-                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
-                ]
-                .into_iter()
-                .find_map(|name| env(name).map(|value| (name, value)))
-                {
-                    None => OtlpProtocol::Grpc,
-                    Some((_, value)) if value == "grpc" => OtlpProtocol::Grpc,
-                    Some((_, value)) if value == "http/protobuf" => OtlpProtocol::Http,
-                    Some((name, value)) => {
-                        return Err(invalid(format!(
-                            "{name}={value:?}: Warrant exports grpc or http/protobuf"
-                        )));
-                    }
-                };
                 let endpoint = match (
                     env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
                     env("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -311,10 +295,28 @@ impl Config {
                     }
                     (None, None) => None,
                 };
+                // Without an endpoint spans are off, whatever protocol the environment names
+                // (it may be set pod-wide for other processes).
                 match endpoint {
                     None => None,
                     Some((name, url, kind)) => {
                         check_otlp_endpoint(name, &url).map_err(invalid)?;
+                        let protocol = match [
+                            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                            "OTEL_EXPORTER_OTLP_PROTOCOL",
+                        ]
+                        .into_iter()
+                        .find_map(|name| env(name).map(|value| (name, value)))
+                        {
+                            None => OtlpProtocol::Grpc,
+                            Some((_, value)) if value == "grpc" => OtlpProtocol::Grpc,
+                            Some((_, value)) if value == "http/protobuf" => OtlpProtocol::Http,
+                            Some((name, value)) => {
+                                return Err(invalid(format!(
+                                    "{name}={value:?}: Warrant exports grpc or http/protobuf"
+                                )));
+                            }
+                        };
                         Some(OtlpTarget {
                             endpoint: traces_url(&url, protocol, kind),
                             protocol: protocol.to_audit(),
@@ -544,6 +546,9 @@ mod tests {
             let error = from_env(vars).unwrap_err().to_string();
             assert!(error.starts_with("w.yaml: OTEL_EXPORTER_OTLP_"), "{error}");
         }
+        // A protocol without an endpoint (set for other processes) leaves spans off.
+        let off = from_env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap();
+        assert_eq!(off.otlp, None);
     }
 
     #[test]

@@ -209,12 +209,18 @@ fn evaluation_errors_name_types_never_request_values() {
   - id: parse
     effect: allow
     when: duration(request.headers["x-env"]) > duration("1s")
+  - id: computed-key
+    effect: allow
+    when: context[request.headers["x-env"]] == "1"
+  - id: written-key
+    effect: allow
+    when: request.headers["x-absent"] == "1"
 "#,
     );
     let d = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
     assert_eq!(d.stage, Stage::Default);
     let errors: Vec<&str> = d.failures.iter().map(|f| f.error.as_str()).collect();
-    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(errors.len(), 6, "{errors:?}");
     for text in errors.iter().copied().chain([d.reason.as_str()]) {
         assert!(!text.contains("prod"), "request value in {text:?}");
     }
@@ -223,6 +229,8 @@ fn evaluation_errors_name_types_never_request_values() {
         "{errors:?}"
     );
     assert!(errors[3].contains("'duration'"), "{errors:?}");
+    // A key written in the rule is named, to help its author; one from the request is not.
+    assert!(errors[5].contains("x-absent"), "{errors:?}");
     // The engine's own message, for `warrant eval`, keeps the input.
     assert!(d.failures[3].detail.contains("prod"), "{:?}", d.failures[3]);
 }

@@ -196,26 +196,39 @@ impl Auditor {
     /// finished in time; what is still queued after that is lost at exit.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut acks = Vec::new();
-        for tx in [&self.decision_log, &self.otlp].into_iter().flatten() {
-            let (ack_tx, ack_rx) = sync_channel(1);
-            // Never a blocking send: a sink stuck on a dead collector keeps its queue full.
-            let mut message = Message::Flush(ack_tx);
-            loop {
-                match tx.try_send(message) {
-                    Ok(()) => {
-                        acks.push(ack_rx);
-                        break;
+        // Ask every sink first, so that one stuck sink does not keep the others from flushing.
+        let mut pending: Vec<_> = [&self.decision_log, &self.otlp]
+            .into_iter()
+            .flatten()
+            .map(|tx| {
+                let (ack_tx, ack_rx) = sync_channel(1);
+                (tx, Some(Message::Flush(ack_tx)), ack_rx)
+            })
+            .collect();
+        // Never a blocking send: a sink stuck on a dead collector keeps its queue full.
+        loop {
+            let mut waiting = false;
+            for (tx, message, _) in &mut pending {
+                if let Some(flush) = message.take() {
+                    match tx.try_send(flush) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(back)) => {
+                            *message = Some(back);
+                            waiting = true;
+                        }
+                        Err(TrySendError::Disconnected(_)) => return false,
                     }
-                    Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                        message = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => return false,
                 }
             }
+            if !waiting {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        acks.iter().all(|ack| {
+        pending.iter().all(|(_, _, ack)| {
             ack.recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .is_ok()
         })

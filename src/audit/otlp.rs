@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::SpanExporter as _;
 
 use super::metrics::{Metrics, Sink};
@@ -22,8 +23,11 @@ use super::{AuditError, Message, QUEUE_CAPACITY, SINK_POLL};
 const EXPORT_BATCH: usize = 512;
 /// How long a span may wait for its batch to fill.
 const EXPORT_DELAY: Duration = Duration::from_secs(1);
-/// Upper bound for one OTLP export call.
+/// Upper bound for one export, retries included (the exporter retries a failed attempt with
+/// backoff, which also covers a pooled connection that went stale while idle).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound for one attempt.
+const EXPORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +112,7 @@ fn build_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporte
         OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(target.endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
+            .with_timeout(EXPORT_ATTEMPT_TIMEOUT)
             .build(),
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -142,7 +146,9 @@ fn export_loop(
         }
         let spans = std::mem::replace(batch, Vec::with_capacity(EXPORT_BATCH));
         let n = spans.len() as u64;
-        match runtime.block_on(exporter.export(spans)) {
+        let exported = runtime
+            .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
+        match exported.unwrap_or(Err(OTelSdkError::Timeout(EXPORT_TIMEOUT))) {
             Ok(()) => {
                 if !healthy {
                     tracing::info!(endpoint, "OTLP export recovered");

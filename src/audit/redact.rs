@@ -4,8 +4,9 @@
 //! reach them through text: an evaluation error whose message quotes its input (the policy
 //! core already names types instead of operands, but a function's parse error may still
 //! echo the string it was given). Before a reason or error leaves through an audit sink, every
-//! value of a sensitive header of that request — and every long token inside it, since a
-//! rule may have split `Bearer <token>` or a cookie list — is replaced by [`REDACTED`].
+//! value of a sensitive header of that request — each of its comma-separated values (repeated
+//! headers arrive joined), and every long token inside them, since a rule may have split
+//! `Bearer <token>` or a cookie list — is replaced by [`REDACTED`].
 
 use std::borrow::Cow;
 
@@ -17,9 +18,13 @@ pub const ALWAYS_SENSITIVE: [&str; 3] = ["authorization", "proxy-authorization",
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-/// Tokens of a sensitive value at least this long are scrubbed on their own. Shorter ones
+/// Tokens inside a sensitive value at least this long are scrubbed on their own. Shorter ones
 /// ("Bearer", "Basic", cookie names) are not secrets and would mangle ordinary words.
 const MIN_SECRET_TOKEN: usize = 8;
+
+/// A whole value (or comma-separated part) shorter than this is not scrubbed: replacing every
+/// "1" of a reason because some `x-api-key: 1` was sent would garble it and protect nothing.
+const MIN_SECRET_VALUE: usize = 4;
 
 /// The sensitive header names and the scrubbing they drive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +68,15 @@ impl Redactor {
             if value.is_empty() || !self.headers.iter().any(|h| h == name) {
                 continue;
             }
-            // The whole value first, then what is left of its long tokens.
+            // Longest first: the whole value, each of its comma-separated values, then what is
+            // left of their long tokens.
+            let whole = std::iter::once(value.as_str())
+                .chain(value.split(',').map(str::trim))
+                .filter(|part| part.len() >= MIN_SECRET_VALUE);
             let tokens = value
                 .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '='))
                 .filter(|token| token.len() >= MIN_SECRET_TOKEN);
-            for secret in std::iter::once(value.as_str()).chain(tokens) {
+            for secret in whole.chain(tokens) {
                 if scrubbed.contains(secret) {
                     scrubbed = Cow::Owned(scrubbed.replace(secret, REDACTED));
                 }
@@ -101,19 +110,26 @@ mod tests {
         let request = request(&[
             ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.payload"),
             ("cookie", "theme=dark; session=0123456789abcdef"),
-            ("x-api-key", "k-1234567890"),
+            ("x-api-key", "k-1234567890,k2-abc"),
+            ("proxy-authorization", "1"),
             ("x-env", "production"),
         ]);
         let text = "parse error: \"Bearer eyJhbGciOiJIUzI1NiJ9.payload\"; \
                     token eyJhbGciOiJIUzI1NiJ9.payload; session 0123456789abcdef; \
-                    key k-1234567890; env production; theme dark";
+                    key k-1234567890; second key k2-abc; env production; theme dark; rule 1";
         let scrubbed = redactor.scrub(text, &request);
-        for secret in ["eyJhbGciOiJIUzI1NiJ9", "0123456789abcdef", "k-1234567890"] {
+        for secret in [
+            "eyJhbGciOiJIUzI1NiJ9",
+            "0123456789abcdef",
+            "k-1234567890",
+            "k2-abc",
+        ] {
             assert!(!scrubbed.contains(secret), "{scrubbed}");
         }
         // Not sensitive, or too short to be a secret on its own.
         assert!(scrubbed.contains("env production"), "{scrubbed}");
         assert!(scrubbed.contains("theme dark"), "{scrubbed}");
+        assert!(scrubbed.contains("rule 1"), "{scrubbed}");
     }
 
     #[test]

@@ -31,8 +31,8 @@ impl TraceParent {
         // B3 multi-header: `x-b3-flags: 1` is debug, which implies sampled.
         let sampled = match (get("x-b3-flags"), get("x-b3-sampled")) {
             (Some("1"), _) => Some(true),
-            (_, Some("1" | "true")) => Some(true),
-            (_, Some("0" | "false")) => Some(false),
+            (_, Some(s)) if s == "1" || s.eq_ignore_ascii_case("true") => Some(true),
+            (_, Some(s)) if s == "0" || s.eq_ignore_ascii_case("false") => Some(false),
             _ => None,
         };
         valid_ids(Self {
@@ -84,6 +84,13 @@ fn parse_b3_single(value: &str) -> Option<TraceParent> {
         Some("0") => Some(false),
         Some(_) => return None,
     };
+    // An optional parent span id, then nothing.
+    if let Some(parent) = parts.next() {
+        hex_array::<8>(parent)?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
     valid_ids(TraceParent {
         trace_id: b3_trace_id(trace_id)?,
         span_id: hex_array(span_id)?,

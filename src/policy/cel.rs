@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cel::common::ast::{EntryExpr, Expr, LiteralValue};
-use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
-use cel::common::value::Val;
-use cel::extractors::This;
-use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value};
+use cel::common::types::{
+    CelBool, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
+};
+use cel::common::value::{CowVal, Val};
+use cel::{Context, Env, ExecutionError, FunctionContext, IdedExpr, Program, Value};
 use chrono::{DateTime, Utc};
 use regex::{Regex, RegexBuilder};
 
@@ -80,6 +81,8 @@ pub enum CompileError {
         if *.member { " called as a method" } else { "" }
     )]
     UnknownFunction { name: String, member: bool },
+    #[error("{0}")]
+    Usage(String),
     #[error("matches() pattern {pattern:?} is not a valid regular expression: {reason}")]
     Regex { pattern: String, reason: String },
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
@@ -154,25 +157,56 @@ fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
-/// CEL's `matches` (RE2 syntax, unanchored), as `s.matches(re)` or `matches(s, re)`. The
-/// engine's own compiles the pattern on every call (~30 µs); here every literal pattern of
-/// the policy is compiled once at load, and only a pattern computed per request (rare, e.g.
-/// from `context`) is compiled per call.
-fn matches_function(
-    regexes: Arc<HashMap<String, Regex>>,
-) -> impl Fn(This<Arc<String>>, Arc<String>) -> Result<Value, ExecutionError> + Send + Sync + 'static
-{
-    move |This(text): This<Arc<String>>, pattern: Arc<String>| {
-        let matched = match regexes.get(pattern.as_str()) {
-            Some(regex) => regex.is_match(&text),
-            None => compile_regex(&pattern)
+/// A function as the engine calls it: resolved arguments, borrowed where they can be.
+type NativeFunction = Box<
+    dyn for<'c, 'v> Fn(&mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError>
+        + Send
+        + Sync,
+>;
+
+/// CEL's `matches` (unanchored), as `text.matches(pattern)` or `matches(text, pattern)`, both
+/// strings, exactly like the engine's own. The engine's compiles the pattern on every call
+/// (~30 µs); here every literal pattern of the policy is compiled once at load, and only a
+/// pattern computed per request (rare, e.g. from `context`) is compiled per call. The text is
+/// read where it lies, not copied.
+fn matches_function(regexes: Arc<HashMap<String, Regex>>) -> NativeFunction {
+    Box::new(move |ftx| {
+        let (text, pattern) = match (&ftx.this, ftx.args.as_slice()) {
+            (Some(text), [pattern]) => (text, pattern),
+            (None, [text, pattern]) => (text, pattern),
+            (this, args) => {
+                let types = this
+                    .iter()
+                    .chain(args)
+                    .map(|v| v.get_type().name().to_owned())
+                    .collect();
+                return Err(if this.is_some() {
+                    ExecutionError::no_such_member_overload("matches", types)
+                } else {
+                    ExecutionError::no_such_overload("matches", types)
+                });
+            }
+        };
+        let (Some(text), Some(pattern)) = (
+            text.downcast_ref::<CelString>(),
+            pattern.downcast_ref::<CelString>(),
+        ) else {
+            let types = vec![
+                text.get_type().name().to_owned(),
+                pattern.get_type().name().to_owned(),
+            ];
+            return Err(ExecutionError::no_such_overload("matches", types));
+        };
+        let matched = match regexes.get(pattern.inner()) {
+            Some(regex) => regex.is_match(text.inner()),
+            None => compile_regex(pattern.inner())
                 .map_err(|_| {
                     ExecutionError::function_error("matches", "invalid regular expression")
                 })?
-                .is_match(&text),
+                .is_match(text.inner()),
         };
-        Ok(Value::Bool(matched))
-    }
+        Ok(CowVal::owned(CelBool::from(matched)))
+    })
 }
 
 /// One compiled rule expression.
@@ -180,6 +214,9 @@ fn matches_function(
 pub struct Expression {
     program: Program,
     variables: BTreeSet<&'static str>,
+    /// The string literals and field names written in the expression: the map keys an error
+    /// may name without revealing anything from the request.
+    written_keys: BTreeSet<String>,
 }
 
 impl CelEnv {
@@ -210,6 +247,7 @@ impl CelEnv {
         Ok(Expression {
             program,
             variables: references.variables,
+            written_keys: references.written_keys,
         })
     }
 
@@ -295,7 +333,7 @@ impl CelEnv {
             Ok(Value::Bool(matched)) => Ok(matched),
             Ok(other) => Err(EvalError::NotBool(other.type_of().to_string())),
             Err(e) => Err(EvalError::Execution {
-                summary: describe_execution_error(&e),
+                summary: describe_execution_error(&e, &expression.written_keys),
                 detail: e.to_string(),
             }),
         }
@@ -315,8 +353,10 @@ impl EvalError {
 /// An engine error as text that names the types involved but never the values: the engine's
 /// own messages print operands with `{:?}`, and an operand may be a request header such as
 /// `authorization` (`request.headers.authorization > 5` would put the token in the reason, the
-/// decision log and the span). Variants without operands keep the engine's message.
-fn describe_execution_error(error: &ExecutionError) -> String {
+/// decision log and the span). Variants without operands keep the engine's message; a missing
+/// map key is named only when it is written in the expression (`written_keys`), since a key
+/// computed from the request (`context.allowed[request.query.token]`) is request data.
+fn describe_execution_error(error: &ExecutionError, written_keys: &BTreeSet<String>) -> String {
     let ty = |value: &Value| value.type_of().to_string();
     match error {
         ExecutionError::UnsupportedTargetType { target } => {
@@ -354,7 +394,11 @@ fn describe_execution_error(error: &ExecutionError) -> String {
         }
         // `got` is the value itself, Debug-printed.
         ExecutionError::UnexpectedType { want, .. } => format!("unexpected type, want {want}"),
-        // Operand-free messages: argument counts, type names, the missing key or identifier.
+        ExecutionError::NoSuchKey(key) if !written_keys.contains(key.as_str()) => {
+            "no such key (a key computed from the request)".to_owned()
+        }
+        // Operand-free messages: argument counts, type names, a key or identifier written in
+        // the expression.
         ExecutionError::InvalidArgumentCount { .. }
         | ExecutionError::NoSuchKey(_)
         | ExecutionError::NoSuchOverload(_)
@@ -379,6 +423,8 @@ struct References {
     variables: BTreeSet<&'static str>,
     /// Literal patterns of `matches()` calls.
     patterns: Vec<String>,
+    /// String literals and field names.
+    written_keys: BTreeSet<String>,
 }
 
 /// Walks `expr`, collecting what it references into `used` and rejecting unknown variables,
@@ -412,13 +458,14 @@ fn check_references(
                     });
                 }
             }
+            used.written_keys.insert(select.field.clone());
             check_references(&select.operand, bound, used, known_function)?;
         }
         Expr::Call(call) => {
-            // Operators (`_==_`, `@in`, `!_`, ...) are not names a policy author can misspell.
-            let is_name = call
-                .func_name
-                .starts_with(|c: char| c.is_ascii_alphabetic())
+            // Operators (`_==_`, `@in`, `!_`, ...) have symbols in their names; identifiers,
+            // which a policy author can misspell, do not.
+            let is_name = !call.func_name.is_empty()
+                && !call.func_name.starts_with(|c: char| c.is_ascii_digit())
                 && call
                     .func_name
                     .chars()
@@ -429,11 +476,19 @@ fn check_references(
                     member: call.target.is_some(),
                 });
             }
-            if call.func_name == "matches"
-                && let Some(Expr::Literal(LiteralValue::String(pattern))) =
-                    call.args.last().map(|arg| &arg.expr)
-            {
-                used.patterns.push(pattern.inner().to_owned());
+            if call.func_name == "matches" {
+                let pattern = match (&call.target, call.args.as_slice()) {
+                    (Some(_), [pattern]) | (None, [_, pattern]) => pattern,
+                    _ => {
+                        return Err(CompileError::Usage(
+                            "matches() takes one pattern: text.matches(pattern) or matches(text, pattern)"
+                                .to_owned(),
+                        ));
+                    }
+                };
+                if let Expr::Literal(LiteralValue::String(pattern)) = &pattern.expr {
+                    used.patterns.push(pattern.inner().to_owned());
+                }
             }
             if let Some(target) = &call.target {
                 check_references(target, bound, used, known_function)?;
@@ -479,8 +534,11 @@ fn check_references(
                 }
             }
         }
-        // Bound identifiers (comprehension variables), literals, and any node kind the engine
-        // adds later reference nothing we need to check.
+        Expr::Literal(LiteralValue::String(text)) => {
+            used.written_keys.insert(text.inner().to_owned());
+        }
+        // Bound identifiers (comprehension variables), other literals, and any node kind the
+        // engine adds later reference nothing we need to check.
         _ => {}
     }
     Ok(())
@@ -635,4 +693,35 @@ fn request_value(request: &AuthzRequest) -> CelVal<'_> {
         ("id", string(&http.id)),
         ("time", time),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_has_no_matches_of_its_own() {
+        // Warrant's `matches` is added to the root context, which only works while the engine
+        // is built without its `regex` feature (Cargo.toml); otherwise the engine's would win
+        // silently, compiling every pattern per call.
+        let mut root = Context::with_env(Arc::new(Env::stdlib()));
+        assert!(root.add_function("matches", |a: i64| a).is_ok());
+    }
+
+    #[test]
+    fn matches_arity_and_types() {
+        let mut env = CelEnv::default();
+        for source in [r#""a".matches("a", "b")"#, r#"matches("a")"#] {
+            assert!(
+                matches!(env.compile(source), Err(CompileError::Usage(_))),
+                "{source}"
+            );
+        }
+        let expression = env.compile(r#"matches(1, "a")"#).unwrap();
+        env.seal();
+        let activation = Activation {
+            scope: env.root.new_inner_scope(),
+        };
+        assert!(env.eval(&expression, &activation).is_err());
+    }
 }
