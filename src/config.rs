@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::audit::{AuditSettings, DecisionLogTarget, OtlpTarget};
+use crate::audit::{AuditSettings, DecisionLogTarget, OtlpProtocol, OtlpTarget};
 
 /// Default path of the server config, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/warrant.yaml";
@@ -105,27 +105,6 @@ pub struct OtlpConfig {
     pub endpoint: String,
     #[serde(default)]
     pub protocol: OtlpProtocol,
-}
-
-/// OTLP transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC.
-    #[default]
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (`http/protobuf` in OpenTelemetry's variables).
-    #[serde(alias = "http/protobuf")]
-    Http,
-}
-
-impl OtlpProtocol {
-    fn to_audit(self) -> crate::audit::OtlpProtocol {
-        match self {
-            OtlpProtocol::Grpc => crate::audit::OtlpProtocol::Grpc,
-            OtlpProtocol::Http => crate::audit::OtlpProtocol::HttpProtobuf,
-        }
-    }
 }
 
 /// The OTLP/HTTP path of traces (OpenTelemetry exporter spec, "Endpoint URLs for OTLP/HTTP").
@@ -278,7 +257,7 @@ impl Config {
         let otlp = match &self.telemetry.otlp {
             Some(otlp) => Some(OtlpTarget {
                 endpoint: traces_url(&otlp.endpoint, otlp.protocol, EndpointKind::ConfigFile),
-                protocol: otlp.protocol.to_audit(),
+                protocol: otlp.protocol,
             }),
             None => {
                 let endpoint = match (
@@ -310,7 +289,9 @@ impl Config {
                         {
                             None => OtlpProtocol::Grpc,
                             Some((_, value)) if value == "grpc" => OtlpProtocol::Grpc,
-                            Some((_, value)) if value == "http/protobuf" => OtlpProtocol::Http,
+                            Some((_, value)) if value == "http/protobuf" => {
+                                OtlpProtocol::HttpProtobuf
+                            }
                             Some((name, value)) => {
                                 return Err(invalid(format!(
                                     "{name}={value:?}: Warrant exports grpc or http/protobuf"
@@ -319,7 +300,7 @@ impl Config {
                         };
                         Some(OtlpTarget {
                             endpoint: traces_url(&url, protocol, kind),
-                            protocol: protocol.to_audit(),
+                            protocol,
                         })
                     }
                 }
@@ -427,7 +408,7 @@ mod tests {
             settings.otlp,
             Some(OtlpTarget {
                 endpoint: "http://127.0.0.1:4317".into(),
-                protocol: crate::audit::OtlpProtocol::Grpc
+                protocol: OtlpProtocol::Grpc
             })
         );
         assert_eq!(settings.sample_ratio, 0.5);
@@ -471,7 +452,7 @@ mod tests {
             settings.otlp,
             Some(OtlpTarget {
                 endpoint: "http://collector:4317".into(),
-                protocol: crate::audit::OtlpProtocol::Grpc
+                protocol: OtlpProtocol::Grpc
             })
         );
         assert_eq!(settings.decision_log, DecisionLogTarget::Stdout);
@@ -482,7 +463,7 @@ mod tests {
 
     #[test]
     fn otlp_http_urls() {
-        use crate::audit::OtlpProtocol::HttpProtobuf;
+        use OtlpProtocol::HttpProtobuf;
         let from_file = |text: &str| {
             Config::parse(Path::new("w.yaml"), text)
                 .unwrap()

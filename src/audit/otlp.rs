@@ -29,12 +29,16 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound for one attempt.
 const EXPORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// OTLP transport, as `telemetry.otlp.protocol` names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (port 4317 by convention).
+    #[default]
+    #[serde(rename = "grpc")]
     Grpc,
-    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`).
+    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`); `http/protobuf` in
+    /// OpenTelemetry's variables.
+    #[serde(rename = "http", alias = "http/protobuf")]
     HttpProtobuf,
 }
 
@@ -118,13 +122,13 @@ fn build_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporte
             .with_http()
             .with_http_client(
                 opentelemetry_http::hyper::HyperClient::with_default_connector(
-                    EXPORT_TIMEOUT,
+                    EXPORT_ATTEMPT_TIMEOUT,
                     None,
                 ),
             )
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(target.endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
+            .with_timeout(EXPORT_ATTEMPT_TIMEOUT)
             .build(),
     };
     built.map_err(|e| e.to_string())
