@@ -43,8 +43,9 @@ pub struct HttpRequest {
     pub method: String,
     /// The request target as sent, including the query string.
     pub path: String,
-    /// `:authority`.
+    /// `:authority` in lower case (see [`HttpRequest::canonical`]).
     pub host: String,
+    /// In lower case.
     pub scheme: String,
     /// e.g. `HTTP/1.1`, `HTTP/2`.
     pub protocol: String,
@@ -66,6 +67,31 @@ impl HttpRequest {
         self.path.split_once('?').map_or("", |(_, query)| query)
     }
 
+    /// The request with the attributes that HTTP compares case-insensitively in lower case, so
+    /// a rule comparing them cannot be walked around by capitals: the host (`host` and the
+    /// `:authority` and `host` headers; RFC 4343, RFC 9110 §4.2.3 — Envoy matches virtual
+    /// hosts case-insensitively) and the scheme (`scheme` and `:scheme`; RFC 3986 §3.1).
+    /// Header names are lower case already (RFC 9113 §8.2.1; Envoy lower-cases HTTP/1 names).
+    /// Other values stay verbatim: methods and paths are case-sensitive (RFC 9110 §9.1,
+    /// RFC 3986 §6.2.2.1), and header values are the application's.
+    pub fn canonical(mut self) -> Self {
+        self.host.make_ascii_lowercase();
+        self.scheme.make_ascii_lowercase();
+        for (name, value) in &mut self.headers {
+            if matches!(name.as_str(), ":authority" | "host" | ":scheme") {
+                value.make_ascii_lowercase();
+            }
+        }
+        self
+    }
+
+    /// The host name a rule should usually compare: `host` without the port and without a
+    /// trailing dot (`admin.example.org.:8443` → `admin.example.org`). An IPv6 literal keeps
+    /// its brackets (`[::1]:8443` → `[::1]`, RFC 3986 §3.2.2).
+    pub fn hostname(&self) -> &str {
+        hostname(&self.host)
+    }
+
     /// The value of header `name` (lower-case), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -73,6 +99,22 @@ impl HttpRequest {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The host of an authority `host[:port]`, without the port and one trailing dot.
+pub fn hostname(authority: &str) -> &str {
+    let host = if authority.starts_with('[') {
+        authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end])
+    } else if authority.bytes().filter(|&b| b == b':').count() == 1 {
+        authority
+            .split_once(':')
+            .map_or(authority, |(host, _)| host)
+    } else {
+        authority
+    };
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -95,5 +137,52 @@ mod tests {
             ..HttpRequest::default()
         };
         assert_eq!((bare.path_without_query(), bare.query_string()), ("/a", ""));
+    }
+
+    #[test]
+    fn hostnames() {
+        for (authority, expected) in [
+            ("admin.example.org", "admin.example.org"),
+            ("admin.example.org:8443", "admin.example.org"),
+            ("admin.example.org.", "admin.example.org"),
+            ("admin.example.org.:8443", "admin.example.org"),
+            ("admin.example.org:", "admin.example.org"),
+            ("[::1]:8443", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("10.0.0.1:80", "10.0.0.1"),
+            ("", ""),
+            (":443", ""),
+        ] {
+            assert_eq!(hostname(authority), expected, "{authority}");
+        }
+    }
+
+    #[test]
+    fn canonical_lower_cases_host_and_scheme_only() {
+        let http = HttpRequest {
+            method: "Get".into(),
+            path: "/Admin".into(),
+            host: "Admin.Example.Org.:8443".into(),
+            scheme: "HTTPS".into(),
+            headers: vec![
+                (":authority".into(), "Admin.Example.Org".into()),
+                ("host".into(), "ADMIN.example.org".into()),
+                (":scheme".into(), "HTTPS".into()),
+                ("x-tenant".into(), "Shop".into()),
+            ],
+            ..HttpRequest::default()
+        }
+        .canonical();
+        assert_eq!(http.host, "admin.example.org.:8443");
+        assert_eq!(http.hostname(), "admin.example.org");
+        assert_eq!(http.scheme, "https");
+        assert_eq!(
+            (http.method.as_str(), http.path.as_str()),
+            ("Get", "/Admin")
+        );
+        assert_eq!(http.header(":authority"), Some("admin.example.org"));
+        assert_eq!(http.header("host"), Some("admin.example.org"));
+        assert_eq!(http.header(":scheme"), Some("https"));
+        assert_eq!(http.header("x-tenant"), Some("Shop"));
     }
 }

@@ -16,6 +16,9 @@ use crate::loader::load_policy;
 use crate::policy::Decision;
 use crate::server::{self, convert, response};
 
+/// Stack of each runtime worker thread (tokio's default is 2 MiB).
+const WORKER_STACK: usize = 8 << 20;
+
 /// Exit status when a command's input is unreadable or malformed.
 const EXIT_BAD_INPUT: u8 = 2;
 
@@ -82,6 +85,9 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Room for the deepest rule a policy may hold (policy::MAX_DEPTH) without moving its
+        // evaluation to a fresh stack, even in a debug build.
+        .thread_stack_size(WORKER_STACK)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(server::run(config, shutdown_signal()))?;

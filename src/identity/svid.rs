@@ -125,7 +125,8 @@ impl X509Svid {
         let dns_names = names
             .iter()
             .filter_map(|name| match name {
-                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                // DNS names compare case-insensitively (RFC 4343): rules see them in lower case.
+                GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
                 _ => None,
             })
             .collect();
@@ -192,7 +193,7 @@ impl X509Svid {
         self.not_after.saturating_sub(self.not_before)
     }
 
-    /// DNS SANs, in certificate order.
+    /// DNS SANs in lower case (RFC 4343), in certificate order.
     pub fn dns_names(&self) -> &[String] {
         &self.dns_names
     }

@@ -27,7 +27,7 @@ use serde_saphyr::Spanned;
 use crate::request::AuthzRequest;
 use crate::trust::{TrustPolicy, TrustSettings};
 
-pub use self::cel::{CompileError, EvalError, VARIABLES};
+pub use self::cel::{CompileError, EvalError, MAX_DEPTH, VARIABLES};
 pub use decision::{Decision, RuleFailure, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 
@@ -203,7 +203,7 @@ impl Policy {
                 let activation = self
                     .cel
                     .activation(&self.needed_variables, &peer, request, now);
-                let outcome = self.evaluate_rules(&activation);
+                let outcome = cel::with_evaluation_stack(|| self.evaluate_rules(&activation));
                 drop(activation);
                 (Some(peer), outcome)
             }

@@ -92,6 +92,7 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
         protocol: http.protocol,
         headers,
     }
+    .canonical()
 }
 
 /// Joins repeated header names into one entry, values separated by `,` in arrival order, as

@@ -1,0 +1,350 @@
+//! The one module that talks to the CEL engine (`cel` crate), split by job:
+//! - this file: the engine wrapper — compiling rule expressions and evaluating them;
+//! - [`nesting`]: how deeply an expression may nest (the engine recurses per level);
+//! - [`references`]: what an expression may reference, checked at load;
+//! - [`activation`]: the per-request values of the variables;
+//! - [`error_text`]: evaluation errors that never quote request values;
+//! - [`functions`]: Warrant's own functions (`matches`, timestamp accessors in UTC).
+//!
+//! When the engine's API changes, only this module changes.
+//!
+//! Cost model (measured on `cel` 0.15): building a root `Context` registers every builtin
+//! (~35 µs), a child scope of a shared root costs ~1 µs. So one root is built when the policy
+//! loads and each request gets a child scope holding only the variables the policy uses.
+
+mod activation;
+mod error_text;
+mod functions;
+mod nesting;
+mod references;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cel::common::ast::IdedExpr;
+use cel::{Context, Env, ExecutionError, Value};
+use regex::Regex;
+
+use crate::request::AuthzRequest;
+use crate::trust::VerifiedPeer;
+
+pub use nesting::MAX_DEPTH;
+
+/// The variables a rule may reference, with the fields of those that have a fixed shape.
+/// Keep in sync with `docs/cel.md`.
+pub const VARIABLES: &[(&str, Option<&[&str]>)] = &[
+    (
+        "source",
+        Some(&[
+            "spiffe_id",
+            "trust_domain",
+            "path",
+            "segments",
+            "namespace",
+            "service_account",
+            "principal",
+            "address",
+            "port",
+            "certificate",
+        ]),
+    ),
+    ("destination", Some(&["principal", "address", "port"])),
+    (
+        "request",
+        Some(&[
+            "method", "path", "query", "host", "hostname", "scheme", "protocol", "headers", "id",
+            "time",
+        ]),
+    ),
+    ("context", None),
+    ("now", None),
+];
+
+/// CEL's type identifiers, usable as values (`type(x) == int`).
+const TYPE_NAMES: &[&str] = &[
+    "bool",
+    "bytes",
+    "double",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
+];
+
+/// Why a rule expression does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    #[error("CEL syntax error: {0}")]
+    Syntax(String),
+    #[error(
+        "unknown variable {0:?}; known variables are source, destination, request, context, now"
+    )]
+    UnknownVariable(String),
+    #[error(
+        "unknown function {name}(){}; names are case-sensitive (see docs/cel.md for the functions available)",
+        if *.member { " called as a method" } else { "" }
+    )]
+    UnknownFunction { name: String, member: bool },
+    #[error("{0}")]
+    Usage(String),
+    #[error("matches() pattern {pattern:?} is not a valid regular expression: {reason}")]
+    Regex { pattern: String, reason: String },
+    #[error(
+        "expression is nested too deeply ({}{depth} levels; the limit is {}): each operator \
+         applied to the result of another nests one level, except && and ||; write a long \
+         allowlist as one list literal (x in [\"a\", \"b\", ...]), not a chain of +",
+        if *estimated { "about " } else { "" },
+        nesting::MAX_DEPTH
+    )]
+    NestedTooDeeply {
+        /// The depth found, or an upper bound on it when `estimated` (the expression was
+        /// refused before parsing).
+        depth: usize,
+        estimated: bool,
+    },
+    #[error(
+        "header {written:?} never matches: request.headers has lower-case names; write {:?}",
+        written.to_ascii_lowercase()
+    )]
+    HeaderNameCase { written: String },
+    #[error("unknown field {variable}.{field}; {variable} has {known}")]
+    UnknownField {
+        variable: String,
+        field: String,
+        known: String,
+    },
+}
+
+/// Why a compiled expression failed on one request. `Display` never includes request values
+/// (it goes to spans and logs); [`EvalError::detail`] is the engine's own message, which may.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    #[error("{summary}")]
+    Execution {
+        /// Names the types and functions involved, never operand values.
+        summary: String,
+        /// The engine's message, which may quote operands (e.g. a header value).
+        detail: String,
+    },
+    /// Only the type is kept: the value could be a header such as `authorization`.
+    #[error("expression returned a {0}, not a bool")]
+    NotBool(String),
+}
+
+/// Stack for parsing and checking one expression. Parsing recurses per level of nesting and
+/// costs up to ~160 KiB a level in a debug build (see [`nesting`]), so it runs on a stack of
+/// its own, whatever thread loads the policy (a runtime worker has 2 MiB). Only the pages
+/// used are ever touched.
+const PARSE_STACK: usize = 64 << 20;
+
+/// The stack that evaluating a rule of [`MAX_DEPTH`] may need (measured ~2.6 MiB in a debug
+/// build, ~130 KiB in a release build), with room to spare; with less left on the current
+/// thread, evaluation moves to a stack of [`EVAL_STACK`].
+const EVAL_RED_ZONE: usize = if cfg!(debug_assertions) {
+    4 << 20
+} else {
+    512 << 10
+};
+const EVAL_STACK: usize = 2 * EVAL_RED_ZONE;
+
+/// Runs `evaluate` (the evaluation of a request's rules) where the stack is deep enough for
+/// any expression the policy accepted: on this thread when enough of it is left, else on a
+/// fresh stack. Costs a comparison on the usual path.
+pub fn with_evaluation_stack<R>(evaluate: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(EVAL_RED_ZONE, EVAL_STACK, evaluate)
+}
+
+/// The CEL environment shared by every rule of a policy: the standard library plus the
+/// root context that per-request scopes borrow.
+pub struct CelEnv {
+    env: Arc<Env>,
+    root: Context<'static, 'static>,
+    /// The literal patterns of `matches()` calls seen by [`CelEnv::compile`], compiled once;
+    /// moved into `root` by [`CelEnv::seal`].
+    regexes: HashMap<String, Regex>,
+}
+
+impl fmt::Debug for CelEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CelEnv").finish_non_exhaustive()
+    }
+}
+
+impl Default for CelEnv {
+    fn default() -> Self {
+        // The engine is built without its `regex` feature, so the standard library has no
+        // `matches`: Warrant provides it (see `functions::matches`).
+        let env = Arc::new(Env::stdlib());
+        Self {
+            root: root_context(&env, Arc::default()),
+            env,
+            regexes: HashMap::new(),
+        }
+    }
+}
+
+/// A root context of `env` with Warrant's own functions. Neither name can conflict with the
+/// engine's: its `matches` is compiled out (Cargo.toml) and `@utc` is not an identifier.
+fn root_context(env: &Arc<Env>, regexes: Arc<HashMap<String, Regex>>) -> Context<'static, 'static> {
+    let mut root = Context::with_env(Arc::clone(env));
+    let _ = root.add_function("matches", functions::matches::function(regexes));
+    let _ = root.add_function(functions::time::UTC, functions::time::utc_function());
+    root
+}
+
+/// One compiled rule expression.
+#[derive(Debug)]
+pub struct Expression {
+    /// The syntax tree, at most [`MAX_DEPTH`] deep, with Warrant's load-time rewrites.
+    expr: IdedExpr,
+    variables: BTreeSet<&'static str>,
+    /// The string literals and field names written in the expression: the map keys an error
+    /// may name without revealing anything from the request.
+    written_keys: BTreeSet<String>,
+}
+
+impl Expression {
+    /// The top-level variables this expression references.
+    pub fn variables(&self) -> &BTreeSet<&'static str> {
+        &self.variables
+    }
+}
+
+impl CelEnv {
+    /// Compiles `source`: checks its nesting (before and after parsing), that it only
+    /// references known variables, fields and functions and looks headers up by lower-case
+    /// names, and that its literal `matches()` patterns are valid regular expressions. Safe on
+    /// any thread, whatever `source` holds.
+    pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
+        nesting::check_source(source)?;
+        let (expr, references) = stacker::grow(PARSE_STACK, || {
+            // Everything that walks the tree recursively, including dropping a rejected one,
+            // stays on this stack.
+            let mut expr = self
+                .env
+                .parser()
+                .parse(source)
+                .map_err(|e| CompileError::Syntax(e.to_string().replace('\n', "; ")))?;
+            nesting::check_tree(&expr)?;
+            let known_function = |name: &str, member: bool| self.has_function(name, member);
+            let references = references::check(&expr, &known_function)?;
+            functions::time::rewrite_accessors(&mut expr);
+            Ok::<_, CompileError>((expr, references))
+        })?;
+        for pattern in references.patterns {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.regexes.entry(pattern) {
+                let regex =
+                    functions::matches::compile(slot.key()).map_err(|e| CompileError::Regex {
+                        pattern: slot.key().clone(),
+                        reason: e.to_string().replace('\n', " "),
+                    })?;
+                slot.insert(regex);
+            }
+        }
+        Ok(Expression {
+            expr,
+            variables: references.variables,
+            written_keys: references.written_keys,
+        })
+    }
+
+    /// Hands the patterns compiled so far to `matches()`. Call once every rule is compiled;
+    /// until then `matches()` compiles its pattern per call, and after it patterns of rules
+    /// compiled later would be.
+    pub fn seal(&mut self) {
+        let regexes = Arc::new(std::mem::take(&mut self.regexes));
+        self.root = root_context(&self.env, regexes);
+    }
+
+    /// Whether the engine knows function `name` (as a method when `member`). The engine has no
+    /// public list of its functions and resolves names only when a call runs, so a misspelt
+    /// `startswith` would otherwise load fine and fail on every request (denying everything
+    /// in a deny rule). Probing a call with no arguments tells an unknown name
+    /// (`UndeclaredReference`) from a known one with the wrong arguments. Runs at load only.
+    fn has_function(&self, name: &str, member: bool) -> bool {
+        let probe = if member {
+            format!("null.{name}()")
+        } else {
+            format!("{name}()")
+        };
+        match self.env.compile(&probe) {
+            // The probe references nothing but the function (and, for `optional.of`, its
+            // namespace).
+            Ok(program) => !matches!(
+                program.execute(&self.root),
+                Err(ExecutionError::UndeclaredReference(_))
+            ),
+            // Not a plain name: nothing to check.
+            Err(_) => true,
+        }
+    }
+}
+
+/// The variables of one request, bound once in a child scope of the shared root and used by
+/// every rule evaluated for it. Values borrow from the request instead of copying it.
+pub struct Activation<'a> {
+    scope: Context<'a, 'a>,
+}
+
+impl fmt::Debug for Activation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Activation").finish_non_exhaustive()
+    }
+}
+
+impl CelEnv {
+    /// Builds the variables in `needed` (the union of what the policy's rules reference).
+    pub fn activation<'a>(
+        &'a self,
+        needed: &BTreeSet<&'static str>,
+        peer: &'a VerifiedPeer,
+        request: &'a AuthzRequest,
+        now: SystemTime,
+    ) -> Activation<'a> {
+        let root: &'a Context<'a, 'a> = &self.root;
+        let mut scope = root.new_inner_scope();
+        for &name in needed {
+            if let Some(value) = activation::variable(name, peer, request, now) {
+                scope.add_variable_as_val(name, value);
+            }
+        }
+        Activation { scope }
+    }
+
+    /// Evaluates `expression` in `activation`; only `true` matches. Call it within
+    /// [`with_evaluation_stack`].
+    pub fn eval(
+        &self,
+        expression: &Expression,
+        activation: &Activation<'_>,
+    ) -> Result<bool, EvalError> {
+        match Value::resolve(&expression.expr, &activation.scope) {
+            Ok(Value::Bool(matched)) => Ok(matched),
+            Ok(other) => Err(EvalError::NotBool(other.type_of().to_string())),
+            Err(e) => Err(EvalError::Execution {
+                summary: error_text::describe(&e, &expression.written_keys),
+                detail: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl EvalError {
+    /// The full message for the operator's own tools (`warrant eval`): may quote request values.
+    pub fn detail(&self) -> String {
+        match self {
+            EvalError::Execution { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

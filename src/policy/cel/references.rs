@@ -1,0 +1,298 @@
+//! The reference checker: what an expression uses, checked when the policy loads, so that a
+//! misspelt name fails `warrant check` instead of failing (or silently never matching) on
+//! every request.
+//!
+//! Rejected: unknown variables; unknown fields of the fixed-shape variables (`source`,
+//! `destination`, `request`); unknown functions (names are case-sensitive); and header names
+//! with capitals used to look up `request.headers`, whose keys are always lower case — by
+//! index, `in`, field selection, `has()`, the optional forms, or by comparing the key variable
+//! of a macro over `request.headers` with a literal.
+
+use std::collections::BTreeSet;
+
+use cel::IdedExpr;
+use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
+
+use super::{CompileError, TYPE_NAMES, VARIABLES};
+
+/// What an expression references.
+#[derive(Debug, Default)]
+pub struct References {
+    /// Top-level variables.
+    pub variables: BTreeSet<&'static str>,
+    /// Literal patterns of `matches()` calls.
+    pub patterns: Vec<String>,
+    /// String literals and field names: the map keys an error may name without revealing
+    /// anything from the request.
+    pub written_keys: BTreeSet<String>,
+}
+
+/// Walks `expr` (recursively: its depth must already be bounded), collecting what it
+/// references and rejecting what cannot work. `known_function(name, member)` says whether the
+/// engine has a function.
+pub fn check(
+    expr: &IdedExpr,
+    known_function: &dyn Fn(&str, bool) -> bool,
+) -> Result<References, CompileError> {
+    let mut checker = Checker {
+        bound: Vec::new(),
+        used: References::default(),
+        known_function,
+    };
+    checker.walk(expr)?;
+    Ok(checker.used)
+}
+
+struct Checker<'f> {
+    /// Comprehension variables in scope.
+    bound: Vec<String>,
+    used: References,
+    known_function: &'f dyn Fn(&str, bool) -> bool,
+}
+
+impl Checker<'_> {
+    fn is_bound(&self, name: &str) -> bool {
+        self.bound.iter().any(|b| b == name)
+    }
+
+    /// Whether `expr` is `request.headers` (with `request` the variable, not a bound name).
+    fn is_request_headers(&self, expr: &IdedExpr) -> bool {
+        matches!(&expr.expr, Expr::Select(select)
+            if select.field == "headers"
+                && matches!(&select.operand.expr, Expr::Ident(name)
+                    if name == "request" && !self.is_bound(name)))
+    }
+
+    fn walk(&mut self, expr: &IdedExpr) -> Result<(), CompileError> {
+        match &expr.expr {
+            Expr::Ident(name)
+                if !self.is_bound(name)
+                    && !name.starts_with('@')
+                    && !TYPE_NAMES.contains(&name.as_str()) =>
+            {
+                self.used.variables.insert(known_variable(name)?.0);
+            }
+            Expr::Select(select) => {
+                if let Expr::Ident(name) = &select.operand.expr
+                    && !self.is_bound(name)
+                {
+                    let (variable, fields) = known_variable(name)?;
+                    if let Some(fields) = fields
+                        && !fields.contains(&select.field.as_str())
+                    {
+                        return Err(CompileError::UnknownField {
+                            variable: variable.to_owned(),
+                            field: select.field.clone(),
+                            known: fields.join(", "),
+                        });
+                    }
+                }
+                if self.is_request_headers(&select.operand) {
+                    lower_case_header(&select.field)?;
+                }
+                self.used.written_keys.insert(select.field.clone());
+                self.walk(&select.operand)?;
+            }
+            Expr::Call(call) => {
+                // `optional.of(x)`: a namespaced function, not a method of a variable.
+                if let Some(target) = &call.target
+                    && let Expr::Ident(namespace) = &target.expr
+                    && !self.is_bound(namespace)
+                    && known_variable(namespace).is_err()
+                {
+                    self.check_function(&format!("{namespace}.{}", call.func_name), false)?;
+                    for arg in &call.args {
+                        self.walk(arg)?;
+                    }
+                    return Ok(());
+                }
+                self.check_function(&call.func_name, call.target.is_some())?;
+                self.check_header_lookup(&call.func_name, &call.args)?;
+                if call.func_name == "matches" {
+                    let pattern = match (&call.target, call.args.as_slice()) {
+                        (Some(_), [pattern]) | (None, [_, pattern]) => pattern,
+                        _ => {
+                            return Err(CompileError::Usage(
+                                "matches() takes one pattern: text.matches(pattern) or matches(text, pattern)"
+                                    .to_owned(),
+                            ));
+                        }
+                    };
+                    if let Expr::Literal(LiteralValue::String(pattern)) = &pattern.expr {
+                        self.used.patterns.push(pattern.inner().to_owned());
+                    }
+                }
+                if let Some(target) = &call.target {
+                    self.walk(target)?;
+                }
+                for arg in &call.args {
+                    self.walk(arg)?;
+                }
+            }
+            Expr::Comprehension(comp) => {
+                self.walk(&comp.iter_range)?;
+                self.walk(&comp.accu_init)?;
+                if self.is_request_headers(&comp.iter_range) {
+                    for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
+                        compared_header_names(part, &comp.iter_var)?;
+                    }
+                }
+                let depth = self.bound.len();
+                self.bound.push(comp.iter_var.clone());
+                self.bound.extend(comp.iter_var2.clone());
+                self.bound.push(comp.accu_var.clone());
+                for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
+                    self.walk(part)?;
+                }
+                self.bound.truncate(depth);
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    self.walk(element)?;
+                }
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    match &entry.expr {
+                        EntryExpr::StructField(field) => self.walk(&field.value)?,
+                        EntryExpr::MapEntry(entry) => {
+                            self.walk(&entry.key)?;
+                            self.walk(&entry.value)?;
+                        }
+                    }
+                }
+            }
+            Expr::Struct(structure) => {
+                for entry in &structure.entries {
+                    if let EntryExpr::StructField(field) = &entry.expr {
+                        self.walk(&field.value)?;
+                    }
+                }
+            }
+            Expr::Literal(LiteralValue::String(text)) => {
+                self.used.written_keys.insert(text.inner().to_owned());
+            }
+            // Bound identifiers (comprehension variables), other literals, and any node kind
+            // the engine adds later reference nothing we need to check.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Rejects a function the engine does not have. Operators (`_==_`, `@in`, `!_`, ...) have
+    /// symbols in their names; identifiers, which a policy author can misspell, do not.
+    fn check_function(&self, name: &str, member: bool) -> Result<(), CompileError> {
+        let is_name = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if is_name && !(self.known_function)(name, member) {
+            return Err(CompileError::UnknownFunction {
+                name: name.to_owned(),
+                member,
+            });
+        }
+        Ok(())
+    }
+
+    /// `request.headers["X-A"]`, `request.headers[?"X-A"]`, `request.headers.?X_A` and
+    /// `"X-A" in request.headers`.
+    fn check_header_lookup(&self, function: &str, args: &[IdedExpr]) -> Result<(), CompileError> {
+        let key = match (function, args) {
+            (operators::INDEX | operators::OPT_INDEX | operators::OPT_SELECT, [map, key])
+            | (operators::IN, [key, map])
+                if self.is_request_headers(map) =>
+            {
+                key
+            }
+            _ => return Ok(()),
+        };
+        match &key.expr {
+            Expr::Literal(LiteralValue::String(name)) => lower_case_header(name.inner()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// In a macro over `request.headers` whose key variable is `key`: a literal with capitals
+/// compared with the key (`k == "X-A"`, `k in ["X-A"]`, `k.startsWith("X-")`) never matches.
+fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError> {
+    let is_key = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(name) if name == key);
+    let literal = |e: &IdedExpr| match &e.expr {
+        Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
+        _ => None,
+    };
+    match &expr.expr {
+        Expr::Call(call) => {
+            let compared: Vec<String> =
+                match (call.func_name.as_str(), &call.target, &call.args[..]) {
+                    (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(a) => {
+                        literal(b).into_iter().collect()
+                    }
+                    (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(b) => {
+                        literal(a).into_iter().collect()
+                    }
+                    (operators::IN, None, [a, list]) if is_key(a) => match &list.expr {
+                        Expr::List(list) => list.elements.iter().filter_map(literal).collect(),
+                        _ => Vec::new(),
+                    },
+                    ("startsWith" | "endsWith" | "contains", Some(target), [arg])
+                        if is_key(target) =>
+                    {
+                        literal(arg).into_iter().collect()
+                    }
+                    _ => Vec::new(),
+                };
+            for name in &compared {
+                lower_case_header(name)?;
+            }
+            if let Some(target) = &call.target {
+                compared_header_names(target, key)?;
+            }
+            for arg in &call.args {
+                compared_header_names(arg, key)?;
+            }
+            Ok(())
+        }
+        Expr::Comprehension(comp) => {
+            for part in [
+                &comp.iter_range,
+                &comp.accu_init,
+                &comp.loop_cond,
+                &comp.loop_step,
+                &comp.result,
+            ] {
+                compared_header_names(part, key)?;
+            }
+            Ok(())
+        }
+        Expr::Select(select) => compared_header_names(&select.operand, key),
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .try_for_each(|e| compared_header_names(e, key)),
+        _ => Ok(()),
+    }
+}
+
+/// Header names reach rules in lower case (HTTP/2 and Envoy lower-case them), so a name with
+/// capitals would silently never match.
+fn lower_case_header(name: &str) -> Result<(), CompileError> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(CompileError::HeaderNameCase {
+            written: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn known_variable(
+    name: &str,
+) -> Result<(&'static str, Option<&'static [&'static str]>), CompileError> {
+    VARIABLES
+        .iter()
+        .find(|(variable, _)| *variable == name)
+        .copied()
+        .ok_or_else(|| CompileError::UnknownVariable(name.to_owned()))
+}

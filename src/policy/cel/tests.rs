@@ -1,0 +1,365 @@
+use super::*;
+
+/// Runs `f` on a thread with a small stack (smaller than any runtime's default), as a Check
+/// on an unusual thread would.
+fn on_small_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .expect("the thread must not crash")
+}
+
+/// Compiles and evaluates `source` in an empty activation.
+fn evaluate(source: &str) -> Result<Result<bool, EvalError>, CompileError> {
+    let mut env = CelEnv::default();
+    let expression = env.compile(source)?;
+    env.seal();
+    let activation = Activation {
+        scope: env.root.new_inner_scope(),
+    };
+    Ok(with_evaluation_stack(|| env.eval(&expression, &activation)))
+}
+
+#[test]
+fn engine_has_no_matches_of_its_own() {
+    // Warrant's `matches` is added to the root context, which only works while the engine
+    // is built without its `regex` feature (Cargo.toml); otherwise the engine's would win
+    // silently, compiling every pattern per call.
+    let mut root = Context::with_env(Arc::new(Env::stdlib()));
+    assert!(root.add_function("matches", |a: i64| a).is_ok());
+}
+
+#[test]
+fn matches_arity_and_types() {
+    let mut env = CelEnv::default();
+    for source in [r#""a".matches("a", "b")"#, r#"matches("a")"#] {
+        assert!(
+            matches!(env.compile(source), Err(CompileError::Usage(_))),
+            "{source}"
+        );
+    }
+    assert!(matches!(evaluate(r#"matches(1, "a")"#), Ok(Err(_))));
+}
+
+/// A kind of nesting and how to write it `n` levels deep.
+type Shape = (&'static str, fn(usize) -> String);
+
+/// Every shape of nesting.
+const SHAPES: &[Shape] = &[
+    ("+ chain", |n| format!("{} == 0", vec!["0"; n].join(" + "))),
+    ("* chain", |n| format!("{} == 1", vec!["1"; n].join(" * "))),
+    ("- chain", |n| format!("{} < 1", vec!["1"; n].join(" - "))),
+    ("/ and % chain", |n| {
+        format!("{} == 1", vec!["1"; n].join(" / 1 % "))
+    }),
+    ("== chain", |n| format!("1 == 1{}", " == true".repeat(n))),
+    ("< chain", |n| format!("1 < 2{}", " == true".repeat(n))),
+    ("in chain", |n| {
+        format!("1 in [1]{}", " in [true]".repeat(n))
+    }),
+    ("string + chain", |n| {
+        format!("{} == ''", vec!["''"; n].join(" + "))
+    }),
+    ("list + chain", |n| {
+        format!("1 in {}", vec!["[1]"; n].join(" + "))
+    }),
+    ("parentheses", |n| {
+        format!("{}true{}", "(".repeat(n), ")".repeat(n))
+    }),
+    ("parenthesised +", |n| {
+        format!("{}0{} == 0", "(".repeat(n), " + 0)".repeat(n))
+    }),
+    ("list literals", |n| {
+        format!("size({}1{}) == 1", "[".repeat(n), "]".repeat(n))
+    }),
+    ("map literals", |n| {
+        format!("size({}1{}) == 1", "{1: ".repeat(n), "}".repeat(n))
+    }),
+    ("calls", |n| {
+        format!("{}true{}", "bool(".repeat(n), ")".repeat(n))
+    }),
+    ("member calls", |n| {
+        format!(
+            "optional.none(){}.hasValue()",
+            ".or(optional.none())".repeat(n)
+        )
+    }),
+    ("field selection", |n| {
+        format!("context{} == ''", ".a".repeat(n))
+    }),
+    ("indexing", |n| {
+        format!("context{} == ''", "['a']".repeat(n))
+    }),
+    ("ternaries", |n| {
+        format!("{}true", "false ? false : ".repeat(n))
+    }),
+    ("nested ternaries", |n| {
+        format!("{}true{}", "(true ? ".repeat(n), " : false)".repeat(n))
+    }),
+    ("logical not", |n| format!("{}true", "!".repeat(n))),
+    ("negation", |n| format!("{}1 != 0", "-".repeat(n))),
+    ("all()", |n| {
+        format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n))
+    }),
+    ("map()", |n| {
+        format!("size({}1{}) == 1", "[1].map(x, ".repeat(n), ")".repeat(n))
+    }),
+    ("has()", |n| format!("has(context{})", ".a".repeat(n))),
+];
+
+#[test]
+fn every_shape_is_bounded_and_what_loads_evaluates_on_a_small_stack() {
+    for &(shape, build) in SHAPES {
+        // The deepest `n` that loads, then one more that must be refused as too deep.
+        let mut deepest_ok = None;
+        for n in 1..=MAX_DEPTH + 2 {
+            let source = build(n);
+            let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+            match result {
+                Ok(_) => deepest_ok = Some(n),
+                Err(CompileError::NestedTooDeeply { depth, .. }) => {
+                    assert!(depth > MAX_DEPTH, "{shape}: {depth}");
+                    break;
+                }
+                Err(other) => panic!("{shape} at {n}: {other}"),
+            }
+        }
+        let deepest = deepest_ok.unwrap_or(0);
+        assert!(deepest <= MAX_DEPTH, "{shape}: {deepest} levels loaded");
+        // Macros expand to several levels each; everything else nests about one a level.
+        let floor = if shape.ends_with("()") {
+            12
+        } else {
+            MAX_DEPTH / 2
+        };
+        assert!(deepest >= floor, "{shape}: only {deepest} levels load");
+    }
+}
+
+#[test]
+fn the_field_report_allowlist_is_refused_with_the_limit() {
+    let chain: Vec<String> = (0..1500)
+        .map(|i| format!("[\"spiffe://prod.example.org/ns/team{i}/sa/api\"]"))
+        .collect();
+    let source = format!("source.spiffe_id in {}", chain.join(" + "));
+    let error = on_small_stack(move || evaluate(&source).err()).expect("refused");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("expression is nested too deeply (about 150"),
+        "{text}"
+    );
+    assert!(text.contains("levels; the limit is 64)"), "{text}");
+    assert!(text.contains("list literal"), "{text}");
+}
+
+#[test]
+fn huge_inputs_of_every_shape_are_refused_without_crashing() {
+    let n = 50_000;
+    for &(shape, build) in SHAPES {
+        if shape == "has()" {
+            continue; // has() of a chain is the field-selection shape
+        }
+        let source = build(n);
+        let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+        assert!(
+            matches!(result, Err(CompileError::NestedTooDeeply { .. })),
+            "{shape}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn flat_chains_and_large_literals_keep_working() {
+    let ids: Vec<String> = (0..5000)
+        .map(|i| format!("'spiffe://prod.example.org/ns/team{i}/sa/api'"))
+        .collect();
+    for source in [
+        vec!["1 == 2"; 10_000].join(" || ") + " || true",
+        vec!["1 == 1"; 10_000].join(" && "),
+        format!(
+            "'spiffe://prod.example.org/ns/team4999/sa/api' in [{}]",
+            ids.join(", ")
+        ),
+        format!(
+            "size({{{}}}) == 5000",
+            (0..5000)
+                .map(|i| format!("{i}: 1"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ] {
+        let result =
+            on_small_stack(move || evaluate(&source).map(|r| r.map_err(|e| e.to_string())));
+        assert!(matches!(result, Ok(Ok(true))), "{result:?}");
+    }
+}
+
+#[test]
+fn the_scan_bounds_the_parsed_depth() {
+    for &(shape, build) in SHAPES {
+        if shape.ends_with("()") {
+            continue; // macros expand after the scan; the tree check covers them
+        }
+        for n in [1, 7, 30] {
+            let source = build(n);
+            let tree = stacker::grow(PARSE_STACK, || Env::stdlib().parser().parse(&source))
+                .expect("parses");
+            assert!(
+                nesting::depth(&tree) <= nesting::estimate(&source),
+                "{shape} {n}: {} > {}",
+                nesting::depth(&tree),
+                nesting::estimate(&source)
+            );
+        }
+    }
+}
+
+#[test]
+fn header_names_with_capitals_are_refused_in_every_lookup() {
+    for source in [
+        r#""X-Internal-Debug" in request.headers"#,
+        r#"request.headers["X-Internal-Debug"] == "1""#,
+        r#"request.headers[?"X-Debug"].hasValue()"#,
+        r#"request.headers.?Authorization.hasValue()"#,
+        r#"has(request.headers.Authorization)"#,
+        r#"request.headers.Authorization == "x""#,
+        r#"request.headers.exists(k, k == "X-Debug")"#,
+        r#"request.headers.exists(h, "X-Debug" != h)"#,
+        r#"request.headers.all(k, !(k in ["x-a", "X-B"]))"#,
+        r#"request.headers.exists(k, k.startsWith("X-"))"#,
+        r#"request.headers.filter(k, k.endsWith("-Debug")).size() > 0"#,
+    ] {
+        let error = CelEnv::default()
+            .compile(source)
+            .expect_err(source)
+            .to_string();
+        assert!(
+            error.contains("lower-case names; write \""),
+            "{source}: {error}"
+        );
+    }
+    let error = CelEnv::default()
+        .compile(r#""X-Internal-Debug" in request.headers"#)
+        .expect_err("capitals")
+        .to_string();
+    assert_eq!(
+        error,
+        r#"header "X-Internal-Debug" never matches: request.headers has lower-case names; write "x-internal-debug""#
+    );
+    for source in [
+        r#""x-internal-debug" in request.headers"#,
+        r#"request.headers["x-debug"] == "X-Debug""#,
+        r#"request.headers.exists(k, k == "x-debug" && request.headers[k] == "ON")"#,
+        r#"context.exists(k, k == "Service")"#,
+        r#"[request].exists(request, "X" in request.headers)"#,
+        r#"request.headers.authorization.startsWith("Bearer ")"#,
+    ] {
+        assert!(CelEnv::default().compile(source).is_ok(), "{source}");
+    }
+}
+
+#[test]
+fn namespaced_functions_are_checked_by_their_full_name() {
+    assert!(matches!(
+        evaluate("optional.of(1).hasValue() && !optional.none().hasValue()"),
+        Ok(Ok(true))
+    ));
+    assert!(matches!(
+        CelEnv::default().compile("optional.bogus(1)"),
+        Err(CompileError::UnknownFunction { .. })
+    ));
+    assert!(matches!(
+        CelEnv::default().compile("nosuch.thing(1)"),
+        Err(CompileError::UnknownFunction { .. })
+    ));
+}
+
+/// `source` evaluated to an int.
+fn int(source: &str) -> i64 {
+    let mut env = CelEnv::default();
+    let expression = env
+        .compile(source)
+        .unwrap_or_else(|e| panic!("{source}: {e}"));
+    env.seal();
+    let activation = Activation {
+        scope: env.root.new_inner_scope(),
+    };
+    match Value::resolve(&expression.expr, &activation.scope) {
+        Ok(Value::Int(i)) => i,
+        other => panic!("{source}: {other:?}"),
+    }
+}
+
+#[test]
+fn timestamp_accessors_answer_in_utc_without_a_zone() {
+    // 2024-06-30T23:00:00Z, a Sunday, day 182 of a leap year; written at +02:00.
+    let june = r#"timestamp("2024-07-01T01:00:00+02:00")"#;
+    // 2024-12-31T23:30:00.250Z, a Tuesday, the last day of a leap year; written at +01:00.
+    let new_year = r#"timestamp("2025-01-01T00:30:00.250+01:00")"#;
+    for (timestamp, accessor, utc, zoned) in [
+        (june, "getFullYear", 2024, [2024, 2024, 2024, 2024]),
+        (june, "getMonth", 5, [6, 6, 5, 6]),
+        (june, "getDayOfYear", 181, [182, 182, 181, 182]),
+        (june, "getDayOfMonth", 29, [0, 0, 29, 0]),
+        (june, "getDate", 30, [1, 1, 30, 1]),
+        (june, "getDayOfWeek", 0, [1, 1, 0, 1]),
+        (june, "getHours", 23, [1, 1, 19, 4]),
+        (june, "getMinutes", 0, [0, 0, 0, 30]),
+        (june, "getSeconds", 0, [0, 0, 0, 0]),
+        (june, "getMilliseconds", 0, [0, 0, 0, 0]),
+        (new_year, "getFullYear", 2024, [2025, 2025, 2024, 2025]),
+        (new_year, "getMonth", 11, [0, 0, 11, 0]),
+        (new_year, "getDayOfYear", 365, [0, 0, 365, 0]),
+        (new_year, "getDayOfMonth", 30, [0, 0, 30, 0]),
+        (new_year, "getDate", 31, [1, 1, 31, 1]),
+        (new_year, "getDayOfWeek", 2, [3, 3, 2, 3]),
+        (new_year, "getHours", 23, [0, 0, 18, 5]),
+        (new_year, "getMinutes", 30, [30, 30, 30, 0]),
+        (new_year, "getSeconds", 0, [0, 0, 0, 0]),
+        (new_year, "getMilliseconds", 250, [250, 250, 250, 250]),
+    ] {
+        assert_eq!(
+            int(&format!("{timestamp}.{accessor}()")),
+            utc,
+            "{timestamp}.{accessor}()"
+        );
+        // The zone the timestamp was written in, by offset and by name; New York (EST/EDT);
+        // and India (+05:30).
+        let zones = match timestamp {
+            t if t == june => ["+02:00", "Europe/Berlin", "America/New_York", "+05:30"],
+            _ => ["+01:00", "Europe/Berlin", "-05:00", "Asia/Kolkata"],
+        };
+        for (zone, expected) in zones.iter().zip(zoned) {
+            let source = format!("{timestamp}.{accessor}(\"{zone}\")");
+            assert_eq!(int(&source), expected, "{source}");
+        }
+    }
+}
+
+#[test]
+fn utc_accessors_everywhere_and_durations_unchanged() {
+    for (source, expected) in [
+        // Inside macros, lists and arithmetic; a timestamp moved by a duration keeps the
+        // instant, not the offset.
+        (
+            r#"[timestamp("2024-01-01T00:00:00-08:00")].map(t, t.getHours())[0]"#,
+            8,
+        ),
+        (
+            r#"(timestamp("2024-01-01T23:00:00-02:00") + duration("1h")).getDate()"#,
+            2,
+        ),
+        (r#"timestamp(0).getFullYear()"#, 1970),
+        (r#"duration("3h30m").getHours()"#, 3),
+        (r#"duration("3h30m").getMinutes()"#, 210),
+        (r#"duration("1.5s").getMilliseconds()"#, 1500),
+    ] {
+        assert_eq!(int(source), expected, "{source}");
+    }
+    assert!(matches!(
+        evaluate(r#"'x'.getHours() == 1"#),
+        Ok(Err(EvalError::Execution { .. }))
+    ));
+}
