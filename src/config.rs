@@ -138,11 +138,6 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-/// RFC 9110 `tchar`: the characters of a header name.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9191))
 }
@@ -196,28 +191,19 @@ impl Config {
             })?
         };
         config.source = path.to_path_buf();
+        // Set on every allowed request: held to the same rules as a policy rule's headers.
         let header = &config.identity_header;
-        if !header.is_empty()
-            && !header
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(invalid(
-                None,
-                format!(
-                    "identity_header {header:?} must be a lower-case header name such as x-spiffe-id, or \"\" to disable"
-                ),
-            ));
+        if !header.is_empty() {
+            crate::header::check_upstream(header, None).map_err(|e| {
+                invalid(
+                    None,
+                    format!("identity_header: {e} (e.g. x-spiffe-id, or \"\" to disable)"),
+                )
+            })?;
         }
-        if let Some(name) = config
-            .sensitive_headers
-            .iter()
-            .find(|name| name.is_empty() || !name.bytes().all(is_token_byte))
-        {
-            return Err(invalid(
-                None,
-                format!("sensitive_headers: {name:?} is not an HTTP header name"),
-            ));
+        for name in &config.sensitive_headers {
+            crate::header::check_name(name)
+                .map_err(|e| invalid(None, format!("sensitive_headers: {e}")))?;
         }
         let ratio = config.telemetry.sample_ratio;
         if !(0.0..=1.0).contains(&ratio) {
@@ -534,7 +520,31 @@ mod tests {
 
     #[test]
     fn identity_header_is_validated() {
-        assert!(Config::parse(Path::new("w.yaml"), "identity_header: X-Bad\n").is_err());
+        for (name, message) in [
+            ("X-Bad", "has capitals; write \"x-bad\""),
+            ("host", "routes the request"),
+            ("content-length", "changes message framing"),
+            ("\":authority\"", "pseudo-header"),
+            ("x-envoy-peer", "reserved for Envoy"),
+            ("\"x spiffe\"", "not an HTTP token"),
+        ] {
+            let error = Config::parse(Path::new("w.yaml"), &format!("identity_header: {name}\n"))
+                .expect_err(name)
+                .to_string();
+            assert!(
+                error.starts_with("w.yaml: identity_header: header"),
+                "{error}"
+            );
+            assert!(error.contains(message), "{error}");
+        }
+        let error = Config::parse(Path::new("w.yaml"), "sensitive_headers: [x-ok, \"a b\"]\n")
+            .expect_err("token")
+            .to_string();
+        assert!(
+            error.contains("sensitive_headers: header name \"a b\" is not an HTTP token"),
+            "{error}"
+        );
+        assert!(Config::parse(Path::new("w.yaml"), "sensitive_headers: [X-Api-Key]\n").is_ok());
         let off = Config::parse(Path::new("w.yaml"), "identity_header: \"\"\n").unwrap();
         assert!(off.identity_header.is_empty());
     }

@@ -448,7 +448,7 @@ fn schema_errors() {
     )]);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("p.yaml:5: unknown variant `alow`"),
+        errs[0].starts_with("p.yaml:5: rule 'a': unknown variant `alow`"),
         "{}",
         errs[0]
     );
@@ -470,30 +470,142 @@ fn rule_shape_errors() {
     let cases = [
         (
             "    effect: deny\n    headers: {x-a: b}\n",
+            4,
             "`headers` is only valid on allow rules",
         ),
         (
             "    effect: allow\n    status: 401\n",
+            4,
             "`status` is only valid on deny rules",
         ),
         (
             "    effect: deny\n    status: 200\n",
+            4,
             "status 200 is not an HTTP error status",
         ),
         (
             "    effect: allow\n    headers: {X-Bad: b}\n",
-            "must be a lower-case HTTP token",
+            7,
+            "header name \"X-Bad\" has capitals; write \"x-bad\"",
         ),
     ];
-    for (body, message) in cases {
+    for (body, line, message) in cases {
         let errs = errors(&[(
             "p.yaml",
             &format!("{TRUST}rules:\n  - id: r\n    when: \"true\"\n{body}"),
         )]);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].starts_with("p.yaml:4: rule 'r': "), "{}", errs[0]);
+        let prefix = format!("p.yaml:{line}: rule 'r': ");
+        assert!(errs[0].starts_with(&prefix), "{}", errs[0]);
         assert!(errs[0].contains(message), "{} / {message}", errs[0]);
     }
+}
+
+#[test]
+fn schema_errors_inside_a_rule_name_the_rule() {
+    let second = "  - id: second\n    effect: allow\n    when: \"true\"\n";
+    for (rule, message) in [
+        ("  - id: first\n    effect: allow\n", "missing field `when`"),
+        (
+            "  - id: first\n    when: \"true\"\n",
+            "missing field `effect`",
+        ),
+        (
+            "  - id: first\n    effect: allow\n    when: \"true\"\n    whn: x\n",
+            "unknown field `whn`",
+        ),
+        (
+            "  - id: first\n    effect: deny\n    when: \"true\"\n    status: high\n",
+            "",
+        ),
+        (
+            "  - id: first\n    effect: alow\n    when: \"true\"\n",
+            "unknown variant `alow`",
+        ),
+        ("  - {id: first, effect: allow}\n", "missing field `when`"),
+        (
+            "  - when: \"true\"\n    effect: allow\n    id: first\n    extra: 1\n",
+            "unknown field `extra`",
+        ),
+    ] {
+        for rules in [format!("{rule}{second}"), format!("{second}{rule}")] {
+            let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n{rules}"))]);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].starts_with("p.yaml:"), "{}", errs[0]);
+            assert!(
+                errs[0].contains(&format!(": rule 'first': {message}")),
+                "{rules}: {}",
+                errs[0]
+            );
+        }
+    }
+    // Not inside a rule: no rule named.
+    let errs = errors(&[("p.yaml", &format!("rules:\n{second}{TRUST}bogus: 1\n"))]);
+    assert!(
+        errs[0].starts_with("p.yaml:7: unknown field `bogus`"),
+        "{}",
+        errs[0]
+    );
+    let errs = errors(&[("p.yaml", &format!("{TRUST}rules:\n  - effect: allow\n"))]);
+    assert!(
+        errs[0].starts_with("p.yaml:4: missing field `id`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn header_mutations_are_validated_at_load() {
+    for (headers, message) in [
+        (r#"{x-tenant: "shop\x01"}"#, "control character 0x01"),
+        (
+            r#"{x-tenant: "shop\r\nx-admin: 1"}"#,
+            "control character 0x0d",
+        ),
+        (r#"{x-tenant: " shop"}"#, "leading or trailing whitespace"),
+        (r#"{content-length: "0"}"#, "changes message framing"),
+        (r#"{Transfer-Encoding: chunked}"#, "changes message framing"),
+        (r#"{connection: close}"#, "connection-specific"),
+        (r#"{upgrade: websocket}"#, "connection-specific"),
+        (r#"{te: trailers}"#, "connection-specific"),
+        (r#"{host: admin.example.org}"#, "routes the request"),
+        (r#"{":authority": admin.example.org}"#, "pseudo-header"),
+        (r#"{":path": /admin}"#, "pseudo-header"),
+        (
+            r#"{x-envoy-upstream-rq-timeout-ms: "1"}"#,
+            "reserved for Envoy",
+        ),
+        (r#"{x-forwarded-client-cert: "By=x"}"#, "managed by Envoy"),
+        (r#"{"x tenant": shop}"#, "not an HTTP token"),
+        (r#"{"": shop}"#, "header name is empty"),
+    ] {
+        let errs = errors(&[(
+            "p.yaml",
+            &format!(
+                "{TRUST}rules:\n  - id: r\n    effect: allow\n    when: \"true\"\n    headers:\n      x-ok: fine\n      {}\n",
+                &headers[1..headers.len() - 1]
+            ),
+        )]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("p.yaml:9: rule 'r': header "),
+            "{}",
+            errs[0]
+        );
+        assert!(errs[0].contains(message), "{} / {message}", errs[0]);
+    }
+    let policy = compile(
+        "  - id: r\n    effect: allow\n    when: \"true\"\n    headers: {x-b: \"Zürich\", x-a: \"a\\tb\", x-c: \"\"}\n",
+    );
+    let decision = policy.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!(
+        decision.headers.to_vec(),
+        [
+            ("x-b".to_owned(), "Zürich".to_owned()),
+            ("x-a".to_owned(), "a\tb".to_owned()),
+            ("x-c".to_owned(), String::new())
+        ]
+    );
 }
 
 #[test]
@@ -513,4 +625,44 @@ fn trust_errors() {
         "trust:\n  trust_domains: [prod.example.org]\n  max_svid_lifetime: soon\n",
     )]);
     assert!(errs[0].contains("max_svid_lifetime"), "{}", errs[0]);
+}
+
+#[test]
+fn host_rules_see_lower_case_hosts() {
+    let policy = compile(
+        r#"
+  - id: admin-host-ops-only
+    effect: deny
+    when: request.hostname == "admin.example.org" && source.namespace != "ops"
+  - id: host-exact
+    effect: deny
+    when: request.host == "shop.example.org" && request.headers[":authority"] == "shop.example.org"
+  - id: rest
+    effect: allow
+    when: "true"
+"#,
+    );
+    for (host, rule) in [
+        ("admin.example.org", Some("admin-host-ops-only")),
+        ("Admin.Example.Org", Some("admin-host-ops-only")),
+        ("ADMIN.EXAMPLE.ORG.", Some("admin-host-ops-only")),
+        ("admin.example.org:10000", Some("admin-host-ops-only")),
+        ("Admin.Example.Org.:8443", Some("admin-host-ops-only")),
+        ("Shop.Example.ORG", Some("host-exact")),
+        ("admin.example.org.evil", Some("rest")),
+        ("shop.example.org:443", Some("rest")),
+    ] {
+        let mut request = request(FRONTEND, "GET", "/");
+        let http = request.http.take().expect("http");
+        request.http = Some(
+            warrant::request::HttpRequest {
+                host: host.into(),
+                headers: vec![(":authority".into(), host.into())],
+                ..http
+            }
+            .canonical(),
+        );
+        let decision = policy.decide(&request, SystemTime::now());
+        assert_eq!(decision.rule.as_deref(), rule, "{host}");
+    }
 }

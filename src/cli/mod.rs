@@ -162,6 +162,9 @@ fn eval(
         .map_err(|errors| anyhow::anyhow!("invalid policy:\n{errors}"))?;
     let decision = policy.decide(&convert::authz_request(check_request), now);
     let identity_header = (!identity_header.is_empty()).then_some(identity_header);
+    if let Some(name) = identity_header {
+        crate::header::check_upstream(name, None).context("--identity-header")?;
+    }
     println!("{}", decision_json(&decision, identity_header));
     Ok(ExitCode::SUCCESS)
 }
