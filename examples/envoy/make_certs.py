@@ -31,6 +31,7 @@ PROD = "prod.example.org"
 DEV = "dev.example.org"
 FRONTEND = f"spiffe://{PROD}/ns/shop/sa/frontend"
 CHECKOUT = f"spiffe://{PROD}/ns/shop/sa/checkout"
+OPS_ADMIN = f"spiffe://{PROD}/ns/ops/sa/admin"
 PAYMENTS = f"spiffe://{PROD}/ns/shop/sa/payments"
 DEV_FRONTEND = f"spiffe://{DEV}/ns/shop/sa/frontend"
 
@@ -130,6 +131,7 @@ def write_all(out_dir):
         "envoy": prod.issue(uris=[PAYMENTS], dns=["localhost"], ips=["127.0.0.1"]),
         "frontend": prod.issue(uris=[FRONTEND]),
         "checkout": prod.issue(uris=[CHECKOUT]),
+        "ops-admin": prod.issue(uris=[OPS_ADMIN]),
         "dev-frontend": dev.issue(uris=[DEV_FRONTEND]),
         "impostor": dev.issue(uris=[FRONTEND]),
         "dns-only": prod.issue(dns=["frontend.shop.svc"]),

