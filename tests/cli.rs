@@ -248,3 +248,48 @@ fn eval_bad_input_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(Path::new("config/policy.yaml").exists());
 }
+
+#[test]
+fn too_deep_a_rule_is_refused_by_check_eval_and_serve_alike() {
+    let dir = temp_dir("deep");
+    let chain: Vec<String> = (0..1500)
+        .map(|i| format!("[\"spiffe://prod.example.org/ns/team{i}/sa/api\"]"))
+        .collect();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\nrules:\n  - id: generated-allowlist\n    effect: allow\n    when: 'source.spiffe_id in {}'\n",
+            chain.join(" + ")
+        ),
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let expected = format!(
+        "{policy}:6: rule 'generated-allowlist': expression is nested too deeply (about 15"
+    );
+
+    let check = warrant(&["check", policy], None);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    assert!(stdout(&check).starts_with(&expected), "{}", stdout(&check));
+
+    let eval = warrant(&["eval", "--policy", policy, "--request", "-"], Some("{}"));
+    assert_eq!(eval.status.code(), Some(2), "{eval:?}");
+    assert!(
+        String::from_utf8_lossy(&eval.stderr).contains(&expected),
+        "{eval:?}"
+    );
+
+    let config = dir.join("warrant.yaml");
+    std::fs::write(
+        &config,
+        format!("listen: 127.0.0.1:0\npolicy: {policy}\ndecision_log: {{to: off}}\n"),
+    )
+    .unwrap();
+    let serve = warrant(&["serve", "--config", config.to_str().unwrap()], None);
+    assert!(!serve.status.success(), "{serve:?}");
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains(&expected),
+        "{serve:?}"
+    );
+}

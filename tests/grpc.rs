@@ -227,3 +227,41 @@ async fn allow_deny_and_untrusted_over_grpc() {
     server.stop.take().unwrap().send(()).unwrap();
     server.task.await.unwrap();
 }
+
+/// What `warrant check` accepts, the server evaluates on runtime workers with their default
+/// stacks: rules at the nesting limit (a debug build needs ~2.6 MiB of stack for them, more
+/// than a worker has) must not overflow the stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_at_the_nesting_limit_evaluate_on_runtime_workers() {
+    let deep_chain = format!("request.path.size(){} == -1", " + 0".repeat(59));
+    let deep_calls = format!("{}true{}", "bool(".repeat(63), ")".repeat(63));
+    let deep_macros = format!("{}true{}", "[1].all(x, ".repeat(15), ")".repeat(15));
+    let text = format!(
+        "trust:\n  trust_domains: [prod.example.org]\nrules:\n  - id: chain\n    effect: deny\n    when: '{deep_chain}'\n  - id: calls\n    effect: allow\n    when: '{deep_calls} && {deep_macros}'\n"
+    );
+    let policy = Policy::compile(
+        &[PolicySource {
+            path: "p.yaml".into(),
+            text,
+        }],
+        &mut |_: &Path| Err(std::io::Error::other("no bundles")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = AuthzService::new(Arc::new(policy), "x-spiffe-id");
+    let server = tokio::spawn(serve(listener, service, std::future::pending()));
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let response = client
+            .check(check_request(FRONTEND, "", "GET", "/payments"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(response.status.as_ref().unwrap().code, 0);
+        assert_eq!(metadata(&response, "rule"), "calls");
+    }
+    server.abort();
+}
