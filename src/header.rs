@@ -12,7 +12,19 @@
 //! - values have no control characters but horizontal tab, and no leading or trailing
 //!   whitespace (RFC 9110 §5.5); other bytes, UTF-8 included, are allowed (obs-text);
 //! - never a header that changes message framing, connection handling or routing, nor one
-//!   that Envoy reserves for itself ([`reserved`]).
+//!   that Envoy or a tracer manages ([`reserved`]); no `_` in names (CGI-style upstreams read
+//!   `x_tenant` as `x-tenant`, and the shipped Envoy configs refuse such names from clients);
+//! - at most [`MAX_SET`] headers and [`MAX_SET_BYTES`] per rule, values of at most
+//!   [`MAX_VALUE_BYTES`]: Envoy refuses a request whose headers pass 60 KiB or 100 entries
+//!   (its defaults), so a rule adding many or large headers would make every request it
+//!   allows fail.
+
+/// Most headers one rule may set.
+pub const MAX_SET: usize = 16;
+/// Longest value Warrant sets, in bytes.
+pub const MAX_VALUE_BYTES: usize = 4096;
+/// Most bytes (names and values) one rule may set.
+pub const MAX_SET_BYTES: usize = 8192;
 
 /// Why a header name or value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +48,17 @@ pub enum HeaderError {
         "header {name:?}: the value has leading or trailing whitespace, which HTTP strips or refuses (RFC 9110 §5.5)"
     )]
     Whitespace { name: String },
+    #[error(
+        "header name {name:?} has '_': upstreams that read headers CGI-style take it for {:?} (write '-')",
+        name.replace('_', "-")
+    )]
+    Underscore { name: String },
+    #[error("header {name:?}: the value has {len} bytes; at most {MAX_VALUE_BYTES} are allowed")]
+    ValueTooLong { name: String, len: usize },
+    #[error(
+        "{count} headers with {bytes} bytes in all; a rule sets at most {MAX_SET} headers and {MAX_SET_BYTES} bytes (Envoy refuses requests whose headers pass its limits)"
+    )]
+    TooMany { count: usize, bytes: usize },
 }
 
 /// Checks a header name that Warrant only looks up (any case: lookups lower-case it).
@@ -67,14 +90,40 @@ pub fn check_upstream(name: &str, value: Option<&str>) -> Result<(), HeaderError
             name: name.to_owned(),
         });
     }
+    if name.contains('_') {
+        return Err(HeaderError::Underscore {
+            name: name.to_owned(),
+        });
+    }
     if let Some(value) = value {
         check_value(name, value)?;
     }
     Ok(())
 }
 
+/// Checks the headers one rule sets, together: how many and how large.
+pub fn check_set<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), HeaderError> {
+    let (count, bytes) = headers
+        .into_iter()
+        .fold((0, 0), |(count, bytes), (name, value)| {
+            (count + 1, bytes + name.len() + value.len())
+        });
+    if count > MAX_SET || bytes > MAX_SET_BYTES {
+        return Err(HeaderError::TooMany { count, bytes });
+    }
+    Ok(())
+}
+
 /// Checks a value Warrant sends in header `name`.
 pub fn check_value(name: &str, value: &str) -> Result<(), HeaderError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(HeaderError::ValueTooLong {
+            name: name.to_owned(),
+            len: value.len(),
+        });
+    }
     if let Some(byte) = value
         .bytes()
         .find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
@@ -108,6 +157,22 @@ pub fn reserved(name: &str) -> Option<&'static str> {
         "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-client-cert" | "x-request-id" => {
             "is managed by Envoy (client address, scheme, forwarded certificates, request id)"
         }
+        "forwarded"
+        | "x-forwarded-host"
+        | "x-forwarded-port"
+        | "x-forwarded-prefix"
+        | "x-real-ip"
+        | "x-original-url"
+        | "x-rewrite-url"
+        | "x-http-method-override"
+        | "x-http-method"
+        | "x-method-override" => {
+            "changes how upstreams route or attribute the request (RFC 7239 and its de-facto kin)"
+        }
+        "traceparent" | "tracestate" | "b3" | "x-ot-span-context" => {
+            "carries trace context, which Envoy and the tracer manage"
+        }
+        n if n.starts_with("x-b3-") => "carries trace context, which Envoy and the tracer manage",
         n if n.starts_with("x-envoy-") => "is reserved for Envoy's own use (x-envoy-*)",
         _ => return None,
     })
@@ -164,6 +229,12 @@ mod tests {
             "x-forwarded-client-cert",
             "x-forwarded-for",
             "x-request-id",
+            "forwarded",
+            "x-forwarded-host",
+            "x-http-method-override",
+            "x-original-url",
+            "traceparent",
+            "x-b3-traceid",
         ] {
             assert!(
                 matches!(
@@ -182,6 +253,26 @@ mod tests {
         ] {
             assert_eq!(check_upstream(name, Some("1")), Ok(()), "{name}");
         }
+    }
+
+    #[test]
+    fn underscores_sizes_and_counts() {
+        assert!(matches!(
+            check_upstream("x_spiffe_id", None),
+            Err(HeaderError::Underscore { .. })
+        ));
+        assert_eq!(check_name("x_api_key"), Ok(()));
+        let long = "a".repeat(MAX_VALUE_BYTES + 1);
+        assert!(matches!(
+            check_value("x", &long),
+            Err(HeaderError::ValueTooLong { .. })
+        ));
+        assert_eq!(check_value("x", &long[1..]), Ok(()));
+        let names: Vec<String> = (0..=MAX_SET).map(|i| format!("x-{i}")).collect();
+        assert!(check_set(names.iter().map(|n| (n.as_str(), "v"))).is_err());
+        assert!(check_set(names[1..].iter().map(|n| (n.as_str(), "v"))).is_ok());
+        let big = "a".repeat(3000);
+        assert!(check_set([("x-a", big.as_str()), ("x-b", &big), ("x-c", &big)]).is_err());
     }
 
     #[test]

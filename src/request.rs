@@ -101,18 +101,19 @@ impl HttpRequest {
     }
 }
 
-/// The host of an authority `host[:port]`, without the port and one trailing dot.
+/// The host of an authority `host[:port]`, without the port and one trailing dot. A
+/// registered name cannot contain `:` (RFC 3986 §3.2.2), so outside brackets the host ends at
+/// the first `:` — as for Envoy, whose `admin.example.org:*` domain also matches
+/// `admin.example.org:1:2`.
 pub fn hostname(authority: &str) -> &str {
     let host = if authority.starts_with('[') {
         authority
             .find(']')
             .map_or(authority, |end| &authority[..=end])
-    } else if authority.bytes().filter(|&b| b == b':').count() == 1 {
+    } else {
         authority
             .split_once(':')
             .map_or(authority, |(host, _)| host)
-    } else {
-        authority
     };
     host.strip_suffix('.').unwrap_or(host)
 }
@@ -152,6 +153,10 @@ mod tests {
             ("10.0.0.1:80", "10.0.0.1"),
             ("", ""),
             (":443", ""),
+            ("admin.example.org:1:2", "admin.example.org"),
+            ("admin.example.org::", "admin.example.org"),
+            ("admin.example.org.:0:0", "admin.example.org"),
+            ("[::1]:1:2", "[::1]"),
         ] {
             assert_eq!(hostname(authority), expected, "{authority}");
         }

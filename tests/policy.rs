@@ -539,6 +539,18 @@ fn schema_errors_inside_a_rule_name_the_rule() {
             );
         }
     }
+    // Flow style, several rules on one line: the rule at the error's column.
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules: [{{id: a, effect: alow, when: \"true\"}}, {{id: b, effect: allow, when: \"true\"}}]\n"
+        ),
+    )]);
+    assert!(
+        errs[0].starts_with("p.yaml:3: rule 'a': unknown variant `alow`"),
+        "{}",
+        errs[0]
+    );
     // Not inside a rule: no rule named.
     let errs = errors(&[("p.yaml", &format!("rules:\n{second}{TRUST}bogus: 1\n"))]);
     assert!(

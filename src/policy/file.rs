@@ -53,9 +53,10 @@ pub(super) enum Effect {
     Deny,
 }
 
-/// The id of the rule whose text holds `line` of `text`, if any: a schema error on that line
-/// belongs to that rule. Read leniently, since `text` did not parse strictly.
-pub(super) fn rule_at_line(text: &str, line: u64) -> Option<String> {
+/// The id of the rule whose text holds the position `line`:`column` of `text`, if any: a
+/// schema error there belongs to that rule. Read leniently (unknown keys ignored, repeated
+/// keys allowed), since `text` did not parse strictly.
+pub(super) fn rule_at(text: &str, line: u64, column: u64) -> Option<String> {
     #[derive(Deserialize)]
     struct Rules {
         #[serde(default)]
@@ -66,26 +67,27 @@ pub(super) fn rule_at_line(text: &str, line: u64) -> Option<String> {
         #[serde(default)]
         id: Option<String>,
     }
-    let rules: Rules = serde_saphyr::from_str(text).ok()?;
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    };
+    let rules: Rules = serde_saphyr::from_str_with_options(text, options).ok()?;
     let rule = rules
         .rules
         .iter()
         .rev()
-        .find(|rule| rule.referenced.line() <= line)?;
-    let start = rule.referenced.line();
-    let indent = usize::try_from(rule.referenced.column().saturating_sub(1)).ok()?;
-    // Inside the rule while every line since its start is indented at least as deeply as its
-    // first key (a flow-style rule is on one line).
-    let first = usize::try_from(start).ok()?;
+        .find(|rule| (rule.referenced.line(), rule.referenced.column()) <= (line, column))?;
+    // The rule's text runs until the next top-level key (a line that starts in column 0 with
+    // anything but a sequence dash or a comment).
+    let first = usize::try_from(rule.referenced.line()).ok()?;
     let last = usize::try_from(line).ok()?;
-    let inside = text
+    let top_level_between = text
         .lines()
-        .enumerate()
         .skip(first)
         .take(last.saturating_sub(first))
-        .all(|(_, text)| {
-            let trimmed = text.trim_start();
-            trimmed.is_empty() || trimmed.starts_with('#') || text.len() - trimmed.len() >= indent
-        });
-    if inside { rule.value.id.clone() } else { None }
+        .any(|text| text.starts_with(|c: char| !c.is_whitespace() && c != '-' && c != '#'));
+    if top_level_between {
+        None
+    } else {
+        rule.value.id.clone()
+    }
 }

@@ -89,8 +89,7 @@ impl Policy {
             };
             let document: PolicyFile = match parse_yaml(&source.text) {
                 Ok(document) => document,
-                Err((line, message)) => {
-                    let rule = line.and_then(|line| file::rule_at_line(&source.text, line));
+                Err((line, rule, message)) => {
                     errors.push(at(line, rule.as_deref(), message));
                     continue;
                 }
@@ -321,8 +320,9 @@ impl RulesOutcome<'_> {
     }
 }
 
-/// Parses YAML, returning the error's line when the parser knows it.
-fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, String)> {
+/// Parses YAML, returning the error's line when the parser knows it and the id of the rule
+/// that holds it.
+fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, Option<String>, String)> {
     if text.trim().is_empty() {
         return Ok(PolicyFile {
             trust: None,
@@ -330,24 +330,39 @@ fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, String)> {
         });
     }
     serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
-        (line, yaml_error_gist(&e.to_string()))
+        let location = e.location().filter(|l| l.line() > 0);
+        let rule = location.and_then(|l| file::rule_at(text, l.line(), l.column()));
+        (
+            location.map(|l| l.line()),
+            rule,
+            yaml_error_gist(&e.to_string()),
+        )
     })
 }
 
 /// The first line of a YAML error (serde-saphyr's rendering) without its `error: line N column M:` prefix, since the
-/// caller reports the location itself.
+/// caller reports the location itself, and without advice meant for programmers.
 pub fn yaml_error_gist(message: &str) -> String {
     let first = message.lines().next().unwrap_or("invalid YAML");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match first.split_once(": ") {
+    let gist = match first.split_once(": ") {
         Some((location, rest))
             if location.starts_with("line ") && location.contains(" column ") =>
         {
-            rest.to_owned()
+            rest
         }
-        _ => first.to_owned(),
+        _ => first,
+    };
+    if let Some((duplicate, _)) = gist.split_once(", set DuplicateKeyPolicy") {
+        return format!("{duplicate} (a key may appear once)");
     }
+    if let Some((null, _)) = gist.split_once("; use Option<") {
+        return format!("{null}: a value is required here");
+    }
+    if gist == "invalid u16" {
+        return "expected a whole number from 0 to 65535".to_owned();
+    }
+    gist.to_owned()
 }
 
 fn compile_trust(
@@ -414,6 +429,12 @@ fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64
         header::check_upstream(&name.value, Some(value))
             .map_err(|e| (name.referenced.line(), e.to_string()))?;
     }
+    header::check_set(
+        headers
+            .iter()
+            .map(|(name, value)| (name.value.as_str(), value.as_str())),
+    )
+    .map_err(|e| (id_line, e.to_string()))?;
     let status = match (spec.effect, spec.status) {
         (Effect::Allow, Some(_)) => {
             return Err((id_line, "`status` is only valid on deny rules".to_owned()));

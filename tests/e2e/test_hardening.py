@@ -33,6 +33,8 @@ def stack(tmp_path_factory):
         "Admin.Example.Org.",
         "admin.example.org:{port}",
         "Admin.Example.Org.:{port}",
+        "admin.example.org:1:2",
+        "ADMIN.example.org::",
     ],
 )
 def test_host_rules_cannot_be_walked_around_by_case_port_or_trailing_dot(stack, host):
@@ -65,6 +67,17 @@ def test_forged_identity_header_never_reaches_the_upstream_on_a_route_without_ex
     status, _, _ = stack.request("frontend", "GET", "/payments/42", headers={"x-spiffe-id": forged})
     assert status == 200
     assert [v for k, v in stack.upstream.seen[-1]["headers"] if k == "x-spiffe-id"] == [make_certs.FRONTEND]
+
+
+@pytest.mark.parametrize("name", ["x_spiffe_id", "X_Spiffe_Id", "x_tenant"])
+def test_header_names_with_underscores_are_refused(stack, name):
+    # CGI-style upstreams read x_spiffe_id as x-spiffe-id: Envoy refuses such names outright.
+    before = len(stack.upstream.seen)
+    status, _, _ = stack.request(
+        "frontend", "GET", "/healthz", headers={name: "spiffe://prod.example.org/ns/ops/sa/admin"}
+    )
+    assert status == 400
+    assert stack.upstream.seen[before:] == []
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@
 mod activation;
 mod error_text;
 mod functions;
+mod lexer;
 mod nesting;
 mod references;
 
@@ -113,6 +114,10 @@ pub enum CompileError {
         written.to_ascii_lowercase()
     )]
     HeaderNameCase { written: String },
+    #[error(
+        "header {written:?} never matches: it is not a header name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)"
+    )]
+    NotAHeaderName { written: String },
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
         variable: String,
@@ -217,6 +222,38 @@ impl Expression {
     }
 }
 
+/// Parses `source` with the engine (on a large stack: see [`CelEnv::compile`]). The engine's
+/// parse errors are rendered here, not with their `Display`, which panics on a column past
+/// 65,535 (a long one-line allowlist with a typo); and a panic in the engine's parser
+/// becomes a syntax error rather than a crash of whatever is loading the policy.
+fn parse(env: &Env, source: &str) -> Result<IdedExpr, CompileError> {
+    let parsed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.parser().parse(source)))
+            .map_err(|_| CompileError::Syntax("the expression could not be parsed".to_owned()))?;
+    parsed.map_err(|errors| {
+        // The engine's own guard: more than 96 nested groups (parentheses, lists, calls).
+        if errors
+            .errors
+            .iter()
+            .any(|e| e.msg.to_ascii_lowercase().contains("recursion limit"))
+        {
+            return CompileError::NestedTooDeeply {
+                depth: 97,
+                estimated: true,
+            };
+        }
+        let located: Vec<String> = errors
+            .errors
+            .iter()
+            .map(|e| {
+                let message = e.msg.strip_prefix("Syntax error: ").unwrap_or(&e.msg);
+                format!("{message} at {}:{}", e.pos.0, e.pos.1)
+            })
+            .collect();
+        CompileError::Syntax(located.join("; "))
+    })
+}
+
 impl CelEnv {
     /// Compiles `source`: checks its nesting (before and after parsing), that it only
     /// references known variables, fields and functions and looks headers up by lower-case
@@ -227,11 +264,7 @@ impl CelEnv {
         let (expr, references) = stacker::grow(PARSE_STACK, || {
             // Everything that walks the tree recursively, including dropping a rejected one,
             // stays on this stack.
-            let mut expr = self
-                .env
-                .parser()
-                .parse(source)
-                .map_err(|e| CompileError::Syntax(e.to_string().replace('\n', "; ")))?;
+            let mut expr = parse(&self.env, source)?;
             nesting::check_tree(&expr)?;
             let known_function = |name: &str, member: bool| self.has_function(name, member);
             let references = references::check(&expr, &known_function)?;

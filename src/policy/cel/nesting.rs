@@ -30,38 +30,53 @@ use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr};
 
 use super::CompileError;
+use super::lexer::{self, Malformed};
 
 /// The deepest an expression may nest: operators, calls, field selections, indexes, list and
 /// map literals and macros, each applied to another (`a + b + c` nests 2 levels, `f(g(x))` 2).
 pub const MAX_DEPTH: usize = 64;
 
-/// What the scan of one bracketed group (or the whole expression) has seen so far.
+/// Text longer than this that the scan cannot read (it does not lex) is refused without
+/// parsing; shorter text goes to the parser for its own error message. Parsing costs at most
+/// ~1.6 KiB of stack per byte of a chain in a debug build, plus ~16 MiB for the 96 nested
+/// groups the engine allows itself: 16 KiB of text stays well within `PARSE_STACK`.
+const UNSCANNED_PARSE_LIMIT: usize = 16 << 10;
+
+/// The nesting of one operand: the text between separators (`,`, `&&`, `||`, `?`, `:`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Operand {
+    /// Chain operators (each a level over the previous part of the operand).
+    chain: usize,
+    /// The deepest group nested in the operand.
+    child: usize,
+}
+
+impl Operand {
+    fn depth(self) -> usize {
+        self.chain.saturating_add(self.child)
+    }
+}
+
+/// One element of a group: what lies between its commas (a list element, a call argument, a
+/// map entry), or the whole expression.
 #[derive(Debug, Default)]
-struct Group {
-    /// 1 when the group is a node of the tree (a list, a map, a global call), 0 when its
-    /// node is already counted (a method call's `.`, an index's `[`) or it has none (plain
-    /// parentheses).
-    level: usize,
-    /// `? :` in this group: each nests its `:` branch one level deeper.
+struct Element {
+    /// `? :` in this element: each nests its `:` branch one level deeper.
     ternaries: usize,
     ands: usize,
     ors: usize,
-    /// Chain operators in the current operand (between separators).
-    chain: usize,
-    /// The deepest group nested in the current operand.
-    child: usize,
+    operand: Operand,
     /// The deepest operand already closed by a separator.
     deepest: usize,
 }
 
-impl Group {
+impl Element {
     fn close_operand(&mut self) {
-        self.deepest = self.deepest.max(self.chain.saturating_add(self.child));
-        self.chain = 0;
-        self.child = 0;
+        self.deepest = self.deepest.max(self.operand.depth());
+        self.operand = Operand::default();
     }
 
-    /// An upper bound on the nesting of this group's contents.
+    /// An upper bound on the element's nesting.
     fn depth(mut self) -> usize {
         self.close_operand();
         // `&&` and `||` chains are balanced binary trees.
@@ -73,27 +88,56 @@ impl Group {
     }
 }
 
-/// Rejects `source` when an upper bound on its nesting exceeds [`MAX_DEPTH`], scanning its
-/// tokens once without recursion. Malformed text is left for the parser to report.
-pub fn check_source(source: &str) -> Result<(), CompileError> {
-    let depth = estimate(source);
-    if depth > MAX_DEPTH {
-        return Err(CompileError::NestedTooDeeply {
-            depth,
-            estimated: true,
-        });
-    }
-    Ok(())
+/// What the scan of one bracketed group (or the whole expression) has seen so far.
+#[derive(Debug, Default)]
+struct Group {
+    /// 1 when the group is a node of the tree (a list, a map, a global call), 0 when its
+    /// node is already counted (a method call's `.`, an index's `[`) or it has none (plain
+    /// parentheses).
+    level: usize,
+    element: Element,
+    /// The deepest element already closed by a comma.
+    deepest: usize,
 }
 
-/// An upper bound on how deeply the parser will nest `source` (CEL.g4's lexical grammar:
-/// comments, quoted, raw, triple-quoted and byte strings, backquoted identifiers).
-pub fn estimate(source: &str) -> usize {
+impl Group {
+    fn depth(self) -> usize {
+        self.deepest.max(self.element.depth())
+    }
+}
+
+/// Rejects `source` when an upper bound on its nesting exceeds [`MAX_DEPTH`], scanning its
+/// tokens once without recursion. Text that does not lex is left for the parser to report
+/// when it is short enough to parse safely, and refused otherwise.
+pub fn check_source(source: &str) -> Result<(), CompileError> {
+    match estimate(source) {
+        Ok(depth) if depth > MAX_DEPTH => Err(CompileError::NestedTooDeeply {
+            depth,
+            estimated: true,
+        }),
+        Ok(_) => Ok(()),
+        Err(_) if source.len() <= UNSCANNED_PARSE_LIMIT => Ok(()),
+        Err(malformed) => {
+            let before = &source.as_bytes()[..malformed.offset.min(source.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            Err(CompileError::Syntax(format!(
+                "{} at {line}:{column}",
+                malformed.what
+            )))
+        }
+    }
+}
+
+/// An upper bound on how deeply the parser will nest `source`, read with CEL's lexical
+/// grammar ([`lexer`]); an error for text the engine's lexer refuses, whose tokens the engine
+/// would read differently.
+pub fn estimate(source: &str) -> Result<usize, Malformed> {
     let bytes = source.as_bytes();
     let mut groups: Vec<Group> = vec![Group::default()];
     // Whether the previous token ended an operand (identifier, literal, closing bracket): it
-    // tells a binary `-` from a unary one, an index `[` from a list, and a ternary `?` from the
-    // optional syntax (`a.?b`, `a[?b]`, `{?k: v}`).
+    // tells a binary `-` from a unary one, an index `[` from a list, a call `(` from a plain
+    // one, and a ternary `?` from the optional syntax (`a.?b`, `a[?b]`, `{?k: v}`).
     let mut after_operand = false;
     // Whether the previous token was an identifier written after a `.` (a method name).
     let mut after_method_name = false;
@@ -107,6 +151,7 @@ pub fn estimate(source: &str) -> usize {
         let Some(group) = groups.last_mut() else {
             break;
         };
+        let element = &mut group.element;
         let mut operand = false;
         let mut method_name = false;
         match byte {
@@ -122,18 +167,15 @@ pub fn estimate(source: &str) -> usize {
                 continue;
             }
             b'"' | b'\'' => {
-                i = skip_string(bytes, i, false);
+                i = lexer::string_end(bytes, i, false)?;
                 operand = true;
             }
             b'`' => {
-                i = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'`')
-                    .map_or(bytes.len(), |end| i + end + 2);
+                i = lexer::escaped_identifier_end(bytes, i)?;
                 operand = true;
             }
             b'0'..=b'9' => {
-                i = skip_number(bytes, i);
+                i = lexer::number_end(bytes, i);
                 operand = true;
             }
             b if b.is_ascii_alphabetic() || b == b'_' => {
@@ -142,12 +184,16 @@ pub fn estimate(source: &str) -> usize {
                     i += 1;
                 }
                 let word = &bytes[start..i];
-                if matches!(bytes.get(i), Some(b'"' | b'\'')) && is_string_prefix(word) {
-                    let raw = word.iter().any(|b| b.eq_ignore_ascii_case(&b'r'));
-                    i = skip_string(bytes, i, raw);
+                let raw = if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+                    lexer::string_prefix(word)
+                } else {
+                    None
+                };
+                if let Some(raw) = raw {
+                    i = lexer::string_end(bytes, i, raw)?;
                     operand = true;
                 } else if word == b"in" && after_operand {
-                    group.chain = group.chain.saturating_add(1);
+                    element.operand.chain = element.operand.chain.saturating_add(1);
                 } else {
                     operand = true;
                     method_name = previous == b'.';
@@ -157,7 +203,7 @@ pub fn estimate(source: &str) -> usize {
                 let level = match byte {
                     b'(' => usize::from(after_operand && !after_method_name),
                     b'[' if after_operand => {
-                        group.chain = group.chain.saturating_add(1);
+                        element.operand.chain = element.operand.chain.saturating_add(1);
                         0
                     }
                     _ => 1,
@@ -175,35 +221,42 @@ pub fn estimate(source: &str) -> usize {
                     && let Some(parent) = groups.last_mut()
                 {
                     let level = closed.level;
-                    parent.child = parent.child.max(closed.depth().saturating_add(level));
+                    let child = &mut parent.element.operand.child;
+                    *child = (*child).max(closed.depth().saturating_add(level));
                 }
                 operand = true;
                 i += 1;
             }
             b'&' | b'|' if bytes.get(i + 1) == Some(&byte) => {
-                group.close_operand();
+                element.close_operand();
                 if byte == b'&' {
-                    group.ands += 1;
+                    element.ands += 1;
                 } else {
-                    group.ors += 1;
+                    element.ors += 1;
                 }
                 i += 2;
             }
-            b',' | b':' => {
-                group.close_operand();
+            b',' => {
+                let closed = std::mem::take(&mut group.element);
+                group.deepest = group.deepest.max(closed.depth());
+                i += 1;
+            }
+            b':' => {
+                element.close_operand();
                 i += 1;
             }
             b'?' => {
                 if !matches!(previous, b'.' | b'[' | b'{' | b',') {
-                    group.close_operand();
-                    group.ternaries += 1;
+                    element.close_operand();
+                    element.ternaries += 1;
                 }
                 i += 1;
             }
             // Operators, each a level of its chain: `.`, arithmetic, comparisons, unary `!`
-            // and `-` (counted even where the parser folds them: an upper bound).
+            // and `-` (counted even where the parser folds them: an upper bound). Bytes the
+            // lexer refuses count too, which only overestimates.
             _ => {
-                group.chain = group.chain.saturating_add(1);
+                element.operand.chain = element.operand.chain.saturating_add(1);
                 let two = matches!(bytes.get(i + 1), Some(b'='))
                     && matches!(byte, b'=' | b'!' | b'<' | b'>');
                 i += if two { 2 } else { 1 };
@@ -220,58 +273,14 @@ pub fn estimate(source: &str) -> usize {
         let inner = group.depth();
         depth = match groups.last_mut() {
             Some(parent) => {
-                parent.child = parent.child.max(inner.saturating_add(level));
+                let child = &mut parent.element.operand.child;
+                *child = (*child).max(inner.saturating_add(level));
                 0
             }
             None => inner,
         };
     }
-    depth.max(deepest_group)
-}
-
-/// `r`, `b`, `br` and their capitals: the prefixes of raw and byte strings.
-fn is_string_prefix(word: &[u8]) -> bool {
-    matches!(word.len(), 1 | 2) && word.iter().all(|b| matches!(b, b'r' | b'R' | b'b' | b'B'))
-}
-
-/// The index just past the string literal opening at `start` (`"`, `'`, or tripled).
-fn skip_string(bytes: &[u8], start: usize, raw: bool) -> usize {
-    let quote = bytes[start];
-    let triple = bytes.get(start..start + 3) == Some(&[quote, quote, quote][..]);
-    let mut i = start + if triple { 3 } else { 1 };
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if !raw => i += 2,
-            b if b == quote => {
-                if !triple {
-                    return i + 1;
-                }
-                if bytes.get(i..i + 3) == Some(&[quote, quote, quote][..]) {
-                    return i + 3;
-                }
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    bytes.len()
-}
-
-/// The index just past the number starting at `start`: digits, hex, a fraction, an exponent
-/// and a `u` suffix.
-fn skip_number(bytes: &[u8], start: usize) -> usize {
-    let mut i = start;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let exponent_sign = matches!(b, b'+' | b'-') && matches!(bytes[i - 1], b'e' | b'E');
-        let fraction = b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-        if b.is_ascii_alphanumeric() || fraction || exponent_sign {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    i
+    Ok(depth.max(deepest_group))
 }
 
 /// Rejects a parsed expression deeper than [`MAX_DEPTH`], macros expanded. Recurses, so call
@@ -325,6 +334,10 @@ fn entry_parts(entry: &cel::common::ast::IdedEntryExpr) -> Vec<&IdedExpr> {
 mod tests {
     use super::*;
 
+    fn bound(source: &str) -> usize {
+        estimate(source).unwrap_or_else(|e| panic!("{source}: {e:?}"))
+    }
+
     #[test]
     fn estimates_bound_chains_and_groups() {
         for (source, at_least) in [
@@ -336,42 +349,63 @@ mod tests {
             ("a[0][1]", 2),
             ("a ? b : c ? d : e", 2),
             ("!!!a", 3),
+            ("((((a))))", 4),
+            ("1 == 0xe+0xe+0xe", 3),
         ] {
-            assert!(
-                estimate(source) >= at_least,
-                "{source}: {}",
-                estimate(source)
-            );
+            assert!(bound(source) >= at_least, "{source}: {}", bound(source));
         }
     }
 
     #[test]
     fn flat_chains_and_literals_stay_shallow() {
         let or_chain = vec!["x == 'a'"; 10_000].join(" || ");
-        assert!(estimate(&or_chain) <= 16, "{}", estimate(&or_chain));
+        assert!(bound(&or_chain) <= 16, "{}", bound(&or_chain));
         let list = format!(
             "x in [{}]",
             vec!["'spiffe://td/ns/a/sa/b'"; 10_000].join(", ")
         );
-        assert!(estimate(&list) <= 3);
+        assert!(bound(&list) <= 3);
         let map = format!("{{{}}}", vec!["'k': 1"; 1000].join(", "));
-        assert!(estimate(&map) <= 2);
+        assert!(bound(&map) <= 2);
+        // Ternaries in separate elements do not add up.
+        let ternaries = format!("x in [{}]", vec!["c ? 'GET' : 'HEAD'"; 100].join(", "));
+        assert!(bound(&ternaries) <= 4, "{}", bound(&ternaries));
     }
 
     #[test]
     fn strings_comments_and_numbers_do_not_count() {
-        assert_eq!(estimate(r#"a == "((((+.+.+" "#), 1);
-        assert_eq!(estimate(r#"a == r"\" + b"#), 2);
-        assert_eq!(estimate(r#"a == '''+'+''' "#), 1);
-        assert_eq!(estimate("a == 1.5e-3 // + + + +\n"), 1);
-        assert_eq!(estimate("a == b'\\x01+'"), 1);
-        assert_eq!(estimate("a.?b"), 1);
+        assert_eq!(bound(r#"a == "((((+.+.+" "#), 1);
+        assert_eq!(bound(r#"a == r"\" + b"#), 2);
+        assert_eq!(bound(r#"a == '''+'+''' "#.replace("\\'", "'").as_str()), 1);
+        assert_eq!(bound("a == 1.5e-3 // + + + +\n"), 1);
+        assert_eq!(bound("a == b'\\x01+'"), 1);
+        assert_eq!(bound("a.?b"), 1);
+    }
+
+    #[test]
+    fn text_the_engine_cannot_lex_is_not_skipped() {
+        for source in [
+            r#""\q" + a"#,
+            "\"a\n\" + b",
+            "r'a\n' + b",
+            "`a+b` + c",
+            "\"open + a",
+        ] {
+            assert!(estimate(source).is_err(), "{source}");
+        }
+        // Short: the parser reports it. Long: refused without parsing, with the place.
+        assert!(check_source(r#""\q" + a"#).is_ok());
+        let long = format!("x == 1 &&\n \"\\q\" {}", "+ a ".repeat(50_000));
+        let error = check_source(&long).expect_err("refused").to_string();
+        assert_eq!(
+            error,
+            "CEL syntax error: invalid escape sequence in a string at 2:2"
+        );
     }
 
     #[test]
     fn unbalanced_input_is_left_to_the_parser() {
-        assert!(estimate("((((a") >= 4);
-        assert_eq!(estimate(")))a"), 0);
-        assert!(estimate("\"unterminated + + +") <= 1);
+        assert!(bound("((((a") >= 4);
+        assert_eq!(bound(")))a"), 0);
     }
 }

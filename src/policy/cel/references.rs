@@ -4,9 +4,10 @@
 //!
 //! Rejected: unknown variables; unknown fields of the fixed-shape variables (`source`,
 //! `destination`, `request`); unknown functions (names are case-sensitive); and header names
-//! with capitals used to look up `request.headers`, whose keys are always lower case — by
-//! index, `in`, field selection, `has()`, the optional forms, or by comparing the key variable
-//! of a macro over `request.headers` with a literal.
+//! with capitals (or that no request can carry) used to look up `request.headers`, whose keys
+//! are always lower case — by index, `in`, field selection, `has()`, the optional forms, a
+//! variable ranging over a list literal, or by comparing the key variable of a macro over
+//! `request.headers` with a literal or a pattern.
 
 use std::collections::BTreeSet;
 
@@ -36,6 +37,7 @@ pub fn check(
 ) -> Result<References, CompileError> {
     let mut checker = Checker {
         bound: Vec::new(),
+        literal_ranges: Vec::new(),
         used: References::default(),
         known_function,
     };
@@ -46,6 +48,9 @@ pub fn check(
 struct Checker<'f> {
     /// Comprehension variables in scope.
     bound: Vec<String>,
+    /// Comprehension variables ranging over a list literal, with its string literals
+    /// (`["X-A", "x-b"].exists(h, h in request.headers)`).
+    literal_ranges: Vec<(String, Vec<String>)>,
     used: References,
     known_function: &'f dyn Fn(&str, bool) -> bool,
 }
@@ -55,12 +60,66 @@ impl Checker<'_> {
         self.bound.iter().any(|b| b == name)
     }
 
-    /// Whether `expr` is `request.headers` (with `request` the variable, not a bound name).
+    /// `variable.field`, `variable["field"]` and their optional forms, when `variable` is a
+    /// top-level variable (not a bound name) and `field` is written.
+    fn field_access<'e>(&self, expr: &'e IdedExpr) -> Option<(&'e str, &'e str)> {
+        let (operand, field) = match &expr.expr {
+            Expr::Select(select) => (&*select.operand, select.field.as_str()),
+            Expr::Call(call) => match (call.func_name.as_str(), &call.target, &call.args[..]) {
+                (
+                    operators::INDEX | operators::OPT_INDEX | operators::OPT_SELECT,
+                    None,
+                    [operand, key],
+                ) => match &key.expr {
+                    Expr::Literal(LiteralValue::String(key)) => (operand, key.inner()),
+                    _ => return None,
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match &operand.expr {
+            Expr::Ident(name) if !self.is_bound(name) => Some((name.as_str(), field)),
+            _ => None,
+        }
+    }
+
+    /// Whether `expr` is `request.headers` (or `request["headers"]`), with `request` the
+    /// variable, not a bound name.
     fn is_request_headers(&self, expr: &IdedExpr) -> bool {
-        matches!(&expr.expr, Expr::Select(select)
-            if select.field == "headers"
-                && matches!(&select.operand.expr, Expr::Ident(name)
-                    if name == "request" && !self.is_bound(name)))
+        self.field_access(expr) == Some(("request", "headers"))
+    }
+
+    /// The literal strings a key expression stands for: a literal, or a variable ranging
+    /// over a list literal.
+    fn literal_keys(&self, key: &IdedExpr) -> Vec<String> {
+        match &key.expr {
+            Expr::Literal(LiteralValue::String(name)) => vec![name.inner().to_owned()],
+            Expr::Ident(name) => self
+                .literal_ranges
+                .iter()
+                .rev()
+                .find(|(variable, _)| variable == name)
+                .map(|(_, keys)| keys.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Rejects `variable["field"]` on a fixed-shape variable without that field.
+    fn check_field(&self, expr: &IdedExpr) -> Result<(), CompileError> {
+        let Some((name, field)) = self.field_access(expr) else {
+            return Ok(());
+        };
+        let (variable, fields) = known_variable(name)?;
+        match fields {
+            Some(fields) if !fields.contains(&field) => Err(CompileError::UnknownField {
+                variable: variable.to_owned(),
+                field: field.to_owned(),
+                known: fields.join(", "),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn walk(&mut self, expr: &IdedExpr) -> Result<(), CompileError> {
@@ -73,22 +132,9 @@ impl Checker<'_> {
                 self.used.variables.insert(known_variable(name)?.0);
             }
             Expr::Select(select) => {
-                if let Expr::Ident(name) = &select.operand.expr
-                    && !self.is_bound(name)
-                {
-                    let (variable, fields) = known_variable(name)?;
-                    if let Some(fields) = fields
-                        && !fields.contains(&select.field.as_str())
-                    {
-                        return Err(CompileError::UnknownField {
-                            variable: variable.to_owned(),
-                            field: select.field.clone(),
-                            known: fields.join(", "),
-                        });
-                    }
-                }
+                self.check_field(expr)?;
                 if self.is_request_headers(&select.operand) {
-                    lower_case_header(&select.field)?;
+                    header_key(&select.field)?;
                 }
                 self.used.written_keys.insert(select.field.clone());
                 self.walk(&select.operand)?;
@@ -107,6 +153,7 @@ impl Checker<'_> {
                     return Ok(());
                 }
                 self.check_function(&call.func_name, call.target.is_some())?;
+                self.check_field(expr)?;
                 self.check_header_lookup(&call.func_name, &call.args)?;
                 if call.func_name == "matches" {
                     let pattern = match (&call.target, call.args.as_slice()) {
@@ -138,6 +185,20 @@ impl Checker<'_> {
                     }
                 }
                 let depth = self.bound.len();
+                let ranges = self.literal_ranges.len();
+                if let Expr::List(list) = &comp.iter_range.expr {
+                    let keys = list
+                        .elements
+                        .iter()
+                        .filter_map(|e| match &e.expr {
+                            Expr::Literal(LiteralValue::String(text)) => {
+                                Some(text.inner().to_owned())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    self.literal_ranges.push((comp.iter_var.clone(), keys));
+                }
                 self.bound.push(comp.iter_var.clone());
                 self.bound.extend(comp.iter_var2.clone());
                 self.bound.push(comp.accu_var.clone());
@@ -145,6 +206,7 @@ impl Checker<'_> {
                     self.walk(part)?;
                 }
                 self.bound.truncate(depth);
+                self.literal_ranges.truncate(ranges);
             }
             Expr::List(list) => {
                 for element in &list.elements {
@@ -208,10 +270,9 @@ impl Checker<'_> {
             }
             _ => return Ok(()),
         };
-        match &key.expr {
-            Expr::Literal(LiteralValue::String(name)) => lower_case_header(name.inner()),
-            _ => Ok(()),
-        }
+        self.literal_keys(key)
+            .iter()
+            .try_for_each(|name| header_key(name))
     }
 }
 
@@ -241,6 +302,14 @@ fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError>
                         if is_key(target) =>
                     {
                         literal(arg).into_iter().collect()
+                    }
+                    ("matches", Some(target), [pattern]) if is_key(target) => {
+                        match literal(pattern) {
+                            Some(pattern) if pattern_needs_capitals(&pattern) => {
+                                return Err(CompileError::HeaderNameCase { written: pattern });
+                            }
+                            _ => Vec::new(),
+                        }
                     }
                     _ => Vec::new(),
                 };
@@ -274,6 +343,46 @@ fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError>
             .try_for_each(|e| compared_header_names(e, key)),
         _ => Ok(()),
     }
+}
+
+/// Whether a regular expression only matches text with capitals: an ASCII capital outside
+/// escapes (`\S`, `\p{Lu}`) and character classes (`[A-Za-z]`), and no `(?i)`.
+fn pattern_needs_capitals(pattern: &str) -> bool {
+    if pattern.contains("(?i") {
+        return false;
+    }
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some('p' | 'P') = chars.next()
+                    && chars.clone().next() == Some('{')
+                {
+                    chars.by_ref().find(|&c| c == '}');
+                }
+            }
+            '[' => in_class = true,
+            ']' => in_class = false,
+            c if c.is_ascii_uppercase() && !in_class => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A header name used as a key of `request.headers`: it must be one a request can carry,
+/// written in lower case (Envoy hands header names over in lower case), or the lookup would
+/// silently never match.
+fn header_key(name: &str) -> Result<(), CompileError> {
+    // Pseudo-headers (`:authority`, `:path`) are keys too.
+    let token = name.strip_prefix(':').unwrap_or(name);
+    if crate::header::check_name(token).is_err() {
+        return Err(CompileError::NotAHeaderName {
+            written: name.to_owned(),
+        });
+    }
+    lower_case_header(name)
 }
 
 /// Header names reach rules in lower case (HTTP/2 and Envoy lower-case them), so a name with

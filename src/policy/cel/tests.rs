@@ -206,11 +206,11 @@ fn the_scan_bounds_the_parsed_depth() {
             let source = build(n);
             let tree = stacker::grow(PARSE_STACK, || Env::stdlib().parser().parse(&source))
                 .expect("parses");
+            let bound = nesting::estimate(&source).expect("lexes");
             assert!(
-                nesting::depth(&tree) <= nesting::estimate(&source),
-                "{shape} {n}: {} > {}",
-                nesting::depth(&tree),
-                nesting::estimate(&source)
+                nesting::depth(&tree) <= bound,
+                "{shape} {n}: {} > {bound}",
+                nesting::depth(&tree)
             );
         }
     }
@@ -230,6 +230,11 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"request.headers.all(k, !(k in ["x-a", "X-B"]))"#,
         r#"request.headers.exists(k, k.startsWith("X-"))"#,
         r#"request.headers.filter(k, k.endsWith("-Debug")).size() > 0"#,
+        r#""X-Debug" in request["headers"]"#,
+        r#"request["headers"]["X-Debug"] == "1""#,
+        r#"["X-Debug", "x-admin"].exists(h, h in request.headers)"#,
+        r#"["x-admin", "X-Debug"].exists(h, request.headers[h] == "1")"#,
+        r#"request.headers.exists(k, k.matches("^X-Debug$"))"#,
     ] {
         let error = CelEnv::default()
             .compile(source)
@@ -255,9 +260,29 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"context.exists(k, k == "Service")"#,
         r#"[request].exists(request, "X" in request.headers)"#,
         r#"request.headers.authorization.startsWith("Bearer ")"#,
+        r#"request.headers.exists(k, k.matches("^x-[a-z]+$"))"#,
+        r#"request.headers.exists(k, k.matches("(?i)^X-Debug$"))"#,
+        r#"request.headers.exists(k, k.matches("^x-\\S+[A-Za-z]$"))"#,
+        r#"["X-A"].exists(h, h == "X-A")"#,
     ] {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
+    for source in [
+        r#""x-debug " in request.headers"#,
+        r#"request.headers["x-débug"] == "1""#,
+    ] {
+        assert!(
+            matches!(
+                CelEnv::default().compile(source),
+                Err(CompileError::NotAHeaderName { .. })
+            ),
+            "{source}"
+        );
+    }
+    assert!(matches!(
+        CelEnv::default().compile(r#"request["hostnme"] == "x""#),
+        Err(CompileError::UnknownField { .. })
+    ));
 }
 
 #[test]
@@ -362,4 +387,50 @@ fn utc_accessors_everywhere_and_durations_unchanged() {
         evaluate(r#"'x'.getHours() == 1"#),
         Ok(Err(EvalError::Execution { .. }))
     ));
+}
+
+#[test]
+fn what_the_scan_cannot_read_never_reaches_the_parser_deep() {
+    // Valid CEL whose tokens a careless scan would misread: `0xe+0xe` is hex, then `+`.
+    let hex = format!("1 == 0xe{}", "+0xe".repeat(50_000));
+    // Text the engine's lexer refuses and then reads past: an invalid escape, a line break
+    // in a single-line string, a bad backquoted identifier.
+    let hidden: Vec<String> = [r#""\q"#, "\"a\n", "`a+b`"]
+        .iter()
+        .map(|start| format!("{start} {}", "a+".repeat(50_000)))
+        .collect();
+    for source in std::iter::once(hex).chain(hidden) {
+        let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+        assert!(
+            matches!(
+                result,
+                Err(CompileError::NestedTooDeeply { .. } | CompileError::Syntax(_))
+            ),
+            "{result:?}"
+        );
+    }
+    // Short malformed text goes to the parser, whose own guard against nesting is reported
+    // as what it is.
+    let source = format!("`a+b` + {}1{}", "(".repeat(100), ")".repeat(100));
+    let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+    assert!(
+        matches!(result, Err(CompileError::NestedTooDeeply { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn syntax_errors_far_along_one_line_are_reported_not_a_panic() {
+    let source = format!(r#"request.path == "{}")"#, "a".repeat(70_000));
+    let error = on_small_stack(move || evaluate(&source).err()).expect("syntax error");
+    let text = error.to_string();
+    assert!(text.starts_with("CEL syntax error: "), "{text}");
+    assert!(text.ends_with("at 1:70019"), "{text}");
+    let error = CelEnv::default()
+        .compile("request.path = \"x\"")
+        .expect_err("syntax");
+    assert_eq!(
+        error.to_string(),
+        "CEL syntax error: token recognition error at: '= ' at 1:14; extraneous input '\"x\"' expecting <EOF> at 1:16"
+    );
 }
