@@ -152,3 +152,15 @@ class Stack:
         self.upstream.shutdown()
         self.warrant_log.close()
         self.envoy_log.close()
+
+
+def running(tmp_path_factory, name, **kwargs):
+    """The body of a module fixture: a Stack for the module's tests, stopped after them (with
+    E2E_SHOW_LOGS=1, Warrant's and Envoy's logs are printed)."""
+    s = Stack(tmp_path_factory.mktemp(name), **kwargs)
+    try:
+        yield s
+    finally:
+        s.stop()
+        if os.environ.get("E2E_SHOW_LOGS"):
+            print((s.tmp / "warrant.log").read_text(), (s.tmp / "envoy.log").read_text())

@@ -7,7 +7,6 @@ rewritten), so the example stays correct. A missing Envoy fails these tests; it 
 
 import http.client
 import json
-import os
 import ssl
 import sys
 from pathlib import Path
@@ -16,15 +15,11 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import Stack, make_certs  # noqa: E402
+from stack import make_certs, running  # noqa: E402
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("e2e"))
-    yield s
-    s.stop()
-    if os.environ.get("E2E_SHOW_LOGS"):
-        print((s.tmp / "warrant.log").read_text(), (s.tmp / "envoy.log").read_text())
+    yield from running(tmp_path_factory, "e2e")
 
 
 def upstream_hits(stack, before):

@@ -4,7 +4,6 @@ on routes without ext_authz, and Envoy's own check of the header mutations an ex
 asks for (framing, connection, routing and Envoy headers refused), as defence in depth."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,16 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_authz  # noqa: E402
-from stack import Stack, make_certs  # noqa: E402
+from stack import make_certs, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("hardening"))
-    yield s
-    s.stop()
-    if os.environ.get("E2E_SHOW_LOGS"):
-        print((s.tmp / "warrant.log").read_text(), (s.tmp / "envoy.log").read_text())
+    yield from running(tmp_path_factory, "hardening")
 
 
 @pytest.mark.parametrize(
@@ -82,9 +77,7 @@ def test_header_names_with_underscores_are_refused(stack, name):
 
 @pytest.fixture(scope="module")
 def misbehaving(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("mutations"), authz=fake_authz.serve)
-    yield s
-    s.stop()
+    yield from running(tmp_path_factory, "mutations", authz=fake_authz.serve)
 
 
 @pytest.mark.parametrize(

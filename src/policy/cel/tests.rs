@@ -11,6 +11,11 @@ fn on_small_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
         .expect("the thread must not crash")
 }
 
+/// [`evaluate`] on a small stack, the evaluation's error reduced to its occurrence.
+fn evaluate_on_small_stack(source: String) -> Result<Result<bool, ()>, CompileError> {
+    on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())))
+}
+
 /// Compiles and evaluates `source` in an empty activation.
 fn evaluate(source: &str) -> Result<Result<bool, EvalError>, CompileError> {
     let mut env = CelEnv::default();
@@ -116,7 +121,7 @@ fn every_shape_is_bounded_and_what_loads_evaluates_on_a_small_stack() {
         let mut deepest_ok = None;
         for n in 1..=MAX_DEPTH + 2 {
             let source = build(n);
-            let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+            let result = evaluate_on_small_stack(source);
             match result {
                 Ok(_) => deepest_ok = Some(n),
                 Err(CompileError::NestedTooDeeply { depth, .. }) => {
@@ -162,7 +167,7 @@ fn huge_inputs_of_every_shape_are_refused_without_crashing() {
             continue; // has() of a chain is the field-selection shape
         }
         let source = build(n);
-        let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+        let result = evaluate_on_small_stack(source);
         assert!(
             matches!(result, Err(CompileError::NestedTooDeeply { .. })),
             "{shape}: {result:?}"
@@ -400,7 +405,7 @@ fn what_the_scan_cannot_read_never_reaches_the_parser_deep() {
         .map(|start| format!("{start} {}", "a+".repeat(50_000)))
         .collect();
     for source in std::iter::once(hex).chain(hidden) {
-        let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+        let result = evaluate_on_small_stack(source);
         assert!(
             matches!(
                 result,
@@ -412,7 +417,7 @@ fn what_the_scan_cannot_read_never_reaches_the_parser_deep() {
     // Short malformed text goes to the parser, whose own guard against nesting is reported
     // as what it is.
     let source = format!("`a+b` + {}1{}", "(".repeat(100), ")".repeat(100));
-    let result = on_small_stack(move || evaluate(&source).map(|r| r.map_err(|_| ())));
+    let result = evaluate_on_small_stack(source);
     assert!(
         matches!(result, Err(CompileError::NestedTooDeeply { .. })),
         "{result:?}"
