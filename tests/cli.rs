@@ -206,6 +206,25 @@ fn eval_now_fixes_the_clock() {
 
 #[test]
 fn eval_bad_input_exits_2() {
+    let output = warrant(
+        &[
+            "eval",
+            "--policy",
+            "config/policy.yaml",
+            "--request",
+            "-",
+            "--identity-header",
+            "content-length",
+        ],
+        Some("{}"),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("--identity-header: header \"content-length\" changes message framing"),
+        "{output:?}"
+    );
+    assert!(output.stdout.is_empty());
     for (input, message) in [
         ("{not json", "is not a CheckRequest in JSON"),
         (
