@@ -67,19 +67,24 @@ impl HttpRequest {
         self.path.split_once('?').map_or("", |(_, query)| query)
     }
 
-    /// The request with the attributes that HTTP compares case-insensitively in lower case, so
-    /// a rule comparing them cannot be walked around by capitals: the host (`host` and the
-    /// `:authority` and `host` headers; RFC 4343, RFC 9110 §4.2.3 — Envoy matches virtual
-    /// hosts case-insensitively) and the scheme (`scheme` and `:scheme`; RFC 3986 §3.1).
-    /// Header names are lower case already (RFC 9113 §8.2.1; Envoy lower-cases HTTP/1 names).
-    /// Other values stay verbatim: methods and paths are case-sensitive (RFC 9110 §9.1,
-    /// RFC 3986 §6.2.2.1), and header values are the application's.
+    /// The request with the attributes that Envoy or upstreams compare case-insensitively in
+    /// one case, so a rule comparing them cannot be walked around by capitals: the host in
+    /// lower case (`host` and the `:authority` and `host` headers; RFC 4343, RFC 9110 §4.2.3
+    /// — Envoy matches virtual hosts case-insensitively), the scheme in lower case (`scheme`
+    /// and `:scheme`; RFC 3986 §3.1), and the method in upper case (`method` and `:method`:
+    /// RFC 9110 §9.1 makes methods case-sensitive, but upstreams such as ASP.NET Core match
+    /// them case-insensitively, so `delete` would reach a DELETE handler). Header names are
+    /// lower case already (RFC 9113 §8.2.1; Envoy lower-cases HTTP/1 names). Paths and header
+    /// values stay verbatim.
     pub fn canonical(mut self) -> Self {
         self.host.make_ascii_lowercase();
         self.scheme.make_ascii_lowercase();
+        self.method.make_ascii_uppercase();
         for (name, value) in &mut self.headers {
-            if matches!(name.as_str(), ":authority" | "host" | ":scheme") {
-                value.make_ascii_lowercase();
+            match name.as_str() {
+                ":authority" | "host" | ":scheme" => value.make_ascii_lowercase(),
+                ":method" => value.make_ascii_uppercase(),
+                _ => {}
             }
         }
         self
@@ -101,19 +106,18 @@ impl HttpRequest {
     }
 }
 
-/// The host of an authority `host[:port]`, without the port and one trailing dot. A
-/// registered name cannot contain `:` (RFC 3986 §3.2.2), so outside brackets the host ends at
-/// the first `:` — as for Envoy, whose `admin.example.org:*` domain also matches
-/// `admin.example.org:1:2`.
+/// The host of an authority `[userinfo@]host[:port]`, without userinfo, port and one
+/// trailing dot. A registered name cannot contain `:` (RFC 3986 §3.2.2), so outside brackets
+/// the host ends at the first `:` — as for Envoy, whose `admin.example.org:*` domain also
+/// matches `admin.example.org:1:2`. Two `Host` headers arrive joined by `,` (Envoy joins
+/// them); the first is taken, as upstreams that read the first one do.
 pub fn hostname(authority: &str) -> &str {
-    let host = if authority.starts_with('[') {
-        authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end])
+    let first = authority.split(',').next().unwrap_or(authority).trim();
+    let host = first.rsplit('@').next().unwrap_or(first);
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
     } else {
-        authority
-            .split_once(':')
-            .map_or(authority, |(host, _)| host)
+        host.split_once(':').map_or(host, |(host, _)| host)
     };
     host.strip_suffix('.').unwrap_or(host)
 }
@@ -157,13 +161,17 @@ mod tests {
             ("admin.example.org::", "admin.example.org"),
             ("admin.example.org.:0:0", "admin.example.org"),
             ("[::1]:1:2", "[::1]"),
+            ("x@admin.example.org", "admin.example.org"),
+            ("a@b@admin.example.org:443", "admin.example.org"),
+            ("admin.example.org,other.example.org", "admin.example.org"),
+            (" admin.example.org , other", "admin.example.org"),
         ] {
             assert_eq!(hostname(authority), expected, "{authority}");
         }
     }
 
     #[test]
-    fn canonical_lower_cases_host_and_scheme_only() {
+    fn canonical_host_scheme_and_method() {
         let http = HttpRequest {
             method: "Get".into(),
             path: "/Admin".into(),
@@ -183,7 +191,7 @@ mod tests {
         assert_eq!(http.scheme, "https");
         assert_eq!(
             (http.method.as_str(), http.path.as_str()),
-            ("Get", "/Admin")
+            ("GET", "/Admin")
         );
         assert_eq!(http.header(":authority"), Some("admin.example.org"));
         assert_eq!(http.header("host"), Some("admin.example.org"));

@@ -663,6 +663,12 @@ fn host_rules_see_lower_case_hosts() {
         ("Shop.Example.ORG", Some("host-exact")),
         ("admin.example.org.evil", Some("rest")),
         ("shop.example.org:443", Some("rest")),
+        ("admin.example.org:1:2", Some("admin-host-ops-only")),
+        ("user@Admin.Example.Org", Some("admin-host-ops-only")),
+        (
+            "admin.example.org,shop.example.org",
+            Some("admin-host-ops-only"),
+        ),
     ] {
         let mut request = request(FRONTEND, "GET", "/");
         let http = request.http.take().expect("http");
@@ -676,5 +682,32 @@ fn host_rules_see_lower_case_hosts() {
         );
         let decision = policy.decide(&request, SystemTime::now());
         assert_eq!(decision.rule.as_deref(), rule, "{host}");
+    }
+}
+
+#[test]
+fn method_rules_see_upper_case_methods() {
+    let policy = compile(
+        r#"
+  - id: no-delete
+    effect: deny
+    when: request.method == "DELETE" || request.headers[":method"] == "DELETE"
+  - id: rest
+    effect: allow
+    when: "true"
+"#,
+    );
+    for method in ["DELETE", "delete", "Delete"] {
+        let mut request = request(FRONTEND, method, "/");
+        let http = request.http.take().expect("http");
+        request.http = Some(
+            warrant::request::HttpRequest {
+                headers: vec![(":method".into(), method.into())],
+                ..http
+            }
+            .canonical(),
+        );
+        let decision = policy.decide(&request, SystemTime::now());
+        assert_eq!(decision.rule.as_deref(), Some("no-delete"), "{method}");
     }
 }

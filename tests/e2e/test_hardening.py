@@ -64,6 +64,21 @@ def test_forged_identity_header_never_reaches_the_upstream_on_a_route_without_ex
     assert [v for k, v in stack.upstream.seen[-1]["headers"] if k == "x-spiffe-id"] == [make_certs.FRONTEND]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["x-tenant", "forwarded", "x-forwarded-host", "x-original-url", "x-http-method-override"],
+)
+def test_headers_rules_set_and_routing_overrides_are_removed_from_client_requests(stack, name):
+    # checkout's rule sets no x-tenant; a client-sent one must not stand in for the rule's.
+    before = len(stack.upstream.seen)
+    status, _, _ = stack.request(
+        "checkout", "POST", "/payments/", headers={name: "admin.example.org"}, body=b"{}"
+    )
+    assert status == 200
+    (hit,) = stack.upstream.seen[before:]
+    assert [v for k, v in hit["headers"] if k == name] == []
+
+
 @pytest.mark.parametrize("name", ["x_spiffe_id", "X_Spiffe_Id", "x_tenant"])
 def test_header_names_with_underscores_are_refused(stack, name):
     # CGI-style upstreams read x_spiffe_id as x-spiffe-id: Envoy refuses such names outright.

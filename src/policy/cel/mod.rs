@@ -118,6 +118,13 @@ pub enum CompileError {
         "header {written:?} never matches: it is not a header name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)"
     )]
     NotAHeaderName { written: String },
+    #[error("{attribute} is always {form}: {written:?} never matches; write {suggestion:?}")]
+    NeverMatches {
+        attribute: String,
+        form: &'static str,
+        written: String,
+        suggestion: String,
+    },
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
         variable: String,

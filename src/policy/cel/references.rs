@@ -106,6 +106,111 @@ impl Checker<'_> {
         }
     }
 
+    /// The attribute `expr` reads, when Warrant hands it to rules in one normal form (see
+    /// `AuthzRequest::canonical`): its name and form.
+    fn normalized(&self, expr: &IdedExpr) -> Option<(String, Form)> {
+        if let Some((variable, field)) = self.field_access(expr) {
+            let form = match (variable, field) {
+                ("request", "host" | "scheme") | ("source", "trust_domain") => Form::Lower,
+                ("request", "hostname") => Form::Hostname,
+                ("request", "method") => Form::Upper,
+                ("source", "spiffe_id" | "principal") => Form::SpiffeId,
+                _ => return None,
+            };
+            return Some((format!("{variable}.{field}"), form));
+        }
+        let Expr::Call(call) = &expr.expr else {
+            return None;
+        };
+        match (call.func_name.as_str(), &call.args[..]) {
+            (operators::INDEX | operators::OPT_INDEX, [map, key])
+                if self.is_request_headers(map) =>
+            {
+                let Expr::Literal(LiteralValue::String(key)) = &key.expr else {
+                    return None;
+                };
+                let form = match key.inner() {
+                    ":authority" | "host" | ":scheme" => Form::Lower,
+                    ":method" => Form::Upper,
+                    _ => return None,
+                };
+                Some((format!("request.headers[{:?}]", key.inner()), form))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `expr` is `source.certificate.dns_names` (lower-case names).
+    fn is_dns_names(&self, expr: &IdedExpr) -> bool {
+        matches!(&expr.expr, Expr::Select(names) if names.field == "dns_names"
+            && self.field_access(&names.operand) == Some(("source", "certificate")))
+    }
+
+    /// A literal compared with an attribute in normal form that it can never equal:
+    /// `request.hostname == "Admin.Example.Org"`, `request.method in ["get"]`,
+    /// `request.scheme.startsWith("HTTP")`, `"Web.Example.Org" in source.certificate.dns_names`.
+    fn check_normalized_comparison(
+        &self,
+        call: &cel::common::ast::CallExpr,
+    ) -> Result<(), CompileError> {
+        let strings = |e: &IdedExpr| -> Vec<String> {
+            match &e.expr {
+                Expr::Literal(LiteralValue::String(text)) => vec![text.inner().to_owned()],
+                Expr::List(list) => list
+                    .elements
+                    .iter()
+                    .filter_map(|e| match &e.expr {
+                        Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let (attribute, form, literals, whole) =
+            match (call.func_name.as_str(), &call.target, &call.args[..]) {
+                (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) => {
+                    match (self.normalized(a), self.normalized(b)) {
+                        (Some((attribute, form)), _) => (attribute, form, strings(b), true),
+                        (_, Some((attribute, form))) => (attribute, form, strings(a), true),
+                        _ => return Ok(()),
+                    }
+                }
+                (operators::IN, None, [item, list]) => {
+                    if let Some((attribute, form)) = self.normalized(item) {
+                        (attribute, form, strings(list), true)
+                    } else if self.is_dns_names(list) {
+                        (
+                            "source.certificate.dns_names".to_owned(),
+                            Form::Lower,
+                            strings(item),
+                            true,
+                        )
+                    } else {
+                        return Ok(());
+                    }
+                }
+                ("startsWith" | "endsWith" | "contains", Some(target), [arg]) => {
+                    match self.normalized(target) {
+                        Some((attribute, form)) => (attribute, form, strings(arg), false),
+                        None => return Ok(()),
+                    }
+                }
+                _ => return Ok(()),
+            };
+        for written in literals {
+            if let Some((described, suggestion)) = form.mismatch(&written, whole) {
+                return Err(CompileError::NeverMatches {
+                    attribute,
+                    form: described,
+                    written,
+                    suggestion,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Rejects `variable["field"]` on a fixed-shape variable without that field.
     fn check_field(&self, expr: &IdedExpr) -> Result<(), CompileError> {
         let Some((name, field)) = self.field_access(expr) else {
@@ -155,6 +260,7 @@ impl Checker<'_> {
                 self.check_function(&call.func_name, call.target.is_some())?;
                 self.check_field(expr)?;
                 self.check_header_lookup(&call.func_name, &call.args)?;
+                self.check_normalized_comparison(call)?;
                 if call.func_name == "matches" {
                     let pattern = match (&call.target, call.args.as_slice()) {
                         (Some(_), [pattern]) | (None, [_, pattern]) => pattern,
@@ -342,6 +448,51 @@ fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError>
             .iter()
             .try_for_each(|e| compared_header_names(e, key)),
         _ => Ok(()),
+    }
+}
+
+/// A normal form in which an attribute reaches rules.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Lower,
+    Upper,
+    /// Lower case, without userinfo, port or trailing dot.
+    Hostname,
+    /// A SPIFFE ID: its scheme and trust domain are lower case (SPIFFE ID §2.1).
+    SpiffeId,
+}
+
+impl Form {
+    /// How `written` fails this form — what the form is and the spelling that could match —
+    /// or `None` when it can match. `whole`: compared with the whole value, not a part.
+    fn mismatch(self, written: &str, whole: bool) -> Option<(&'static str, String)> {
+        let lower = written.to_ascii_lowercase();
+        match self {
+            Form::Lower => (lower != written).then_some(("in lower case", lower)),
+            Form::Hostname if !whole => (lower != written).then_some(("in lower case", lower)),
+            Form::Hostname => {
+                let host = crate::request::hostname(&lower);
+                (host != written).then(|| {
+                    (
+                        "in lower case, without port or trailing dot",
+                        host.to_owned(),
+                    )
+                })
+            }
+            Form::Upper => {
+                let upper = written.to_ascii_uppercase();
+                (upper != written).then_some(("in upper case", upper))
+            }
+            Form::SpiffeId => {
+                let rest = lower.strip_prefix("spiffe://")?;
+                let authority = "spiffe://".len() + rest.find('/').unwrap_or(rest.len());
+                let fixed = format!("{}{}", &lower[..authority], &written[authority..]);
+                (fixed != written).then_some((
+                    "a SPIFFE ID with its scheme and trust domain in lower case",
+                    fixed,
+                ))
+            }
+        }
     }
 }
 

@@ -439,3 +439,79 @@ fn syntax_errors_far_along_one_line_are_reported_not_a_panic() {
         "CEL syntax error: token recognition error at: '= ' at 1:14; extraneous input '\"x\"' expecting <EOF> at 1:16"
     );
 }
+
+#[test]
+fn literals_that_a_normalized_attribute_never_equals_are_refused() {
+    for (source, message) in [
+        (
+            r#"request.hostname == "Admin.Example.Org""#,
+            r#"request.hostname is always in lower case, without port or trailing dot: "Admin.Example.Org" never matches; write "admin.example.org""#,
+        ),
+        (
+            r#"request.hostname == "admin.example.org.""#,
+            r#"write "admin.example.org""#,
+        ),
+        (
+            r#"request.hostname != "admin.example.org:443""#,
+            r#"write "admin.example.org""#,
+        ),
+        (
+            r#"request.hostname in ["a.example.org", "B.example.org"]"#,
+            r#"write "b.example.org""#,
+        ),
+        (
+            r#""Admin.Example.Org" == request.host"#,
+            r#"request.host is always in lower case"#,
+        ),
+        (r#"request.scheme == "HTTPS""#, r#"write "https""#),
+        (
+            r#"request.method == "delete""#,
+            r#"request.method is always in upper case: "delete" never matches; write "DELETE""#,
+        ),
+        (r#"request.method in ["GET", "post"]"#, r#"write "POST""#),
+        (
+            r#"request.headers[":authority"] == "Admin.Example.Org""#,
+            r#"request.headers[":authority"] is always in lower case"#,
+        ),
+        (r#"request.headers[":method"] == "get""#, r#"write "GET""#),
+        (
+            r#"request.hostname.endsWith(".Example.org")"#,
+            r#"write ".example.org""#,
+        ),
+        (r#"request.host.startsWith("Admin.")"#, r#"write "admin.""#),
+        (
+            r#"source.trust_domain == "Prod.example.org""#,
+            r#"write "prod.example.org""#,
+        ),
+        (
+            r#"source.spiffe_id == "spiffe://Prod.example.org/ns/Shop/sa/api""#,
+            r#"write "spiffe://prod.example.org/ns/Shop/sa/api""#,
+        ),
+        (
+            r#"source.principal.startsWith("SPIFFE://prod.example.org/")"#,
+            r#"write "spiffe://prod.example.org/""#,
+        ),
+        (
+            r#""Web.Example.Org" in source.certificate.dns_names"#,
+            r#"source.certificate.dns_names is always in lower case"#,
+        ),
+    ] {
+        let error = CelEnv::default()
+            .compile(source)
+            .expect_err(source)
+            .to_string();
+        assert!(error.contains(message), "{source}: {error}");
+    }
+    for source in [
+        r#"request.hostname == "admin.example.org""#,
+        r#"request.hostname == "[::1]""#,
+        r#"request.host == "admin.example.org:8443""#,
+        r#"request.method in ["GET", "HEAD"]"#,
+        r#"source.spiffe_id == "spiffe://prod.example.org/ns/Shop/sa/API""#,
+        r#"request.path == "/Admin""#,
+        r#"request.headers["x-tenant"] == "Shop""#,
+        r#"destination.principal == "spiffe://Prod.example.org/x""#,
+    ] {
+        assert!(CelEnv::default().compile(source).is_ok(), "{source}");
+    }
+}
