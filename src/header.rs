@@ -66,7 +66,7 @@ pub fn check_name(name: &str) -> Result<(), HeaderError> {
     if name.is_empty() {
         return Err(HeaderError::EmptyName);
     }
-    match name.chars().find(|&c| !is_token_char(c)) {
+    match name.chars().find(|&c| !is_name_char(c)) {
         Some(found) => Err(HeaderError::NotAToken {
             name: name.to_owned(),
             found,
@@ -178,8 +178,8 @@ pub fn reserved(name: &str) -> Option<&'static str> {
     })
 }
 
-/// RFC 9110 `tchar`.
-fn is_token_char(c: char) -> bool {
+/// Whether `c` may appear in a header name: RFC 9110 `tchar`.
+pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 

@@ -38,6 +38,7 @@ pub fn check(
     let mut checker = Checker {
         bound: Vec::new(),
         literal_ranges: Vec::new(),
+        request_aliases: Vec::new(),
         used: References::default(),
         known_function,
     };
@@ -51,6 +52,9 @@ struct Checker<'f> {
     /// Comprehension variables ranging over a list literal, with its string literals
     /// (`["X-A", "x-b"].exists(h, h in request.headers)`).
     literal_ranges: Vec<(String, Vec<String>)>,
+    /// Comprehension variables that stand for the `request` variable
+    /// (`[request].exists(r, "x-a" in r.headers)`).
+    request_aliases: Vec<String>,
     used: References,
     known_function: &'f dyn Fn(&str, bool) -> bool,
 }
@@ -78,8 +82,9 @@ impl Checker<'_> {
             },
             _ => return None,
         };
-        match &operand.expr {
+        match &unwrap_dyn(operand).expr {
             Expr::Ident(name) if !self.is_bound(name) => Some((name.as_str(), field)),
+            Expr::Ident(name) if self.request_aliases.contains(name) => Some(("request", field)),
             _ => None,
         }
     }
@@ -87,7 +92,7 @@ impl Checker<'_> {
     /// Whether `expr` is `request.headers` (or `request["headers"]`), with `request` the
     /// variable, not a bound name.
     fn is_request_headers(&self, expr: &IdedExpr) -> bool {
-        self.field_access(expr) == Some(("request", "headers"))
+        self.field_access(unwrap_dyn(expr)) == Some(("request", "headers"))
     }
 
     /// The literal strings a key expression stands for: a literal, or a variable ranging
@@ -292,6 +297,14 @@ impl Checker<'_> {
                 }
                 let depth = self.bound.len();
                 let ranges = self.literal_ranges.len();
+                let aliases = self.request_aliases.len();
+                if let Expr::List(list) = &comp.iter_range.expr
+                    && list.elements.iter().any(|e| {
+                        matches!(&e.expr, Expr::Ident(name) if name == "request" && !self.is_bound(name))
+                    })
+                {
+                    self.request_aliases.push(comp.iter_var.clone());
+                }
                 if let Expr::List(list) = &comp.iter_range.expr {
                     let keys = list
                         .elements
@@ -313,6 +326,7 @@ impl Checker<'_> {
                 }
                 self.bound.truncate(depth);
                 self.literal_ranges.truncate(ranges);
+                self.request_aliases.truncate(aliases);
             }
             Expr::List(list) => {
                 for element in &list.elements {
@@ -392,35 +406,55 @@ fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError>
     };
     match &expr.expr {
         Expr::Call(call) => {
-            let compared: Vec<String> =
+            // Names compared whole, and fragments of names.
+            let (whole, fragments): (Vec<String>, Vec<String>) =
                 match (call.func_name.as_str(), &call.target, &call.args[..]) {
                     (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(a) => {
-                        literal(b).into_iter().collect()
+                        (literal(b).into_iter().collect(), Vec::new())
                     }
                     (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(b) => {
-                        literal(a).into_iter().collect()
+                        (literal(a).into_iter().collect(), Vec::new())
                     }
-                    (operators::IN, None, [a, list]) if is_key(a) => match &list.expr {
-                        Expr::List(list) => list.elements.iter().filter_map(literal).collect(),
-                        _ => Vec::new(),
-                    },
+                    (operators::IN, None, [a, collection]) if is_key(a) => {
+                        let names = match &collection.expr {
+                            Expr::List(list) => list.elements.iter().filter_map(literal).collect(),
+                            Expr::Map(map) => map
+                                .entries
+                                .iter()
+                                .filter_map(|entry| match &entry.expr {
+                                    EntryExpr::MapEntry(entry) => literal(&entry.key),
+                                    EntryExpr::StructField(_) => None,
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        (names, Vec::new())
+                    }
                     ("startsWith" | "endsWith" | "contains", Some(target), [arg])
                         if is_key(target) =>
                     {
-                        literal(arg).into_iter().collect()
+                        (Vec::new(), literal(arg).into_iter().collect())
                     }
                     ("matches", Some(target), [pattern]) if is_key(target) => {
                         match literal(pattern) {
                             Some(pattern) if pattern_needs_capitals(&pattern) => {
                                 return Err(CompileError::HeaderNameCase { written: pattern });
                             }
-                            _ => Vec::new(),
+                            _ => (Vec::new(), Vec::new()),
                         }
                     }
-                    _ => Vec::new(),
+                    _ => (Vec::new(), Vec::new()),
                 };
-            for name in &compared {
-                lower_case_header(name)?;
+            for name in &whole {
+                header_key(name)?;
+            }
+            for fragment in &fragments {
+                if fragment.contains(|c: char| c != ':' && !crate::header::is_name_char(c)) {
+                    return Err(CompileError::NotAHeaderName {
+                        written: fragment.clone(),
+                    });
+                }
+                lower_case_header(fragment)?;
             }
             if let Some(target) = &call.target {
                 compared_header_names(target, key)?;
@@ -448,6 +482,18 @@ fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError>
             .iter()
             .try_for_each(|e| compared_header_names(e, key)),
         _ => Ok(()),
+    }
+}
+
+/// `dyn(x)` is `x` to the checker (it only changes how the engine types `x`).
+fn unwrap_dyn(expr: &IdedExpr) -> &IdedExpr {
+    match &expr.expr {
+        Expr::Call(call)
+            if call.func_name == "dyn" && call.target.is_none() && call.args.len() == 1 =>
+        {
+            unwrap_dyn(&call.args[0])
+        }
+        _ => expr,
     }
 }
 

@@ -240,6 +240,9 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"["X-Debug", "x-admin"].exists(h, h in request.headers)"#,
         r#"["x-admin", "X-Debug"].exists(h, request.headers[h] == "1")"#,
         r#"request.headers.exists(k, k.matches("^X-Debug$"))"#,
+        r#"dyn(request.headers)["X-Debug"] == "1""#,
+        r#"[request].exists(r, "X-Debug" in r.headers)"#,
+        r#"request.headers.exists(k, k in {"X-Debug": true})"#,
     ] {
         let error = CelEnv::default()
             .compile(source)
@@ -263,7 +266,7 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"request.headers["x-debug"] == "X-Debug""#,
         r#"request.headers.exists(k, k == "x-debug" && request.headers[k] == "ON")"#,
         r#"context.exists(k, k == "Service")"#,
-        r#"[request].exists(request, "X" in request.headers)"#,
+        r#"[1].exists(request, "X" in {"X": 1})"#,
         r#"request.headers.authorization.startsWith("Bearer ")"#,
         r#"request.headers.exists(k, k.matches("^x-[a-z]+$"))"#,
         r#"request.headers.exists(k, k.matches("(?i)^X-Debug$"))"#,
