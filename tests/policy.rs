@@ -177,7 +177,7 @@ fn failing_allow_rule_does_not_match_and_is_recorded() {
     when: request.headers["x-missing"] == "1"
   - id: not-bool
     effect: allow
-    when: request.method
+    when: request.headers["x-env"]
   - id: get
     effect: allow
     when: request.method == "GET"

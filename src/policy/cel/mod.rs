@@ -13,6 +13,7 @@
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
 mod activation;
+mod constants;
 mod error_text;
 mod functions;
 mod lexer;
@@ -118,6 +119,10 @@ pub enum CompileError {
         "header {written:?} never matches: it is not a header name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)"
     )]
     NotAHeaderName { written: String },
+    #[error("{call} fails on every request: {reason}")]
+    InvalidLiteral { call: String, reason: String },
+    #[error("the expression is {kind}, not a bool: a rule's `when` must be a condition")]
+    NotBoolAtLoad { kind: &'static str },
     #[error("{attribute} is always {form}: {written:?} never matches; write {suggestion:?}")]
     NeverMatches {
         attribute: String,
@@ -275,6 +280,7 @@ impl CelEnv {
             nesting::check_tree(&expr)?;
             let known_function = |name: &str, member: bool| self.has_function(name, member);
             let references = references::check(&expr, &known_function)?;
+            constants::check(&expr, &self.root)?;
             functions::time::rewrite_accessors(&mut expr);
             Ok::<_, CompileError>((expr, references))
         })?;

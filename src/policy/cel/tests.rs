@@ -518,3 +518,48 @@ fn literals_that_a_normalized_attribute_never_equals_are_refused() {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
 }
+
+#[test]
+fn what_fails_on_every_request_fails_the_load() {
+    for (source, message) in [
+        (
+            r#"now - request.time > duration("1d")"#,
+            r#"duration("1d") fails on every request"#,
+        ),
+        (
+            r#"now > timestamp("2025-01-01")"#,
+            r#"timestamp("2025-01-01") fails on every request"#,
+        ),
+        (
+            r#"now.getHours("Europe/Berln") > 9"#,
+            r#".getHours("Europe/Berln") fails on every request"#,
+        ),
+        (
+            r#"now.getDayOfWeek("+25:00") == 1"#,
+            r#".getDayOfWeek("+25:00") fails"#,
+        ),
+        ("Foo{a: 1} == 1", "message literal Foo{...}"),
+        ("1", "the expression is a number, not a bool"),
+        (r#""true""#, "the expression is a string, not a bool"),
+        ("[true]", "the expression is a list, not a bool"),
+        ("request.method", "the expression is a variable's value"),
+        ("context.enabled", "the expression is a variable's value"),
+        ("1 + 1", "the expression is arithmetic"),
+    ] {
+        let error = CelEnv::default()
+            .compile(source)
+            .expect_err(source)
+            .to_string();
+        assert!(error.contains(message), "{source}: {error}");
+    }
+    for source in [
+        r#"now - request.time < duration("1h30m")"#,
+        r#"now > timestamp("2025-01-01T00:00:00Z")"#,
+        r#"now.getHours("Europe/Berlin") > 9 && now.getHours("-05:30") < 20"#,
+        r#"has(request.headers.authorization)"#,
+        "true",
+        r#"duration(context.ttl) > duration("0s")"#,
+    ] {
+        assert!(CelEnv::default().compile(source).is_ok(), "{source}");
+    }
+}

@@ -24,7 +24,7 @@ pub const UTC: &str = "@utc";
 
 /// The accessors of `google.protobuf.Timestamp` (and the four shared with
 /// `google.protobuf.Duration`).
-const ACCESSORS: [&str; 10] = [
+pub const ACCESSORS: [&str; 10] = [
     "getFullYear",
     "getMonth",
     "getDayOfYear",

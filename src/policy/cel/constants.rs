@@ -1,0 +1,161 @@
+//! What can be known to fail from the expression alone fails the load, not every request (a
+//! deny rule that fails denies everything; an allow rule that fails never matches):
+//! - a `duration` or `timestamp` of a literal string the engine cannot read
+//!   (`duration("1d")`, `timestamp("2025-01-01")`), evaluated once at load;
+//! - a timestamp accessor given a literal time zone that does not exist
+//!   (`getHours("Europe/Berln")`);
+//! - message literals (`Foo{a: 1}`): Warrant declares no message types;
+//! - an expression whose result cannot be a bool: a literal, list or map, arithmetic, or a
+//!   variable or field of one (`when: request.method`).
+//!
+//! Literal `matches()` patterns are compiled at load by [`super::functions::matches`].
+
+use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, operators};
+use cel::common::types::{CelInt, CelString};
+use cel::{Context, IdedExpr, Value};
+
+use super::functions::time::ACCESSORS;
+use super::{CompileError, VARIABLES};
+
+/// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
+/// policy's expressions run in.
+pub fn check(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), CompileError> {
+    check_result(expr)?;
+    check_literals(expr, root)
+}
+
+/// Refuses a top-level expression that cannot evaluate to a bool.
+fn check_result(expr: &IdedExpr) -> Result<(), CompileError> {
+    let kind = match &expr.expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => return Ok(()),
+        Expr::Literal(LiteralValue::String(_)) => "a string",
+        Expr::Literal(LiteralValue::Bytes(_)) => "bytes",
+        Expr::Literal(LiteralValue::Int(_) | LiteralValue::UInt(_) | LiteralValue::Double(_)) => {
+            "a number"
+        }
+        Expr::Literal(LiteralValue::Null) => "null",
+        Expr::List(_) => "a list",
+        Expr::Map(_) | Expr::Struct(_) => "a map",
+        Expr::Call(call)
+            if matches!(
+                call.func_name.as_str(),
+                operators::ADD
+                    | operators::SUBSTRACT
+                    | operators::MULTIPLY
+                    | operators::DIVIDE
+                    | operators::MODULO
+                    | operators::NEGATE
+            ) =>
+        {
+            "arithmetic"
+        }
+        _ if is_variable_value(expr) => {
+            "a variable's value (every Warrant variable and field is a string, number, map, list or timestamp)"
+        }
+        _ => return Ok(()),
+    };
+    Err(CompileError::NotBoolAtLoad { kind })
+}
+
+/// `request`, `request.method`, `source.certificate.serial`: a top-level variable or a field
+/// chain below one (not `has(...)`, which is a test).
+fn is_variable_value(expr: &IdedExpr) -> bool {
+    match &expr.expr {
+        Expr::Ident(name) => VARIABLES.iter().any(|(variable, _)| variable == name),
+        Expr::Select(select) => !select.test && is_variable_value(&select.operand),
+        _ => false,
+    }
+}
+
+fn check_literals(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), CompileError> {
+    match &expr.expr {
+        Expr::Call(call) => {
+            if let Some(probe) = constant_probe(call)
+                && let Err(error) = Value::resolve(&probe, root)
+            {
+                return Err(CompileError::InvalidLiteral {
+                    call: describe_call(call),
+                    // The literal is the policy's own text, not request data.
+                    reason: error.to_string(),
+                });
+            }
+            if let Some(target) = &call.target {
+                check_literals(target, root)?;
+            }
+            call.args
+                .iter()
+                .try_for_each(|arg| check_literals(arg, root))
+        }
+        Expr::Struct(structure) => Err(CompileError::Usage(format!(
+            "message literal {}{{...}}: Warrant declares no message types; write a map literal {{\"key\": value}}",
+            structure.type_name
+        ))),
+        Expr::Select(select) => check_literals(&select.operand, root),
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .try_for_each(|e| check_literals(e, root)),
+        Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(entry) => {
+                check_literals(&entry.key, root)?;
+                check_literals(&entry.value, root)
+            }
+            EntryExpr::StructField(field) => check_literals(&field.value, root),
+        }),
+        Expr::Comprehension(comp) => [
+            &comp.iter_range,
+            &comp.accu_init,
+            &comp.loop_cond,
+            &comp.loop_step,
+            &comp.result,
+        ]
+        .into_iter()
+        .try_for_each(|part| check_literals(part, root)),
+        _ => Ok(()),
+    }
+}
+
+/// An expression that fails at load exactly when `call` would fail on every request: the
+/// call itself when it only has literal arguments, or an accessor with a literal zone applied
+/// to a fixed timestamp.
+fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
+    let string_literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(LiteralValue::String(_)));
+    match (call.func_name.as_str(), &call.target, &call.args[..]) {
+        ("duration" | "timestamp", None, [arg]) if string_literal(arg) => Some(IdedExpr {
+            id: 0,
+            expr: Expr::Call(call.clone()),
+        }),
+        (accessor, Some(_), [zone]) if ACCESSORS.contains(&accessor) && string_literal(zone) => {
+            let epoch = IdedExpr {
+                id: 0,
+                expr: Expr::Call(CallExpr {
+                    func_name: "timestamp".to_owned(),
+                    target: None,
+                    args: vec![IdedExpr {
+                        id: 0,
+                        expr: Expr::Literal(LiteralValue::Int(CelInt::from(0))),
+                    }],
+                }),
+            };
+            Some(IdedExpr {
+                id: 0,
+                expr: Expr::Call(CallExpr {
+                    func_name: accessor.to_owned(),
+                    target: Some(Box::new(epoch)),
+                    args: vec![zone.clone()],
+                }),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `duration("1d")`, `.getHours("Europe/Berln")`.
+fn describe_call(call: &CallExpr) -> String {
+    let literal = call.args.first().and_then(|arg| match &arg.expr {
+        Expr::Literal(LiteralValue::String(text)) => Some(CelString::inner(text).to_owned()),
+        _ => None,
+    });
+    let dot = if call.target.is_some() { "." } else { "" };
+    format!("{dot}{}({:?})", call.func_name, literal.unwrap_or_default())
+}
