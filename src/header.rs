@@ -161,7 +161,11 @@ pub fn reserved(name: &str) -> Option<&'static str> {
         | "x-forwarded-host"
         | "x-forwarded-port"
         | "x-forwarded-prefix"
+        | "x-forwarded-scheme"
+        | "x-forwarded-ssl"
+        | "x-forwarded-server"
         | "x-real-ip"
+        | "x-client-ip"
         | "x-original-url"
         | "x-rewrite-url"
         | "x-http-method-override"
@@ -169,6 +173,7 @@ pub fn reserved(name: &str) -> Option<&'static str> {
         | "x-method-override" => {
             "changes how upstreams route or attribute the request (RFC 7239 and its de-facto kin)"
         }
+        "grpc-timeout" => "sets the upstream's deadline (gRPC over HTTP/2)",
         "traceparent" | "tracestate" | "b3" | "x-ot-span-context" => {
             "carries trace context, which Envoy and the tracer manage"
         }
@@ -235,6 +240,9 @@ mod tests {
             "x-original-url",
             "traceparent",
             "x-b3-traceid",
+            "x-forwarded-scheme",
+            "x-client-ip",
+            "grpc-timeout",
         ] {
             assert!(
                 matches!(

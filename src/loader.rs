@@ -1,9 +1,31 @@
 //! Reads policy files and the bundles they name from disk, then hands them to the pure
 //! [`Policy::compile`].
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::policy::{Policy, PolicyError, PolicyErrors, PolicySource};
+
+/// Largest policy file read, in bytes (a 20,000-entry allowlist is about 1 MiB).
+pub const MAX_POLICY_FILE: u64 = 32 << 20;
+/// Largest bundle file read, in bytes.
+pub const MAX_BUNDLE_FILE: u64 = 4 << 20;
+
+/// Reads at most `limit` bytes of `path`: a path such as `/dev/zero` or a runaway file fails
+/// instead of exhausting memory.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
+}
 
 /// Loads a policy from files and directories. A directory contributes its `*.yaml` and
 /// `*.yml` files in lexical order; all paths together form one policy.
@@ -12,7 +34,10 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
     let mut sources = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     for path in files {
-        match std::fs::read_to_string(&path) {
+        let text = read_bounded(&path, MAX_POLICY_FILE).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+        });
+        match text {
             Ok(text) => sources.push(PolicySource { path, text }),
             Err(e) => errors.push(file_error(&path, format!("cannot read policy file: {e}"))),
         }
@@ -21,7 +46,9 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
         return Err(PolicyErrors(errors));
     }
     let count = sources.len();
-    let policy = Policy::compile(&sources, &mut |path: &Path| std::fs::read(path))?;
+    let policy = Policy::compile(&sources, &mut |path: &Path| {
+        read_bounded(path, MAX_BUNDLE_FILE)
+    })?;
     Ok((policy, count))
 }
 

@@ -312,3 +312,21 @@ fn too_deep_a_rule_is_refused_by_check_eval_and_serve_alike() {
         "{serve:?}"
     );
 }
+
+#[test]
+fn oversized_files_are_refused_not_read_to_exhaustion() {
+    let dir = temp_dir("oversized");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: /dev/zero}\n",
+    )
+    .unwrap();
+    let check = warrant(&["check", policy.to_str().unwrap()], None);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    assert!(
+        stdout(&check).contains("cannot read /dev/zero: larger than 4 MiB"),
+        "{}",
+        stdout(&check)
+    );
+}

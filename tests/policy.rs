@@ -470,17 +470,17 @@ fn rule_shape_errors() {
     let cases = [
         (
             "    effect: deny\n    headers: {x-a: b}\n",
-            4,
+            7,
             "`headers` is only valid on allow rules",
         ),
         (
             "    effect: allow\n    status: 401\n",
-            4,
+            7,
             "`status` is only valid on deny rules",
         ),
         (
             "    effect: deny\n    status: 200\n",
-            4,
+            7,
             "status 200 is not an HTTP error status",
         ),
         (
@@ -551,6 +551,29 @@ fn schema_errors_inside_a_rule_name_the_rule() {
         "{}",
         errs[0]
     );
+    // JSON with every line in column 0, and YAML that does not parse: still the rule.
+    let json = "{\n\"trust\": {\"trust_domains\": [\"a.b\"]},\n\"rules\": [\n{\n\"id\": \"j\",\n\"effect\": \"alow\",\n\"when\": \"true\"\n}\n]\n}\n";
+    let errs = errors(&[("p.json", json)]);
+    assert!(
+        errs[0].contains(": rule 'j': unknown variant `alow`"),
+        "{}",
+        errs[0]
+    );
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: quoted\n    effect: deny\n    when: \"request.path.startsWith(\"/admin\")\"\n"
+        ),
+    )]);
+    assert!(errs[0].contains(": rule 'quoted': "), "{}", errs[0]);
+    // Ids that would break the one-line format are refused, without the id in the message.
+    for id in ["\"a\\nb\"", "\"it's\"", "\" padded\""] {
+        let errs = errors(&[(
+            "p.yaml",
+            &format!("{TRUST}rules:\n  - id: {id}\n    effect: allow\n    when: \"true\"\n"),
+        )]);
+        assert!(errs[0].starts_with("p.yaml:4: rule id "), "{}", errs[0]);
+    }
     // Not inside a rule: no rule named.
     let errs = errors(&[("p.yaml", &format!("rules:\n{second}{TRUST}bogus: 1\n"))]);
     assert!(

@@ -41,9 +41,9 @@ pub(super) struct RuleSpec {
     pub when: Spanned<String>,
     /// Header name (with where it is written) → value.
     #[serde(default)]
-    pub headers: Option<HashMap<Spanned<String>, String>>,
+    pub headers: Option<Spanned<HashMap<Spanned<String>, String>>>,
     #[serde(default)]
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -55,7 +55,8 @@ pub(super) enum Effect {
 
 /// The id of the rule whose text holds the position `line`:`column` of `text`, if any: a
 /// schema error there belongs to that rule. Read leniently (unknown keys ignored, repeated
-/// keys allowed), since `text` did not parse strictly.
+/// keys allowed), since `text` did not parse strictly; when even that fails (a YAML syntax
+/// error), the text itself is searched for the nearest rule id above the error.
 pub(super) fn rule_at(text: &str, line: u64, column: u64) -> Option<String> {
     #[derive(Deserialize)]
     struct Rules {
@@ -67,27 +68,56 @@ pub(super) fn rule_at(text: &str, line: u64, column: u64) -> Option<String> {
         #[serde(default)]
         id: Option<String>,
     }
-    let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    let lenient = || {
+        serde_saphyr::options! {
+            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        }
     };
-    let rules: Rules = serde_saphyr::from_str_with_options(text, options).ok()?;
+    let Ok(rules) = serde_saphyr::from_str_with_options::<Rules>(text, lenient()) else {
+        return rule_above(text, line);
+    };
+    let at = (line, column);
+    let position = |l: &serde_saphyr::Location| (l.line(), l.column());
     let rule = rules
         .rules
         .iter()
         .rev()
-        .find(|rule| (rule.referenced.line(), rule.referenced.column()) <= (line, column))?;
-    // The rule's text runs until the next top-level key (a line that starts in column 0 with
-    // anything but a sequence dash or a comment).
-    let first = usize::try_from(rule.referenced.line()).ok()?;
-    let last = usize::try_from(line).ok()?;
-    let top_level_between = text
-        .lines()
-        .skip(first)
-        .take(last.saturating_sub(first))
-        .any(|text| text.starts_with(|c: char| !c.is_whitespace() && c != '-' && c != '#'));
-    if top_level_between {
-        None
-    } else {
-        rule.value.id.clone()
+        .find(|rule| position(&rule.referenced) <= at)?;
+    // The rule's text ends where the next top-level key (after the rule) begins.
+    let top_level: std::collections::HashMap<Spanned<String>, serde::de::IgnoredAny> =
+        serde_saphyr::from_str_with_options(text, lenient()).ok()?;
+    let ends_before = top_level
+        .keys()
+        .map(|key| position(&key.referenced))
+        .filter(|&key| key > position(&rule.referenced))
+        .min();
+    match ends_before {
+        Some(end) if end <= at => None,
+        _ => rule.value.id.clone(),
     }
+}
+
+/// For text that does not parse: the id of the last rule written above `line`
+/// (`- id: x`, `id: x`, `{id: x, ...`, `"id": "x"`), unless a top-level key lies between.
+fn rule_above(text: &str, line: u64) -> Option<String> {
+    let lines = usize::try_from(line).ok()?;
+    let mut id = None;
+    for text in text.lines().take(lines) {
+        let key_at_column_0 = text.starts_with(|c: char| c.is_ascii_alphabetic());
+        if key_at_column_0 {
+            id = None;
+        }
+        let trimmed = text.trim_start().trim_start_matches(['-', '{', ' ']);
+        let value = trimmed
+            .strip_prefix("id:")
+            .or_else(|| trimmed.strip_prefix("\"id\":"));
+        if let Some(value) = value {
+            let value = value.split([',', '}']).next().unwrap_or("").trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            if !value.is_empty() {
+                id = Some(value.to_owned());
+            }
+        }
+    }
+    id
 }

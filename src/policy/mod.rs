@@ -115,6 +115,10 @@ impl Policy {
             for spec in document.rules {
                 let id = spec.id.value.clone();
                 let line = spec.id.referenced.line();
+                if let Err(message) = check_rule_id(&id) {
+                    errors.push(at(Some(line), None, message));
+                    continue;
+                }
                 if let Some((file, first_line)) = seen_ids.get(&id) {
                     errors.push(at(
                         Some(line),
@@ -359,6 +363,18 @@ pub fn yaml_error_gist(message: &str) -> String {
     if let Some((null, _)) = gist.split_once("; use Option<") {
         return format!("{null}: a value is required here");
     }
+    if gist.starts_with("multiple YAML documents detected") {
+        return "a file holds one YAML document: put each `---` document in a file of its own"
+            .to_owned();
+    }
+    if let Some(limit) = gist.strip_prefix("budget breached: ") {
+        let limit = limit.split_once('{').map_or(limit, |(_, inner)| {
+            inner.trim_end_matches(['}', ' ']).trim()
+        });
+        return format!(
+            "the YAML is larger than the parser allows ({limit}), which also stops alias bombs"
+        );
+    }
     if gist == "invalid u16" {
         return "expected a whole number from 0 to 65535".to_owned();
     }
@@ -403,11 +419,30 @@ fn compile_trust(
     .map_err(|e| e.to_string())
 }
 
+/// Longest rule id, in bytes.
+const MAX_RULE_ID: usize = 128;
+
+/// A rule id appears in `FILE:LINE: rule 'ID': …` messages, logs, spans, metrics labels and
+/// Envoy's dynamic metadata, so it is one line of printable text without quotes.
+fn check_rule_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("rule id must not be empty".to_owned());
+    }
+    if id.len() > MAX_RULE_ID {
+        return Err(format!(
+            "rule id {id:.40?}… is longer than {MAX_RULE_ID} bytes"
+        ));
+    }
+    if id.trim() != id || id.contains(|c: char| c.is_control() || c == '\'') {
+        return Err(format!(
+            "rule id {id:?} must be one line of text without quotes or leading/trailing spaces"
+        ));
+    }
+    Ok(())
+}
+
 fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, String)> {
     let id_line = spec.id.referenced.line();
-    if spec.id.value.trim().is_empty() {
-        return Err((id_line, "rule id must not be empty".to_owned()));
-    }
     let Spanned {
         value: when,
         referenced,
@@ -417,10 +452,13 @@ fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64
         .compile(&when)
         .map_err(|e| (referenced.line(), e.to_string()))?;
     let headers = match (spec.effect, spec.headers) {
-        (Effect::Deny, Some(_)) => {
-            return Err((id_line, "`headers` is only valid on allow rules".to_owned()));
+        (Effect::Deny, Some(headers)) => {
+            return Err((
+                headers.referenced.line(),
+                "`headers` is only valid on allow rules".to_owned(),
+            ));
         }
-        (_, headers) => headers.unwrap_or_default(),
+        (_, headers) => headers.map(|h| h.value).unwrap_or_default(),
     };
     // In file order; every name and value checked as Envoy will receive them.
     let mut headers: Vec<(Spanned<String>, String)> = headers.into_iter().collect();
@@ -436,16 +474,22 @@ fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64
     )
     .map_err(|e| (id_line, e.to_string()))?;
     let status = match (spec.effect, spec.status) {
-        (Effect::Allow, Some(_)) => {
-            return Err((id_line, "`status` is only valid on deny rules".to_owned()));
-        }
-        (_, Some(status)) if !(400..=599).contains(&status) => {
+        (Effect::Allow, Some(status)) => {
             return Err((
-                id_line,
-                format!("status {status} is not an HTTP error status (400-599)"),
+                status.referenced.line(),
+                "`status` is only valid on deny rules".to_owned(),
             ));
         }
-        (_, status) => status.unwrap_or(DEFAULT_DENY_STATUS),
+        (_, Some(status)) if !(400..=599).contains(&status.value) => {
+            return Err((
+                status.referenced.line(),
+                format!(
+                    "status {} is not an HTTP error status (400-599)",
+                    status.value
+                ),
+            ));
+        }
+        (_, status) => status.map_or(DEFAULT_DENY_STATUS, |s| s.value),
     };
     Ok((
         spec.effect,
@@ -472,5 +516,13 @@ mod tests {
             "unknown field `whn`"
         );
         assert_eq!(yaml_error_gist("something else"), "something else");
+        assert_eq!(
+            yaml_error_gist("error: line 1 column 1: budget breached: Nodes { nodes: 250001 }"),
+            "the YAML is larger than the parser allows (nodes: 250001), which also stops alias bombs"
+        );
+        assert!(
+            yaml_error_gist("multiple YAML documents detected; use from_str_multiple")
+                .starts_with("a file holds one YAML document")
+        );
     }
 }
