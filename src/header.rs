@@ -19,6 +19,35 @@
 //!   (its defaults), so a rule adding many or large headers would make every request it
 //!   allows fail.
 
+/// Headers that upstreams (frameworks, proxies, CDNs) take in place of the request's own
+/// host, path, method, scheme or client address: RFC 7239 `Forwarded` and its de-facto kin.
+/// Warrant never sets them, and the shipped Envoy configs remove client copies, since the
+/// rules decided on the request's own.
+pub const OVERRIDES_REQUEST: &[&str] = &[
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-original-host",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-scheme",
+    "x-url-scheme",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+];
+
 /// Most headers one rule may set.
 pub const MAX_SET: usize = 16;
 /// Longest value Warrant sets, in bytes.
@@ -153,25 +182,13 @@ pub fn reserved(name: &str) -> Option<&'static str> {
             "is connection-specific (RFC 9110 §7.6.1, RFC 9113 §8.2.2)"
         }
         "expect" => "changes how the request is handled (RFC 9110 §10.1.1)",
+        "content-encoding" => "changes how the upstream decodes the body (RFC 9110 §8.4)",
         "host" => "routes the request (RFC 9110 §7.2: Envoy picks the virtual host by it)",
         "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-client-cert" | "x-request-id" => {
             "is managed by Envoy (client address, scheme, forwarded certificates, request id)"
         }
-        "forwarded"
-        | "x-forwarded-host"
-        | "x-forwarded-port"
-        | "x-forwarded-prefix"
-        | "x-forwarded-scheme"
-        | "x-forwarded-ssl"
-        | "x-forwarded-server"
-        | "x-real-ip"
-        | "x-client-ip"
-        | "x-original-url"
-        | "x-rewrite-url"
-        | "x-http-method-override"
-        | "x-http-method"
-        | "x-method-override" => {
-            "changes how upstreams route or attribute the request (RFC 7239 and its de-facto kin)"
+        n if OVERRIDES_REQUEST.contains(&n) => {
+            "changes how upstreams route or attribute the request (the request's own host, path, method, scheme or client address decided the rules)"
         }
         "grpc-timeout" => "sets the upstream's deadline (gRPC over HTTP/2)",
         "traceparent" | "tracestate" | "b3" | "x-ot-span-context" => {
@@ -242,7 +259,10 @@ mod tests {
             "x-b3-traceid",
             "x-forwarded-scheme",
             "x-client-ip",
+            "true-client-ip",
+            "x-original-host",
             "grpc-timeout",
+            "content-encoding",
         ] {
             assert!(
                 matches!(

@@ -330,3 +330,22 @@ fn oversized_files_are_refused_not_read_to_exhaustion() {
         stdout(&check)
     );
 }
+
+/// The shipped Envoy configs remove client copies of every header that upstreams take in
+/// place of the request's own host, path or method: the list Warrant refuses to set.
+#[test]
+fn shipped_envoy_configs_remove_every_request_override_header() {
+    for config in ["examples/envoy/envoy.yaml", "examples/tracing/envoy.yaml"] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(config)).unwrap();
+        for name in warrant::header::OVERRIDES_REQUEST
+            .iter()
+            .chain(&["x-spiffe-id", "x-tenant"])
+        {
+            assert!(
+                text.contains(&format!("- remove: {name}\n")),
+                "{config} does not remove {name}"
+            );
+        }
+    }
+}

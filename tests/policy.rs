@@ -567,7 +567,7 @@ fn schema_errors_inside_a_rule_name_the_rule() {
     )]);
     assert!(errs[0].contains(": rule 'quoted': "), "{}", errs[0]);
     // Ids that would break the one-line format are refused, without the id in the message.
-    for id in ["\"a\\nb\"", "\"it's\"", "\" padded\""] {
+    for id in ["\"a\\nb\"", "\"it's\"", "\" padded\"", "\"abc\\u202edef\""] {
         let errs = errors(&[(
             "p.yaml",
             &format!("{TRUST}rules:\n  - id: {id}\n    effect: allow\n    when: \"true\"\n"),

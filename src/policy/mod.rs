@@ -433,7 +433,13 @@ fn check_rule_id(id: &str) -> Result<(), String> {
             "rule id {id:.40?}… is longer than {MAX_RULE_ID} bytes"
         ));
     }
-    if id.trim() != id || id.contains(|c: char| c.is_control() || c == '\'') {
+    // Control characters and bidirectional overrides (which make text display in another
+    // order than it reads) have no place in an id an operator reads in a log.
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if id.trim() != id || id.contains(|c: char| hidden(c) || c == '\'') {
         return Err(format!(
             "rule id {id:?} must be one line of text without quotes or leading/trailing spaces"
         ));

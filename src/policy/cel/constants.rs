@@ -1,7 +1,7 @@
 //! What can be known to fail from the expression alone fails the load, not every request (a
 //! deny rule that fails denies everything; an allow rule that fails never matches):
-//! - a `duration` or `timestamp` of a literal string the engine cannot read
-//!   (`duration("1d")`, `timestamp("2025-01-01")`), evaluated once at load;
+//! - a call of a pure function on literals that fails — `duration("1d")`,
+//!   `timestamp("2025-01-01")`, `1 / 0`, `uint(-1)`, an overflow — evaluated once at load;
 //! - a timestamp accessor given a literal time zone that does not exist
 //!   (`getHours("Europe/Berln")`);
 //! - message literals (`Foo{a: 1}`): Warrant declares no message types;
@@ -73,10 +73,17 @@ fn check_literals(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), Compile
             if let Some(probe) = constant_probe(call)
                 && let Err(error) = Value::resolve(&probe, root)
             {
+                // The literals are the policy's own text, not request data; some engine
+                // messages are Rust debug output, which says nothing to an operator.
+                let reason = error.to_string();
+                let reason = if reason.contains(" {") {
+                    "the engine cannot read this value".to_owned()
+                } else {
+                    reason
+                };
                 return Err(CompileError::InvalidLiteral {
                     call: describe_call(call),
-                    // The literal is the policy's own text, not request data.
-                    reason: error.to_string(),
+                    reason,
                 });
             }
             if let Some(target) = &call.target {
@@ -115,16 +122,39 @@ fn check_literals(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), Compile
     }
 }
 
+/// Functions without side effects or inputs beyond their arguments: called on literals,
+/// they give the same result on every request.
+const PURE: &[&str] = &[
+    "duration",
+    "timestamp",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    operators::ADD,
+    operators::SUBSTRACT,
+    operators::MULTIPLY,
+    operators::DIVIDE,
+    operators::MODULO,
+    operators::NEGATE,
+];
+
 /// An expression that fails at load exactly when `call` would fail on every request: the
-/// call itself when it only has literal arguments, or an accessor with a literal zone applied
-/// to a fixed timestamp.
+/// call itself when it is a pure function of literals, or an accessor with a literal zone
+/// applied to a fixed timestamp.
 fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
+    let literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(_));
     let string_literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(LiteralValue::String(_)));
     match (call.func_name.as_str(), &call.target, &call.args[..]) {
-        ("duration" | "timestamp", None, [arg]) if string_literal(arg) => Some(IdedExpr {
-            id: 0,
-            expr: Expr::Call(call.clone()),
-        }),
+        (function, None, args)
+            if PURE.contains(&function) && !args.is_empty() && args.iter().all(literal) =>
+        {
+            Some(IdedExpr {
+                id: 0,
+                expr: Expr::Call(call.clone()),
+            })
+        }
         (accessor, Some(_), [zone]) if ACCESSORS.contains(&accessor) && string_literal(zone) => {
             let epoch = IdedExpr {
                 id: 0,
@@ -150,12 +180,26 @@ fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
     }
 }
 
-/// `duration("1d")`, `.getHours("Europe/Berln")`.
+/// `duration("1d")`, `.getHours("Europe/Berln")`, `1 / 0`.
 fn describe_call(call: &CallExpr) -> String {
-    let literal = call.args.first().and_then(|arg| match &arg.expr {
-        Expr::Literal(LiteralValue::String(text)) => Some(CelString::inner(text).to_owned()),
-        _ => None,
-    });
-    let dot = if call.target.is_some() { "." } else { "" };
-    format!("{dot}{}({:?})", call.func_name, literal.unwrap_or_default())
+    let literal = |arg: &IdedExpr| match &arg.expr {
+        Expr::Literal(LiteralValue::String(text)) => format!("{:?}", CelString::inner(text)),
+        Expr::Literal(LiteralValue::Int(i)) => i.inner().to_string(),
+        Expr::Literal(LiteralValue::UInt(u)) => format!("{}u", u.inner()),
+        Expr::Literal(LiteralValue::Double(d)) => d.inner().to_string(),
+        Expr::Literal(LiteralValue::Boolean(b)) => b.inner().to_string(),
+        Expr::Literal(LiteralValue::Null) => "null".to_owned(),
+        _ => "…".to_owned(),
+    };
+    let args: Vec<String> = call.args.iter().map(literal).collect();
+    match (call.func_name.as_str(), &args[..]) {
+        (operator, [left, right]) if operator.starts_with('_') && operator.ends_with('_') => {
+            format!("{left} {} {right}", operator.trim_matches('_'))
+        }
+        (operators::NEGATE, [operand]) => format!("-{operand}"),
+        (function, args) => {
+            let dot = if call.target.is_some() { "." } else { "" };
+            format!("{dot}{function}({})", args.join(", "))
+        }
+    }
 }

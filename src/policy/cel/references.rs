@@ -39,6 +39,8 @@ pub fn check(
         bound: Vec::new(),
         literal_ranges: Vec::new(),
         request_aliases: Vec::new(),
+        headers_aliases: Vec::new(),
+        normalized_aliases: Vec::new(),
         used: References::default(),
         known_function,
     };
@@ -55,6 +57,12 @@ struct Checker<'f> {
     /// Comprehension variables that stand for the `request` variable
     /// (`[request].exists(r, "x-a" in r.headers)`).
     request_aliases: Vec<String>,
+    /// Comprehension variables that stand for `request.headers`
+    /// (`[request.headers].exists(h, "x-a" in h)`).
+    headers_aliases: Vec<String>,
+    /// Comprehension variables ranging over values in a normal form
+    /// (`source.certificate.dns_names.exists(n, n == "api.example.org")`).
+    normalized_aliases: Vec<(String, String, Form)>,
     used: References,
     known_function: &'f dyn Fn(&str, bool) -> bool,
 }
@@ -92,7 +100,13 @@ impl Checker<'_> {
     /// Whether `expr` is `request.headers` (or `request["headers"]`), with `request` the
     /// variable, not a bound name.
     fn is_request_headers(&self, expr: &IdedExpr) -> bool {
-        self.field_access(unwrap_dyn(expr)) == Some(("request", "headers"))
+        let expr = unwrap_dyn(expr);
+        if let Expr::Ident(name) = &expr.expr
+            && self.headers_aliases.contains(name)
+        {
+            return true;
+        }
+        self.field_access(expr) == Some(("request", "headers"))
     }
 
     /// The literal strings a key expression stands for: a literal, or a variable ranging
@@ -114,6 +128,23 @@ impl Checker<'_> {
     /// The attribute `expr` reads, when Warrant hands it to rules in one normal form (see
     /// `AuthzRequest::canonical`): its name and form.
     fn normalized(&self, expr: &IdedExpr) -> Option<(String, Form)> {
+        let expr = unwrap_dyn(expr);
+        if let Expr::Ident(name) = &expr.expr
+            && let Some((_, attribute, form)) = self
+                .normalized_aliases
+                .iter()
+                .rev()
+                .find(|(alias, _, _)| alias == name)
+        {
+            return Some((attribute.clone(), *form));
+        }
+        // `request.headers.host`: a header selected as a field.
+        if let Expr::Select(select) = &expr.expr
+            && self.is_request_headers(&select.operand)
+        {
+            return header_form(&select.field)
+                .map(|form| (format!("request.headers.{}", select.field), form));
+        }
         if let Some((variable, field)) = self.field_access(expr) {
             let form = match (variable, field) {
                 ("request", "host" | "scheme") | ("source", "trust_domain") => Form::Lower,
@@ -134,15 +165,27 @@ impl Checker<'_> {
                 let Expr::Literal(LiteralValue::String(key)) = &key.expr else {
                     return None;
                 };
-                let form = match key.inner() {
-                    ":authority" | "host" | ":scheme" => Form::Lower,
-                    ":method" => Form::Upper,
-                    _ => return None,
-                };
+                let form = header_form(key.inner())?;
                 Some((format!("request.headers[{:?}]", key.inner()), form))
             }
             _ => None,
         }
+    }
+
+    /// The normal form shared by the elements of `range`, when a macro ranges over it: the
+    /// DNS names of the certificate, or a list literal of attributes in one form.
+    fn normalized_elements(&self, range: &IdedExpr) -> Option<(String, Form)> {
+        if self.is_dns_names(range) {
+            return Some(("source.certificate.dns_names".to_owned(), Form::Lower));
+        }
+        let Expr::List(list) = &unwrap_dyn(range).expr else {
+            return None;
+        };
+        let mut forms = list.elements.iter().map(|e| self.normalized(e));
+        let first = forms.next()??;
+        forms
+            .all(|other| other.is_some_and(|(_, form)| form == first.1))
+            .then_some(first)
     }
 
     /// Whether `expr` is `source.certificate.dns_names` (lower-case names).
@@ -167,6 +210,19 @@ impl Checker<'_> {
                     .filter_map(|e| match &e.expr {
                         Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
                         _ => None,
+                    })
+                    .collect(),
+                Expr::Map(map) => map
+                    .entries
+                    .iter()
+                    .filter_map(|entry| match &entry.expr {
+                        EntryExpr::MapEntry(entry) => match &entry.key.expr {
+                            Expr::Literal(LiteralValue::String(text)) => {
+                                Some(text.inner().to_owned())
+                            }
+                            _ => None,
+                        },
+                        EntryExpr::StructField(_) => None,
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -297,7 +353,20 @@ impl Checker<'_> {
                 }
                 let depth = self.bound.len();
                 let ranges = self.literal_ranges.len();
-                let aliases = self.request_aliases.len();
+                let aliases = (
+                    self.request_aliases.len(),
+                    self.headers_aliases.len(),
+                    self.normalized_aliases.len(),
+                );
+                if let Expr::List(list) = &comp.iter_range.expr
+                    && list.elements.iter().any(|e| self.is_request_headers(e))
+                {
+                    self.headers_aliases.push(comp.iter_var.clone());
+                }
+                if let Some((attribute, form)) = self.normalized_elements(&comp.iter_range) {
+                    self.normalized_aliases
+                        .push((comp.iter_var.clone(), attribute, form));
+                }
                 if let Expr::List(list) = &comp.iter_range.expr
                     && list.elements.iter().any(|e| {
                         matches!(&e.expr, Expr::Ident(name) if name == "request" && !self.is_bound(name))
@@ -326,7 +395,9 @@ impl Checker<'_> {
                 }
                 self.bound.truncate(depth);
                 self.literal_ranges.truncate(ranges);
-                self.request_aliases.truncate(aliases);
+                self.request_aliases.truncate(aliases.0);
+                self.headers_aliases.truncate(aliases.1);
+                self.normalized_aliases.truncate(aliases.2);
             }
             Expr::List(list) => {
                 for element in &list.elements {
@@ -497,8 +568,17 @@ fn unwrap_dyn(expr: &IdedExpr) -> &IdedExpr {
     }
 }
 
+/// The normal form of a header's value, for the headers Warrant normalizes.
+fn header_form(name: &str) -> Option<Form> {
+    match name {
+        ":authority" | "host" | ":scheme" => Some(Form::Lower),
+        ":method" => Some(Form::Upper),
+        _ => None,
+    }
+}
+
 /// A normal form in which an attribute reaches rules.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
     Lower,
     Upper,
@@ -545,7 +625,8 @@ impl Form {
 /// Whether a regular expression only matches text with capitals: an ASCII capital outside
 /// escapes (`\S`, `\p{Lu}`) and character classes (`[A-Za-z]`), and no `(?i)`.
 fn pattern_needs_capitals(pattern: &str) -> bool {
-    if pattern.contains("(?i") {
+    // An alternation may match through a branch without capitals.
+    if pattern.contains("(?i") || pattern.contains('|') {
         return false;
     }
     let mut chars = pattern.chars();

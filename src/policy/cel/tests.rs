@@ -243,6 +243,7 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"dyn(request.headers)["X-Debug"] == "1""#,
         r#"[request].exists(r, "X-Debug" in r.headers)"#,
         r#"request.headers.exists(k, k in {"X-Debug": true})"#,
+        r#"[request.headers].exists(h, "X-Debug" in h)"#,
     ] {
         let error = CelEnv::default()
             .compile(source)
@@ -272,6 +273,7 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"request.headers.exists(k, k.matches("(?i)^X-Debug$"))"#,
         r#"request.headers.exists(k, k.matches("^x-\\S+[A-Za-z]$"))"#,
         r#"["X-A"].exists(h, h == "X-A")"#,
+        r#"request.headers.exists(k, k.matches("X-Debug|x-other"))"#,
     ] {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
@@ -539,6 +541,16 @@ fn what_fails_on_every_request_fails_the_load() {
             r#".getDayOfWeek("+25:00") fails"#,
         ),
         ("Foo{a: 1} == 1", "message literal Foo{...}"),
+        ("request.size() > 1 / 0", "1 / 0 fails on every request"),
+        ("uint(-1) > 0u", "uint(-1) fails on every request"),
+        (
+            "9223372036854775807 + 1 > 0",
+            "9223372036854775807 + 1 fails",
+        ),
+        (
+            "now > timestamp(253402300800)",
+            "timestamp(253402300800) fails",
+        ),
         ("1", "the expression is a number, not a bool"),
         (r#""true""#, "the expression is a string, not a bool"),
         ("[true]", "the expression is a list, not a bool"),
@@ -559,6 +571,8 @@ fn what_fails_on_every_request_fails_the_load() {
         r#"has(request.headers.authorization)"#,
         "true",
         r#"duration(context.ttl) > duration("0s")"#,
+        r#"request.path == "/a" + "/b""#,
+        "1 + 2 == 3",
     ] {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
