@@ -1,7 +1,10 @@
 //! The one module that talks to the CEL engine (`cel` crate), split by job:
 //! - this file: the engine wrapper — compiling rule expressions and evaluating them;
 //! - [`nesting`]: how deeply an expression may nest (the engine recurses per level);
-//! - [`references`]: what an expression may reference, checked at load;
+//! - [`references`]: what an expression may reference, checked at load, with
+//!   [`header_names`] and [`normal_form`] for literals that could never match;
+//! - [`constants`]: what would fail on every request, refused at load;
+//! - [`lexer`]: CEL's lexical grammar, for the nesting scan;
 //! - [`activation`]: the per-request values of the variables;
 //! - [`error_text`]: evaluation errors that never quote request values;
 //! - [`functions`]: Warrant's own functions (`matches`, timestamp accessors in UTC).
@@ -16,8 +19,10 @@ mod activation;
 mod constants;
 mod error_text;
 mod functions;
+mod header_names;
 mod lexer;
 mod nesting;
+mod normal_form;
 mod references;
 
 use std::collections::{BTreeSet, HashMap};

@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
 
+use super::header_names::{compared_header_names, header_key};
+use super::normal_form::{Form, header_form};
 use super::{CompileError, TYPE_NAMES, VARIABLES};
 
 /// What an expression references.
@@ -467,95 +469,6 @@ impl Checker<'_> {
     }
 }
 
-/// In a macro over `request.headers` whose key variable is `key`: a literal with capitals
-/// compared with the key (`k == "X-A"`, `k in ["X-A"]`, `k.startsWith("X-")`) never matches.
-fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError> {
-    let is_key = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(name) if name == key);
-    let literal = |e: &IdedExpr| match &e.expr {
-        Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
-        _ => None,
-    };
-    match &expr.expr {
-        Expr::Call(call) => {
-            // Names compared whole, and fragments of names.
-            let (whole, fragments): (Vec<String>, Vec<String>) =
-                match (call.func_name.as_str(), &call.target, &call.args[..]) {
-                    (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(a) => {
-                        (literal(b).into_iter().collect(), Vec::new())
-                    }
-                    (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(b) => {
-                        (literal(a).into_iter().collect(), Vec::new())
-                    }
-                    (operators::IN, None, [a, collection]) if is_key(a) => {
-                        let names = match &collection.expr {
-                            Expr::List(list) => list.elements.iter().filter_map(literal).collect(),
-                            Expr::Map(map) => map
-                                .entries
-                                .iter()
-                                .filter_map(|entry| match &entry.expr {
-                                    EntryExpr::MapEntry(entry) => literal(&entry.key),
-                                    EntryExpr::StructField(_) => None,
-                                })
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                        (names, Vec::new())
-                    }
-                    ("startsWith" | "endsWith" | "contains", Some(target), [arg])
-                        if is_key(target) =>
-                    {
-                        (Vec::new(), literal(arg).into_iter().collect())
-                    }
-                    ("matches", Some(target), [pattern]) if is_key(target) => {
-                        match literal(pattern) {
-                            Some(pattern) if pattern_needs_capitals(&pattern) => {
-                                return Err(CompileError::HeaderNameCase { written: pattern });
-                            }
-                            _ => (Vec::new(), Vec::new()),
-                        }
-                    }
-                    _ => (Vec::new(), Vec::new()),
-                };
-            for name in &whole {
-                header_key(name)?;
-            }
-            for fragment in &fragments {
-                if fragment.contains(|c: char| c != ':' && !crate::header::is_name_char(c)) {
-                    return Err(CompileError::NotAHeaderName {
-                        written: fragment.clone(),
-                    });
-                }
-                lower_case_header(fragment)?;
-            }
-            if let Some(target) = &call.target {
-                compared_header_names(target, key)?;
-            }
-            for arg in &call.args {
-                compared_header_names(arg, key)?;
-            }
-            Ok(())
-        }
-        Expr::Comprehension(comp) => {
-            for part in [
-                &comp.iter_range,
-                &comp.accu_init,
-                &comp.loop_cond,
-                &comp.loop_step,
-                &comp.result,
-            ] {
-                compared_header_names(part, key)?;
-            }
-            Ok(())
-        }
-        Expr::Select(select) => compared_header_names(&select.operand, key),
-        Expr::List(list) => list
-            .elements
-            .iter()
-            .try_for_each(|e| compared_header_names(e, key)),
-        _ => Ok(()),
-    }
-}
-
 /// `dyn(x)` is `x` to the checker (it only changes how the engine types `x`).
 fn unwrap_dyn(expr: &IdedExpr) -> &IdedExpr {
     match &expr.expr {
@@ -566,112 +479,6 @@ fn unwrap_dyn(expr: &IdedExpr) -> &IdedExpr {
         }
         _ => expr,
     }
-}
-
-/// The normal form of a header's value, for the headers Warrant normalizes.
-fn header_form(name: &str) -> Option<Form> {
-    match name {
-        ":authority" | "host" | ":scheme" => Some(Form::Lower),
-        ":method" => Some(Form::Upper),
-        _ => None,
-    }
-}
-
-/// A normal form in which an attribute reaches rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
-    Lower,
-    Upper,
-    /// Lower case, without userinfo, port or trailing dot.
-    Hostname,
-    /// A SPIFFE ID: its scheme and trust domain are lower case (SPIFFE ID §2.1).
-    SpiffeId,
-}
-
-impl Form {
-    /// How `written` fails this form — what the form is and the spelling that could match —
-    /// or `None` when it can match. `whole`: compared with the whole value, not a part.
-    fn mismatch(self, written: &str, whole: bool) -> Option<(&'static str, String)> {
-        let lower = written.to_ascii_lowercase();
-        match self {
-            Form::Lower => (lower != written).then_some(("in lower case", lower)),
-            Form::Hostname if !whole => (lower != written).then_some(("in lower case", lower)),
-            Form::Hostname => {
-                let host = crate::request::hostname(&lower);
-                (host != written).then(|| {
-                    (
-                        "in lower case, without port or trailing dot",
-                        host.to_owned(),
-                    )
-                })
-            }
-            Form::Upper => {
-                let upper = written.to_ascii_uppercase();
-                (upper != written).then_some(("in upper case", upper))
-            }
-            Form::SpiffeId => {
-                let rest = lower.strip_prefix("spiffe://")?;
-                let authority = "spiffe://".len() + rest.find('/').unwrap_or(rest.len());
-                let fixed = format!("{}{}", &lower[..authority], &written[authority..]);
-                (fixed != written).then_some((
-                    "a SPIFFE ID with its scheme and trust domain in lower case",
-                    fixed,
-                ))
-            }
-        }
-    }
-}
-
-/// Whether a regular expression only matches text with capitals: an ASCII capital outside
-/// escapes (`\S`, `\p{Lu}`) and character classes (`[A-Za-z]`), and no `(?i)`.
-fn pattern_needs_capitals(pattern: &str) -> bool {
-    // An alternation may match through a branch without capitals.
-    if pattern.contains("(?i") || pattern.contains('|') {
-        return false;
-    }
-    let mut chars = pattern.chars();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some('p' | 'P') = chars.next()
-                    && chars.clone().next() == Some('{')
-                {
-                    chars.by_ref().find(|&c| c == '}');
-                }
-            }
-            '[' => in_class = true,
-            ']' => in_class = false,
-            c if c.is_ascii_uppercase() && !in_class => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
-/// A header name used as a key of `request.headers`: it must be one a request can carry,
-/// written in lower case (Envoy hands header names over in lower case), or the lookup would
-/// silently never match.
-fn header_key(name: &str) -> Result<(), CompileError> {
-    // Pseudo-headers (`:authority`, `:path`) are keys too.
-    let token = name.strip_prefix(':').unwrap_or(name);
-    if crate::header::check_name(token).is_err() {
-        return Err(CompileError::NotAHeaderName {
-            written: name.to_owned(),
-        });
-    }
-    lower_case_header(name)
-}
-
-/// Header names reach rules in lower case (HTTP/2 and Envoy lower-case them), so a name with
-/// capitals would silently never match.
-fn lower_case_header(name: &str) -> Result<(), CompileError> {
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(CompileError::HeaderNameCase {
-            written: name.to_owned(),
-        });
-    }
-    Ok(())
 }
 
 fn known_variable(
