@@ -76,14 +76,16 @@ pub fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileEr
             Ok(())
         }
         Expr::Comprehension(comp) => {
-            for part in [
-                &comp.iter_range,
-                &comp.accu_init,
-                &comp.loop_cond,
-                &comp.loop_step,
-                &comp.result,
-            ] {
-                compared_header_names(part, key)?;
+            compared_header_names(&comp.iter_range, key)?;
+            compared_header_names(&comp.accu_init, key)?;
+            // An inner macro that binds the same name hides the key in its body.
+            let rebinds = comp.iter_var == key
+                || comp.iter_var2.as_deref() == Some(key)
+                || comp.accu_var == key;
+            if !rebinds {
+                for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
+                    compared_header_names(part, key)?;
+                }
             }
             Ok(())
         }

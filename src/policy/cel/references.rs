@@ -38,11 +38,7 @@ pub fn check(
     known_function: &dyn Fn(&str, bool) -> bool,
 ) -> Result<References, CompileError> {
     let mut checker = Checker {
-        bound: Vec::new(),
-        literal_ranges: Vec::new(),
-        request_aliases: Vec::new(),
-        headers_aliases: Vec::new(),
-        normalized_aliases: Vec::new(),
+        scope: Vec::new(),
         used: References::default(),
         known_function,
     };
@@ -51,27 +47,76 @@ pub fn check(
 }
 
 struct Checker<'f> {
-    /// Comprehension variables in scope.
-    bound: Vec<String>,
-    /// Comprehension variables ranging over a list literal, with its string literals
-    /// (`["X-A", "x-b"].exists(h, h in request.headers)`).
-    literal_ranges: Vec<(String, Vec<String>)>,
-    /// Comprehension variables that stand for the `request` variable
-    /// (`[request].exists(r, "x-a" in r.headers)`).
-    request_aliases: Vec<String>,
-    /// Comprehension variables that stand for `request.headers`
-    /// (`[request.headers].exists(h, "x-a" in h)`).
-    headers_aliases: Vec<String>,
-    /// Comprehension variables ranging over values in a normal form
-    /// (`source.certificate.dns_names.exists(n, n == "api.example.org")`).
-    normalized_aliases: Vec<(String, String, Form)>,
+    /// Comprehension variables in scope, innermost last, with what each stands for.
+    scope: Vec<(String, Binding)>,
     used: References,
     known_function: &'f dyn Fn(&str, bool) -> bool,
 }
 
+/// What a comprehension variable stands for, as far as the checker follows it.
+#[derive(Debug, Clone)]
+enum Binding {
+    /// Nothing the checker follows.
+    Opaque,
+    /// The `request` variable (`[request].exists(r, "x-a" in r.headers)`).
+    Request,
+    /// `request.headers` (`[request.headers].exists(h, "x-a" in h)`).
+    Headers,
+    /// An attribute in a normal form, by name
+    /// (`source.certificate.dns_names.exists(n, n == "api.example.org")`).
+    Normalized(String, Form),
+    /// The string literals of the list it ranges over
+    /// (`["X-A", "x-b"].exists(h, h in request.headers)`).
+    Literals(Vec<String>),
+}
+
 impl Checker<'_> {
+    /// What `name` stands for, when a comprehension binds it (the innermost binding wins).
+    fn binding(&self, name: &str) -> Option<&Binding> {
+        self.scope
+            .iter()
+            .rev()
+            .find(|(bound, _)| bound == name)
+            .map(|(_, binding)| binding)
+    }
+
     fn is_bound(&self, name: &str) -> bool {
-        self.bound.iter().any(|b| b == name)
+        self.binding(name).is_some()
+    }
+
+    /// What the variable of a macro over `range` stands for: a binding when every element
+    /// the variable can take is the same followed thing.
+    fn range_binding(&self, range: &IdedExpr) -> Binding {
+        if let Some((attribute, form)) = self.normalized_elements(range) {
+            return Binding::Normalized(attribute, form);
+        }
+        let Expr::List(list) = &range.expr else {
+            return Binding::Opaque;
+        };
+        let all = |test: &dyn Fn(&IdedExpr) -> bool| {
+            !list.elements.is_empty() && list.elements.iter().all(test)
+        };
+        if all(
+            &|e| matches!(&e.expr, Expr::Ident(name) if name == "request" && !self.is_bound(name)),
+        ) {
+            return Binding::Request;
+        }
+        if all(&|e| self.is_request_headers(e)) {
+            return Binding::Headers;
+        }
+        let literals: Vec<String> = list
+            .elements
+            .iter()
+            .filter_map(|e| match &e.expr {
+                Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
+                _ => None,
+            })
+            .collect();
+        if literals.is_empty() {
+            Binding::Opaque
+        } else {
+            Binding::Literals(literals)
+        }
     }
 
     /// `variable.field`, `variable["field"]` and their optional forms, when `variable` is a
@@ -93,8 +138,11 @@ impl Checker<'_> {
             _ => return None,
         };
         match &unwrap_dyn(operand).expr {
-            Expr::Ident(name) if !self.is_bound(name) => Some((name.as_str(), field)),
-            Expr::Ident(name) if self.request_aliases.contains(name) => Some(("request", field)),
+            Expr::Ident(name) => match self.binding(name) {
+                None => Some((name.as_str(), field)),
+                Some(Binding::Request) => Some(("request", field)),
+                Some(_) => None,
+            },
             _ => None,
         }
     }
@@ -104,7 +152,7 @@ impl Checker<'_> {
     fn is_request_headers(&self, expr: &IdedExpr) -> bool {
         let expr = unwrap_dyn(expr);
         if let Expr::Ident(name) = &expr.expr
-            && self.headers_aliases.contains(name)
+            && let Some(Binding::Headers) = self.binding(name)
         {
             return true;
         }
@@ -116,13 +164,10 @@ impl Checker<'_> {
     fn literal_keys(&self, key: &IdedExpr) -> Vec<String> {
         match &key.expr {
             Expr::Literal(LiteralValue::String(name)) => vec![name.inner().to_owned()],
-            Expr::Ident(name) => self
-                .literal_ranges
-                .iter()
-                .rev()
-                .find(|(variable, _)| variable == name)
-                .map(|(_, keys)| keys.clone())
-                .unwrap_or_default(),
+            Expr::Ident(name) => match self.binding(name) {
+                Some(Binding::Literals(keys)) => keys.clone(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         }
     }
@@ -132,11 +177,7 @@ impl Checker<'_> {
     fn normalized(&self, expr: &IdedExpr) -> Option<(String, Form)> {
         let expr = unwrap_dyn(expr);
         if let Expr::Ident(name) = &expr.expr
-            && let Some((_, attribute, form)) = self
-                .normalized_aliases
-                .iter()
-                .rev()
-                .find(|(alias, _, _)| alias == name)
+            && let Some(Binding::Normalized(attribute, form)) = self.binding(name)
         {
             return Some((attribute.clone(), *form));
         }
@@ -353,53 +394,17 @@ impl Checker<'_> {
                         compared_header_names(part, &comp.iter_var)?;
                     }
                 }
-                let depth = self.bound.len();
-                let ranges = self.literal_ranges.len();
-                let aliases = (
-                    self.request_aliases.len(),
-                    self.headers_aliases.len(),
-                    self.normalized_aliases.len(),
-                );
-                if let Expr::List(list) = &comp.iter_range.expr
-                    && list.elements.iter().any(|e| self.is_request_headers(e))
-                {
-                    self.headers_aliases.push(comp.iter_var.clone());
+                let depth = self.scope.len();
+                let binding = self.range_binding(&comp.iter_range);
+                self.scope.push((comp.iter_var.clone(), binding));
+                if let Some(second) = &comp.iter_var2 {
+                    self.scope.push((second.clone(), Binding::Opaque));
                 }
-                if let Some((attribute, form)) = self.normalized_elements(&comp.iter_range) {
-                    self.normalized_aliases
-                        .push((comp.iter_var.clone(), attribute, form));
-                }
-                if let Expr::List(list) = &comp.iter_range.expr
-                    && list.elements.iter().any(|e| {
-                        matches!(&e.expr, Expr::Ident(name) if name == "request" && !self.is_bound(name))
-                    })
-                {
-                    self.request_aliases.push(comp.iter_var.clone());
-                }
-                if let Expr::List(list) = &comp.iter_range.expr {
-                    let keys = list
-                        .elements
-                        .iter()
-                        .filter_map(|e| match &e.expr {
-                            Expr::Literal(LiteralValue::String(text)) => {
-                                Some(text.inner().to_owned())
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    self.literal_ranges.push((comp.iter_var.clone(), keys));
-                }
-                self.bound.push(comp.iter_var.clone());
-                self.bound.extend(comp.iter_var2.clone());
-                self.bound.push(comp.accu_var.clone());
+                self.scope.push((comp.accu_var.clone(), Binding::Opaque));
                 for part in [&comp.loop_cond, &comp.loop_step, &comp.result] {
                     self.walk(part)?;
                 }
-                self.bound.truncate(depth);
-                self.literal_ranges.truncate(ranges);
-                self.request_aliases.truncate(aliases.0);
-                self.headers_aliases.truncate(aliases.1);
-                self.normalized_aliases.truncate(aliases.2);
+                self.scope.truncate(depth);
             }
             Expr::List(list) => {
                 for element in &list.elements {

@@ -274,6 +274,12 @@ fn header_names_with_capitals_are_refused_in_every_lookup() {
         r#"request.headers.exists(k, k.matches("^x-\\S+[A-Za-z]$"))"#,
         r#"["X-A"].exists(h, h == "X-A")"#,
         r#"request.headers.exists(k, k.matches("X-Debug|x-other"))"#,
+        // A macro variable rebound by an inner macro, and lists mixing headers with other
+        // maps, whose keys keep their case.
+        r#"request.headers.exists(k, context.exists(k, k == "Service"))"#,
+        r#"request.headers.exists(h, h.startsWith("x-") && source.segments.exists(h, h == "Shop"))"#,
+        r#"[request.headers, context].exists(m, "Service" in m)"#,
+        r#"[request.query, request.headers].exists(m, m.exists(k, k == "Debug"))"#,
     ] {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
@@ -516,6 +522,9 @@ fn literals_that_a_normalized_attribute_never_equals_are_refused() {
         r#"request.path == "/Admin""#,
         r#"request.headers["x-tenant"] == "Shop""#,
         r#"destination.principal == "spiffe://Prod.example.org/x""#,
+        r#"source.certificate.dns_names.exists(n, source.segments.exists(n, n == "Shop"))"#,
+        r#"[request.hostname].exists(h, ["Shop"].exists(h, h == "Shop"))"#,
+        r#"[request.hostname, source.namespace].exists(v, v == "Shop")"#,
     ] {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
