@@ -28,7 +28,7 @@ use crate::header;
 use crate::request::AuthzRequest;
 use crate::trust::{TrustPolicy, TrustSettings};
 
-pub use self::cel::{CompileError, EvalError, MAX_DEPTH, VARIABLES};
+pub use self::cel::{CompileError, EvalError, Field, MAX_DEPTH, Shape, VARIABLES, Variable};
 pub use decision::{Decision, RuleFailure, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 

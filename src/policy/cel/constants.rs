@@ -14,8 +14,9 @@ use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, operators};
 use cel::common::types::{CelInt, CelString};
 use cel::{Context, IdedExpr, Value};
 
+use super::CompileError;
+use super::environment;
 use super::functions::time::ACCESSORS;
-use super::{CompileError, VARIABLES};
 
 /// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
 /// policy's expressions run in.
@@ -61,7 +62,7 @@ fn check_result(expr: &IdedExpr) -> Result<(), CompileError> {
 /// chain below one (not `has(...)`, which is a test).
 fn is_variable_value(expr: &IdedExpr) -> bool {
     match &expr.expr {
-        Expr::Ident(name) => VARIABLES.iter().any(|(variable, _)| variable == name),
+        Expr::Ident(name) => environment::variable(name).is_some(),
         Expr::Select(select) => !select.test && is_variable_value(&select.operand),
         _ => false,
     }

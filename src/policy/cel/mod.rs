@@ -5,7 +5,8 @@
 //!   [`header_names`] and [`normal_form`] for literals that could never match;
 //! - [`constants`]: what would fail on every request, refused at load;
 //! - [`lexer`]: CEL's lexical grammar, for the nesting scan;
-//! - [`activation`]: the per-request values of the variables;
+//! - [`environment`]: every variable declared once (type, fields, docs, how it is built),
+//!   which the checker, the per-request activation and `docs/cel.md` follow;
 //! - [`error_text`]: evaluation errors that never quote request values;
 //! - [`functions`]: Warrant's own functions (`matches`, timestamp accessors in UTC).
 //!
@@ -15,8 +16,8 @@
 //! (~35 µs), a child scope of a shared root costs ~1 µs. So one root is built when the policy
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
-mod activation;
 mod constants;
+mod environment;
 mod error_text;
 mod functions;
 mod header_names;
@@ -37,37 +38,8 @@ use regex::Regex;
 use crate::request::AuthzRequest;
 use crate::trust::VerifiedPeer;
 
+pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use nesting::MAX_DEPTH;
-
-/// The variables a rule may reference, with the fields of those that have a fixed shape.
-/// Keep in sync with `docs/cel.md`.
-pub const VARIABLES: &[(&str, Option<&[&str]>)] = &[
-    (
-        "source",
-        Some(&[
-            "spiffe_id",
-            "trust_domain",
-            "path",
-            "segments",
-            "namespace",
-            "service_account",
-            "principal",
-            "address",
-            "port",
-            "certificate",
-        ]),
-    ),
-    ("destination", Some(&["principal", "address", "port"])),
-    (
-        "request",
-        Some(&[
-            "method", "path", "query", "host", "hostname", "scheme", "protocol", "headers", "id",
-            "time",
-        ]),
-    ),
-    ("context", None),
-    ("now", None),
-];
 
 /// CEL's type identifiers, usable as values (`type(x) == int`).
 const TYPE_NAMES: &[&str] = &[
@@ -90,9 +62,10 @@ pub enum CompileError {
     #[error("CEL syntax error: {0}")]
     Syntax(String),
     #[error(
-        "unknown variable {0:?}; known variables are source, destination, request, context, now"
+        "unknown variable {name:?}; known variables are {}",
+        environment::VARIABLES.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
     )]
-    UnknownVariable(String),
+    UnknownVariable { name: String },
     #[error(
         "unknown function {name}(){}; names are case-sensitive (see docs/cel.md for the functions available)",
         if *.member { " called as a method" } else { "" }
@@ -361,9 +334,10 @@ impl CelEnv {
     ) -> Activation<'a> {
         let root: &'a Context<'a, 'a> = &self.root;
         let mut scope = root.new_inner_scope();
+        let inputs = environment::Inputs { peer, request, now };
         for &name in needed {
-            if let Some(value) = activation::variable(name, peer, request, now) {
-                scope.add_variable_as_val(name, value);
+            if let Some(variable) = environment::variable(name) {
+                scope.add_variable_as_val(name, variable.build(&inputs));
             }
         }
         Activation { scope }

@@ -14,9 +14,10 @@ use std::collections::BTreeSet;
 use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
 
+use super::environment;
 use super::header_names::{compared_header_names, header_key};
 use super::normal_form::{Form, header_form};
-use super::{CompileError, TYPE_NAMES, VARIABLES};
+use super::{CompileError, TYPE_NAMES};
 
 /// What an expression references.
 #[derive(Debug, Default)]
@@ -486,12 +487,11 @@ fn unwrap_dyn(expr: &IdedExpr) -> &IdedExpr {
     }
 }
 
-fn known_variable(
-    name: &str,
-) -> Result<(&'static str, Option<&'static [&'static str]>), CompileError> {
-    VARIABLES
-        .iter()
-        .find(|(variable, _)| *variable == name)
-        .copied()
-        .ok_or_else(|| CompileError::UnknownVariable(name.to_owned()))
+/// The declared variable `name`, with its field names when it has fixed ones.
+fn known_variable(name: &str) -> Result<(&'static str, Option<Vec<&'static str>>), CompileError> {
+    environment::variable(name)
+        .map(|variable| (variable.name, variable.fields().map(Iterator::collect)))
+        .ok_or_else(|| CompileError::UnknownVariable {
+            name: name.to_owned(),
+        })
 }

@@ -1,0 +1,470 @@
+//! The CEL environment, declared once: every variable a rule can use, its fields, their CEL
+//! types, their documentation and how each value is built for a request. The reference
+//! checker (which names exist), the activation (what is bound per request) and the tables of
+//! `docs/cel.md` all follow from [`VARIABLES`]; a test fails when the docs and the table
+//! disagree.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
+use cel::common::value::Val;
+use chrono::{DateTime, Utc};
+
+use crate::request::{AuthzRequest, HttpRequest};
+use crate::trust::VerifiedPeer;
+
+/// A CEL value that may borrow from the request for `'a`.
+pub type CelVal<'a> = Box<dyn Val + 'a>;
+
+/// Builds a value from what one request offers.
+pub type Build = for<'a> fn(&Inputs<'a>) -> CelVal<'a>;
+
+/// What values are built from: the verified caller, the request, the evaluation time.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub peer: &'a VerifiedPeer,
+    pub request: &'a AuthzRequest,
+    pub now: SystemTime,
+}
+
+impl<'a> Inputs<'a> {
+    /// The HTTP attributes; `None` for a check from Envoy's network (TCP) filter, whose
+    /// string fields are then `""` and maps empty.
+    fn http(&self) -> Option<&'a HttpRequest> {
+        self.request.http.as_ref()
+    }
+}
+
+/// A top-level variable.
+#[derive(Debug)]
+pub struct Variable {
+    pub name: &'static str,
+    /// One line for the docs (the variable's section, or its row).
+    pub doc: &'static str,
+    pub shape: Shape,
+}
+
+/// A variable is a map of fixed fields, or a value of its own.
+#[derive(Debug)]
+pub enum Shape {
+    /// Fields known at load: referencing any other is a load error.
+    Fields(&'static [Field]),
+    /// A value whose inside is not declared (its keys come from the request or Envoy).
+    Value {
+        cel_type: &'static str,
+        build: Build,
+    },
+}
+
+/// A field of a fixed-shape variable.
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    /// The CEL type as the docs write it (`string`, `map(string, string)`, ...).
+    pub cel_type: &'static str,
+    /// The docs' description of the field.
+    pub doc: &'static str,
+    pub build: Build,
+}
+
+/// Every variable a rule may reference.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "source",
+        doc: "the caller (verified by the trust stage)",
+        shape: Shape::Fields(&[
+            Field {
+                name: "spiffe_id",
+                cel_type: "string",
+                doc: r#"`spiffe://prod.example.org/ns/shop/sa/frontend`"#,
+                build: |i| string(i.peer.spiffe_id.as_str()),
+            },
+            Field {
+                name: "trust_domain",
+                cel_type: "string",
+                doc: r#"`prod.example.org`"#,
+                build: |i| string(i.peer.spiffe_id.trust_domain()),
+            },
+            Field {
+                name: "path",
+                cel_type: "string",
+                doc: r#"`/ns/shop/sa/frontend`"#,
+                build: |i| string(i.peer.spiffe_id.path()),
+            },
+            Field {
+                name: "segments",
+                cel_type: "list(string)",
+                doc: r#"`["ns", "shop", "sa", "frontend"]`"#,
+                build: |i| list(i.peer.spiffe_id.segments().map(string)),
+            },
+            Field {
+                name: "namespace",
+                cel_type: "string",
+                doc: r#"`shop` when the path has Istio's `/ns/N/sa/S` shape, else `""`"#,
+                build: |i| string(istio(i).0),
+            },
+            Field {
+                name: "service_account",
+                cel_type: "string",
+                doc: r#"`frontend` when the path has Istio's shape, else `""`"#,
+                build: |i| string(istio(i).1),
+            },
+            Field {
+                name: "principal",
+                cel_type: "string",
+                doc: r#"the raw `source.principal` Envoy sent (equal to `spiffe_id` once trusted)"#,
+                build: |i| string(&i.request.source.principal),
+            },
+            Field {
+                name: "address",
+                cel_type: "string",
+                doc: r#"peer IP address, `""` when unknown"#,
+                build: |i| string(&i.request.source.address),
+            },
+            Field {
+                name: "port",
+                cel_type: "int",
+                doc: r#"peer port, `0` when unknown"#,
+                build: |i| int(i64::from(i.request.source.port)),
+            },
+            Field {
+                name: "certificate",
+                cel_type: "map",
+                doc: r#"when Envoy forwarded the certificate: `serial` (string, colon-separated hex), `not_before` and `not_after` (timestamps), `dns_names` (list of DNS SANs, in lower case); an empty map otherwise"#,
+                build: certificate,
+            },
+        ]),
+    },
+    Variable {
+        name: "destination",
+        doc: "the service Envoy protects",
+        shape: Shape::Fields(&[
+            Field {
+                name: "principal",
+                cel_type: "string",
+                doc: r#"Envoy's own identity on this listener (its certificate's URI SAN)"#,
+                build: |i| string(&i.request.destination.principal),
+            },
+            Field {
+                name: "address",
+                cel_type: "string",
+                doc: r#"local address the request arrived on"#,
+                build: |i| string(&i.request.destination.address),
+            },
+            Field {
+                name: "port",
+                cel_type: "int",
+                doc: r#"local port"#,
+                build: |i| int(i64::from(i.request.destination.port)),
+            },
+        ]),
+    },
+    Variable {
+        name: "request",
+        doc: "the HTTP request",
+        shape: Shape::Fields(&[
+            Field {
+                name: "method",
+                cel_type: "string",
+                doc: r#"`GET`, `POST`, … in **upper case**: methods are case-sensitive (RFC 9110 §9.1), but some upstreams (ASP.NET Core among them) match them case-insensitively, so an HTTP/2 `:method: delete` would otherwise slip past a rule on `"DELETE"` and still reach the DELETE handler"#,
+                build: |i| string(i.http().map_or("", |h| &h.method)),
+            },
+            Field {
+                name: "path",
+                cel_type: "string",
+                doc: r#"the path **without** the query string, exactly as Envoy passes it: Envoy normalises it only with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action` on the connection manager — set them (see [examples/envoy](../examples/envoy/README.md)), or `/payments/../admin` gets past a rule on `/admin`"#,
+                build: |i| string(i.http().map_or("", |h| h.path_without_query())),
+            },
+            Field {
+                name: "query",
+                cel_type: "map(string, string)",
+                doc: r#"decoded query parameters; for a repeated key the first value"#,
+                build: query,
+            },
+            Field {
+                name: "host",
+                cel_type: "string",
+                doc: r#"`:authority` / `Host` **in lower case**, as Envoy passed it otherwise (port and trailing dot kept): `admin.example.org:8443`"#,
+                build: |i| string(i.http().map_or("", |h| &h.host)),
+            },
+            Field {
+                name: "hostname",
+                cel_type: "string",
+                doc: r#"the host a rule should usually compare: `request.host` without the port and without a trailing dot — `Admin.Example.Org.:8443` → `admin.example.org`. A host name cannot contain `:`, so everything from the first `:` goes (`admin.example.org:1:2`, which Envoy's `admin.example.org:*` domain matches, → `admin.example.org`); an IPv6 literal keeps its brackets (`[::1]`)"#,
+                build: |i| string(i.http().map_or("", |h| h.hostname())),
+            },
+            Field {
+                name: "scheme",
+                cel_type: "string",
+                doc: r#"`https`, `http` (in lower case)"#,
+                build: |i| string(i.http().map_or("", |h| &h.scheme)),
+            },
+            Field {
+                name: "protocol",
+                cel_type: "string",
+                doc: r#"`HTTP/1.1`, `HTTP/2`, …"#,
+                build: |i| string(i.http().map_or("", |h| &h.protocol)),
+            },
+            Field {
+                name: "headers",
+                cel_type: "map(string, string)",
+                doc: r#"headers with lower-case names (pseudo-headers such as `:path` included); a repeated header is one entry, its values joined with `,` in arrival order (Envoy does this for `headers`; Warrant does it for the raw `header_map` Envoy sends with `encode_raw_headers`). The values of `:authority`, `host` and `:scheme` are in lower case; every other value is verbatim"#,
+                build: headers,
+            },
+            Field {
+                name: "id",
+                cel_type: "string",
+                doc: r#"the request id Envoy assigned (its stream id: the `x-request-id` value with Envoy's default request-id extension)"#,
+                build: |i| string(i.http().map_or("", |h| &h.id)),
+            },
+            Field {
+                name: "time",
+                cel_type: "timestamp or null",
+                doc: r#"when Envoy received the request; `null` if Envoy did not say"#,
+                build: |i| i.request.time.map_or_else(null, timestamp),
+            },
+        ]),
+    },
+    Variable {
+        name: "context",
+        doc: r#"the route's `context_extensions` (set per route or virtual host in Envoy's `ExtAuthzPerRoute.check_settings`; the route's keys win); **an empty map** on a route that sets none, and for the network filter"#,
+        shape: Shape::Value {
+            cel_type: "map(string, string)",
+            build: |i| {
+                string_map(
+                    i.request
+                        .context_extensions
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+            },
+        },
+    },
+    Variable {
+        name: "now",
+        doc: r#"the evaluation time (fixed by `warrant eval --now`)"#,
+        shape: Shape::Value {
+            cel_type: "timestamp",
+            build: |i| timestamp(i.now),
+        },
+    },
+];
+
+/// The variable called `name`.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|variable| variable.name == name)
+}
+
+impl Variable {
+    /// The names of its fields, when it has fixed ones.
+    pub fn fields(&self) -> Option<impl Iterator<Item = &'static str>> {
+        match self.shape {
+            Shape::Fields(fields) => Some(fields.iter().map(|field| field.name)),
+            Shape::Value { .. } => None,
+        }
+    }
+
+    /// Its value for one request.
+    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> CelVal<'a> {
+        match self.shape {
+            Shape::Fields(fields) => {
+                let map: HashMap<CelMapKey<'a>, CelVal<'a>> = fields
+                    .iter()
+                    .map(|field| (CelMapKey::from(field.name), (field.build)(inputs)))
+                    .collect();
+                Box::new(CelMap::from(map))
+            }
+            Shape::Value { build, .. } => build(inputs),
+        }
+    }
+}
+
+fn string(s: &str) -> CelVal<'_> {
+    Box::new(CelString::from(s))
+}
+
+fn int(i: i64) -> CelVal<'static> {
+    Box::new(CelInt::from(i))
+}
+
+fn null() -> CelVal<'static> {
+    Box::new(CelNull)
+}
+
+fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
+        .map(|(k, v)| (CelMapKey::from(k), string(v)))
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+fn list<'a>(items: impl Iterator<Item = CelVal<'a>>) -> CelVal<'a> {
+    Box::new(CelList::from(items.collect::<Vec<_>>()))
+}
+
+/// Istio's `/ns/N/sa/S` namespace and service account, or empty strings.
+fn istio<'a>(inputs: &Inputs<'a>) -> (&'a str, &'a str) {
+    inputs
+        .peer
+        .spiffe_id
+        .istio_namespace_and_service_account()
+        .unwrap_or(("", ""))
+}
+
+/// `source.certificate`: the forwarded SVID's details, or an empty map.
+fn certificate<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    let entries: Vec<(&'static str, CelVal<'a>)> = match &inputs.peer.svid {
+        Some(svid) => vec![
+            ("serial", string(svid.serial())),
+            ("not_before", unix_timestamp(svid.not_before())),
+            ("not_after", unix_timestamp(svid.not_after())),
+            (
+                "dns_names",
+                list(svid.dns_names().iter().map(|n| string(n))),
+            ),
+        ],
+        None => Vec::new(),
+    };
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::from(k), v))
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+/// `request.query`: decoded parameters, the first occurrence of a repeated one winning.
+fn query<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    let mut query: HashMap<CelMapKey<'a>, CelVal<'a>> = HashMap::new();
+    if let Some(http) = inputs.http() {
+        for (k, v) in form_urlencoded::parse(http.query_string().as_bytes()) {
+            query
+                .entry(CelMapKey::String(CelString::from(k)))
+                .or_insert_with(|| Box::new(CelString::from(v)));
+        }
+    }
+    Box::new(CelMap::from(query))
+}
+
+/// `request.headers`, borrowing names and values.
+fn headers<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    let headers = inputs
+        .http()
+        .map(|http| http.headers.as_slice())
+        .unwrap_or_default();
+    string_map(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// `time` as a CEL timestamp; null when chrono cannot represent it (`From<SystemTime>` would
+/// panic, and `request.time` comes from the CheckRequest).
+fn timestamp(time: SystemTime) -> CelVal<'static> {
+    let utc = match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs())
+            .ok()
+            .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, after.subsec_nanos())),
+        Err(before) => {
+            let before = before.duration();
+            i64::try_from(before.as_secs()).ok().and_then(|secs| {
+                DateTime::<Utc>::from_timestamp(-secs, 0).and_then(|t| {
+                    t.checked_sub_signed(chrono::Duration::nanoseconds(i64::from(
+                        before.subsec_nanos(),
+                    )))
+                })
+            })
+        }
+    };
+    match utc {
+        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
+        None => Box::new(CelNull),
+    }
+}
+
+fn unix_timestamp(secs: i64) -> CelVal<'static> {
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
+        None => Box::new(CelNull),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const DOCS: &str = include_str!("../../../docs/cel.md");
+
+    /// The rows `| `name` | type | description |` of the docs' variable tables.
+    fn documented_rows() -> BTreeMap<String, (String, String)> {
+        DOCS.lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line
+                    .strip_prefix("| `")?
+                    .strip_suffix(" |")?
+                    .splitn(3, " | ")
+                    .collect();
+                let [name, cel_type, doc] = cells[..] else {
+                    return None;
+                };
+                let name = name.strip_suffix('`')?;
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                    .then(|| (name.to_owned(), (cel_type.to_owned(), doc.to_owned())))
+            })
+            .collect()
+    }
+
+    /// The same rows, as the table declares them.
+    fn declared_rows() -> BTreeMap<String, (String, String)> {
+        let mut rows = BTreeMap::new();
+        for variable in VARIABLES {
+            match variable.shape {
+                Shape::Fields(fields) => {
+                    for field in fields {
+                        rows.insert(
+                            format!("{}.{}", variable.name, field.name),
+                            (field.cel_type.to_owned(), field.doc.to_owned()),
+                        );
+                    }
+                }
+                Shape::Value { cel_type, .. } => {
+                    rows.insert(
+                        variable.name.to_owned(),
+                        (cel_type.to_owned(), variable.doc.to_owned()),
+                    );
+                }
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn docs_cel_md_and_the_table_agree() {
+        let documented = documented_rows();
+        let declared = declared_rows();
+        for (name, row) in &declared {
+            assert_eq!(
+                documented.get(name),
+                Some(row),
+                "docs/cel.md must have the row | `{name}` | {} | {} |",
+                row.0,
+                row.1
+            );
+        }
+        for name in documented.keys() {
+            assert!(
+                declared.contains_key(name),
+                "docs/cel.md documents `{name}`, which the environment does not declare"
+            );
+        }
+        for variable in VARIABLES {
+            if let Shape::Fields(_) = variable.shape {
+                let heading = format!("## `{}` — {}", variable.name, variable.doc);
+                assert!(
+                    DOCS.contains(&heading),
+                    "docs/cel.md must have the heading {heading}"
+                );
+            }
+        }
+    }
+}
