@@ -176,7 +176,14 @@ impl Default for CelEnv {
     fn default() -> Self {
         // The engine is built without its `regex` feature, so the standard library has no
         // `matches`: Warrant provides it (see `functions::matches`).
-        let env = Arc::new(Env::stdlib());
+        let mut env = Env::stdlib();
+        // The engine's own CEL strings extension (cel-go's `ext.Strings`: `lowerAscii`,
+        // `split`, `join`, `replace`, `substring`, `format`, ...) and `base64.encode/decode`.
+        // Declaring them cannot clash with the standard library; were it to fail, their names
+        // would be unknown functions, refused at load (a test checks they are there).
+        let _ = env.add_extension(cel::extensions::strings);
+        let _ = env.add_extension(cel::extensions::encoders);
+        let env = Arc::new(env);
         Self {
             root: root_context(&env, Arc::default()),
             env,

@@ -586,3 +586,74 @@ fn what_fails_on_every_request_fails_the_load() {
         assert!(CelEnv::default().compile(source).is_ok(), "{source}");
     }
 }
+
+/// `source` evaluated to a string.
+fn text(source: &str) -> String {
+    match evaluate_value(source) {
+        Ok(Value::String(s)) => s.to_string(),
+        other => panic!("{source}: {other:?}"),
+    }
+}
+
+/// `source` evaluated in an empty activation, whatever its type.
+fn evaluate_value(source: &str) -> Result<Value, String> {
+    let mut env = CelEnv::default();
+    let expression = env.compile(source).map_err(|e| e.to_string())?;
+    env.seal();
+    let activation = Activation {
+        scope: env.root.new_inner_scope(),
+    };
+    Value::resolve(&expression.expr, &activation.scope).map_err(|e| e.to_string())
+}
+
+#[test]
+fn string_extension_and_base64() {
+    for (source, expected) in [
+        (r#""Admin.Example.ORG".lowerAscii()"#, "admin.example.org"),
+        (r#""get".upperAscii()"#, "GET"),
+        (r#""  shop \t".trim()"#, "shop"),
+        (r#""a-b-c".replace("-", ".")"#, "a.b.c"),
+        (r#""a-b-c".replace("-", ".", 1)"#, "a.b-c"),
+        (r#""ns/shop/sa/api".split("/")[1]"#, "shop"),
+        (r#""a,b,c".split(",", 2)[1]"#, "b,c"),
+        (r#"["x", "y"].join("-")"#, "x-y"),
+        (r#"["x", "y"].join()"#, "xy"),
+        (r#""spiffe://td/ns".substring(9)"#, "td/ns"),
+        (r#""spiffe://td/ns".substring(9, 11)"#, "td"),
+        (r#""hello".charAt(1)"#, "e"),
+        (
+            r#""%s has %d rules".format(["shop", 3])"#,
+            "shop has 3 rules",
+        ),
+        (r#"strings.quote("a\"b")"#, r#""a\"b""#),
+        (r#""abc".reverse()"#, "cba"),
+        (r#"base64.encode(b"warrant")"#, "d2FycmFudA=="),
+        (r#"string(base64.decode("d2FycmFudA=="))"#, "warrant"),
+    ] {
+        assert_eq!(text(source), expected, "{source}");
+    }
+    for (source, expected) in [
+        (r#""a/b/a".indexOf("a")"#, 0),
+        (r#""a/b/a".indexOf("a", 1)"#, 4),
+        (r#""a/b/a".lastIndexOf("a")"#, 4),
+        (r#""a/b/a".indexOf("z")"#, -1),
+    ] {
+        assert_eq!(int(source), expected, "{source}");
+    }
+    // Bad arguments are evaluation errors (a deny rule denies, an allow rule does not match).
+    for source in [
+        r#""abc".charAt(4)"#,
+        r#""abc".substring(2, 1)"#,
+        r#""abc".substring(-1)"#,
+        r#""abc".indexOf("a", 9)"#,
+        r#"base64.decode("not base64!")"#,
+        r#""%d".format(["x"])"#,
+    ] {
+        assert!(evaluate_value(source).is_err(), "{source}");
+    }
+    // Misspelt, they fail the load.
+    assert!(matches!(
+        CelEnv::default().compile(r#""x".lowerascii() == "x""#),
+        Err(CompileError::UnknownFunction { .. })
+    ));
+}
