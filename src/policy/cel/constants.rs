@@ -17,6 +17,7 @@ use cel::{Context, IdedExpr, Value};
 use super::CompileError;
 use super::environment;
 use super::functions::time::ACCESSORS;
+use super::literals::string_literal;
 
 /// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
 /// policy's expressions run in.
@@ -146,7 +147,7 @@ const PURE: &[&str] = &[
 /// applied to a fixed timestamp.
 fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
     let literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(_));
-    let string_literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(LiteralValue::String(_)));
+    let string_literal = |e: &IdedExpr| string_literal(e).is_some();
     match (call.func_name.as_str(), &call.target, &call.args[..]) {
         (function, None, args)
             if PURE.contains(&function) && !args.is_empty() && args.iter().all(literal) =>

@@ -268,13 +268,9 @@ impl Variable {
     /// Its value for one request.
     pub fn build<'a>(&self, inputs: &Inputs<'a>) -> CelVal<'a> {
         match self.shape {
-            Shape::Fields(fields) => {
-                let map: HashMap<CelMapKey<'a>, CelVal<'a>> = fields
-                    .iter()
-                    .map(|field| (CelMapKey::from(field.name), (field.build)(inputs)))
-                    .collect();
-                Box::new(CelMap::from(map))
-            }
+            Shape::Fields(fields) => map(fields
+                .iter()
+                .map(|field| (field.name, (field.build)(inputs)))),
             Shape::Value { build, .. } => build(inputs),
         }
     }
@@ -290,6 +286,13 @@ fn int(i: i64) -> CelVal<'static> {
 
 fn null() -> CelVal<'static> {
     Box::new(CelNull)
+}
+
+/// A map with fixed string keys.
+fn map<'a>(entries: impl Iterator<Item = (&'static str, CelVal<'a>)>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> =
+        entries.map(|(k, v)| (CelMapKey::from(k), v)).collect();
+    Box::new(CelMap::from(map))
 }
 
 fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> CelVal<'a> {
@@ -326,11 +329,7 @@ fn certificate<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
         ],
         None => Vec::new(),
     };
-    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
-        .into_iter()
-        .map(|(k, v)| (CelMapKey::from(k), v))
-        .collect();
-    Box::new(CelMap::from(map))
+    map(entries.into_iter())
 }
 
 /// `request.query`: decoded parameters, the first occurrence of a repeated one winning.

@@ -3,18 +3,16 @@
 //! reference checker ([`super::references`]) wherever a rule names a header.
 
 use cel::IdedExpr;
-use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
+use cel::common::ast::{Expr, operators};
 
 use super::CompileError;
+use super::literals::{literal_strings, string_literal};
 
 /// In a macro over `request.headers` whose key variable is `key`: a literal with capitals
 /// compared with the key (`k == "X-A"`, `k in ["X-A"]`, `k.startsWith("X-")`) never matches.
 pub fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError> {
     let is_key = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(name) if name == key);
-    let literal = |e: &IdedExpr| match &e.expr {
-        Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
-        _ => None,
-    };
+    let literal = |e: &IdedExpr| string_literal(e).map(str::to_owned);
     match &expr.expr {
         Expr::Call(call) => {
             // Names compared whole, and fragments of names.
@@ -26,20 +24,10 @@ pub fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileEr
                     (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) if is_key(b) => {
                         (literal(a).into_iter().collect(), Vec::new())
                     }
-                    (operators::IN, None, [a, collection]) if is_key(a) => {
-                        let names = match &collection.expr {
-                            Expr::List(list) => list.elements.iter().filter_map(literal).collect(),
-                            Expr::Map(map) => map
-                                .entries
-                                .iter()
-                                .filter_map(|entry| match &entry.expr {
-                                    EntryExpr::MapEntry(entry) => literal(&entry.key),
-                                    EntryExpr::StructField(_) => None,
-                                })
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                        (names, Vec::new())
+                    (operators::IN, None, [a, collection])
+                        if is_key(a) && string_literal(collection).is_none() =>
+                    {
+                        (literal_strings(collection), Vec::new())
                     }
                     ("startsWith" | "endsWith" | "contains", Some(target), [arg])
                         if is_key(target) =>

@@ -22,6 +22,7 @@ mod error_text;
 mod functions;
 mod header_names;
 mod lexer;
+mod literals;
 mod nesting;
 mod normal_form;
 mod references;

@@ -16,6 +16,7 @@ use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
 
 use super::environment;
 use super::header_names::{compared_header_names, header_key};
+use super::literals::{literal_strings, string_literal};
 use super::normal_form::{Form, header_form};
 use super::{CompileError, TYPE_NAMES};
 
@@ -105,14 +106,7 @@ impl Checker<'_> {
         if all(&|e| self.is_request_headers(e)) {
             return Binding::Headers;
         }
-        let literals: Vec<String> = list
-            .elements
-            .iter()
-            .filter_map(|e| match &e.expr {
-                Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
-                _ => None,
-            })
-            .collect();
+        let literals = literal_strings(range);
         if literals.is_empty() {
             Binding::Opaque
         } else {
@@ -163,8 +157,10 @@ impl Checker<'_> {
     /// The literal strings a key expression stands for: a literal, or a variable ranging
     /// over a list literal.
     fn literal_keys(&self, key: &IdedExpr) -> Vec<String> {
+        if let Some(name) = string_literal(key) {
+            return vec![name.to_owned()];
+        }
         match &key.expr {
-            Expr::Literal(LiteralValue::String(name)) => vec![name.inner().to_owned()],
             Expr::Ident(name) => match self.binding(name) {
                 Some(Binding::Literals(keys)) => keys.clone(),
                 _ => Vec::new(),
@@ -245,33 +241,7 @@ impl Checker<'_> {
         &self,
         call: &cel::common::ast::CallExpr,
     ) -> Result<(), CompileError> {
-        let strings = |e: &IdedExpr| -> Vec<String> {
-            match &e.expr {
-                Expr::Literal(LiteralValue::String(text)) => vec![text.inner().to_owned()],
-                Expr::List(list) => list
-                    .elements
-                    .iter()
-                    .filter_map(|e| match &e.expr {
-                        Expr::Literal(LiteralValue::String(text)) => Some(text.inner().to_owned()),
-                        _ => None,
-                    })
-                    .collect(),
-                Expr::Map(map) => map
-                    .entries
-                    .iter()
-                    .filter_map(|entry| match &entry.expr {
-                        EntryExpr::MapEntry(entry) => match &entry.key.expr {
-                            Expr::Literal(LiteralValue::String(text)) => {
-                                Some(text.inner().to_owned())
-                            }
-                            _ => None,
-                        },
-                        EntryExpr::StructField(_) => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
+        let strings = literal_strings;
         let (attribute, form, literals, whole) =
             match (call.func_name.as_str(), &call.target, &call.args[..]) {
                 (operators::EQUALS | operators::NOT_EQUALS, None, [a, b]) => {
