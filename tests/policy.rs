@@ -363,7 +363,7 @@ fn matches_uses_patterns_compiled_at_load() {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
         errs[0].starts_with(
-            "p.yaml:6: rule 'bad-regex': matches() pattern \"^/(admin\" is not a valid regular expression"
+            "p.yaml:6: rule 'bad-regex': matches() pattern \"^/(admin\" fails on every request: not a valid regular expression"
         ),
         "{}",
         errs[0]

@@ -164,7 +164,6 @@ impl Policy {
                     .chain(&allow_rules)
                     .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
                     .collect();
-                cel.seal();
                 Ok(Self {
                     trust,
                     cel,

@@ -2,22 +2,19 @@
 //! deny rule that fails denies everything; an allow rule that fails never matches):
 //! - a call of a pure function on literals that fails — `duration("1d")`,
 //!   `timestamp("2025-01-01")`, `1 / 0`, `uint(-1)`, an overflow — evaluated once at load;
-//! - a timestamp accessor given a literal time zone that does not exist
-//!   (`getHours("Europe/Berln")`);
 //! - message literals (`Foo{a: 1}`): Warrant declares no message types;
 //! - an expression whose result cannot be a bool: a literal, list or map, arithmetic, or a
 //!   variable or field of one (`when: request.method`).
 //!
-//! Literal `matches()` patterns are compiled at load by [`super::functions::matches`].
+//! Arguments of Warrant's functions known at load — `matches()` patterns, time zones, … — are
+//! compiled then by [`super::functions::compiled`], which refuses invalid ones.
 
 use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, operators};
-use cel::common::types::{CelInt, CelString};
+use cel::common::types::CelString;
 use cel::{Context, IdedExpr, Value};
 
 use super::CompileError;
 use super::environment;
-use super::functions::time::ACCESSORS;
-use super::literals::string_literal;
 
 /// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
 /// policy's expressions run in.
@@ -143,11 +140,9 @@ const PURE: &[&str] = &[
 ];
 
 /// An expression that fails at load exactly when `call` would fail on every request: the
-/// call itself when it is a pure function of literals, or an accessor with a literal zone
-/// applied to a fixed timestamp.
+/// call itself when it is a pure function of literals.
 fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
     let literal = |e: &IdedExpr| matches!(&e.expr, Expr::Literal(_));
-    let string_literal = |e: &IdedExpr| string_literal(e).is_some();
     match (call.func_name.as_str(), &call.target, &call.args[..]) {
         (function, None, args)
             if PURE.contains(&function) && !args.is_empty() && args.iter().all(literal) =>
@@ -155,27 +150,6 @@ fn constant_probe(call: &CallExpr) -> Option<IdedExpr> {
             Some(IdedExpr {
                 id: 0,
                 expr: Expr::Call(call.clone()),
-            })
-        }
-        (accessor, Some(_), [zone]) if ACCESSORS.contains(&accessor) && string_literal(zone) => {
-            let epoch = IdedExpr {
-                id: 0,
-                expr: Expr::Call(CallExpr {
-                    func_name: "timestamp".to_owned(),
-                    target: None,
-                    args: vec![IdedExpr {
-                        id: 0,
-                        expr: Expr::Literal(LiteralValue::Int(CelInt::from(0))),
-                    }],
-                }),
-            };
-            Some(IdedExpr {
-                id: 0,
-                expr: Expr::Call(CallExpr {
-                    func_name: accessor.to_owned(),
-                    target: Some(Box::new(epoch)),
-                    args: vec![zone.clone()],
-                }),
             })
         }
         _ => None,

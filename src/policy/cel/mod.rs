@@ -8,7 +8,8 @@
 //! - [`environment`]: every variable declared once (type, fields, docs, how it is built),
 //!   which the checker, the per-request activation and `docs/cel.md` follow;
 //! - [`error_text`]: evaluation errors that never quote request values;
-//! - [`functions`]: Warrant's own functions (`matches`, timestamp accessors in UTC).
+//! - [`functions`]: Warrant's own functions, declared once in a table, and the one
+//!   mechanism that compiles their arguments at load.
 //!
 //! When the engine's API changes, only this module changes.
 //!
@@ -27,20 +28,21 @@ mod nesting;
 mod normal_form;
 mod references;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
-use regex::Regex;
 
 use crate::request::AuthzRequest;
 use crate::trust::VerifiedPeer;
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use nesting::MAX_DEPTH;
+
+use functions::FUNCTIONS;
 
 /// CEL's type identifiers, usable as values (`type(x) == int`).
 const TYPE_NAMES: &[&str] = &[
@@ -74,8 +76,6 @@ pub enum CompileError {
     UnknownFunction { name: String, member: bool },
     #[error("{0}")]
     Usage(String),
-    #[error("matches() pattern {pattern:?} is not a valid regular expression: {reason}")]
-    Regex { pattern: String, reason: String },
     #[error(
         "expression is nested too deeply ({}{depth} levels; the limit is {}): each operator \
          applied to the result of another nests one level, except && and ||; write a long \
@@ -161,10 +161,10 @@ pub fn with_evaluation_stack<R>(evaluate: impl FnOnce() -> R) -> R {
 /// root context that per-request scopes borrow.
 pub struct CelEnv {
     env: Arc<Env>,
+    /// Warrant's functions, and the arguments compiled at load (`@0`, `@1`, …).
     root: Context<'static, 'static>,
-    /// The literal patterns of `matches()` calls seen by [`CelEnv::compile`], compiled once;
-    /// moved into `root` by [`CelEnv::seal`].
-    regexes: HashMap<String, Regex>,
+    /// How many arguments are bound in `root`.
+    compiled_arguments: usize,
 }
 
 impl fmt::Debug for CelEnv {
@@ -185,21 +185,19 @@ impl Default for CelEnv {
         let _ = env.add_extension(cel::extensions::strings);
         let _ = env.add_extension(cel::extensions::encoders);
         let env = Arc::new(env);
+        let mut root = Context::with_env(Arc::clone(&env));
+        // No name conflicts with the engine's: its `matches` is compiled out (Cargo.toml),
+        // the others are not among its functions (a test checks each is Warrant's) and names
+        // starting with `@` cannot be written in a rule.
+        for function in FUNCTIONS {
+            let _ = root.add_function(function.name, (function.implementation)());
+        }
         Self {
-            root: root_context(&env, Arc::default()),
+            root,
             env,
-            regexes: HashMap::new(),
+            compiled_arguments: 0,
         }
     }
-}
-
-/// A root context of `env` with Warrant's own functions. Neither name can conflict with the
-/// engine's: its `matches` is compiled out (Cargo.toml) and `@utc` is not an identifier.
-fn root_context(env: &Arc<Env>, regexes: Arc<HashMap<String, Regex>>) -> Context<'static, 'static> {
-    let mut root = Context::with_env(Arc::clone(env));
-    let _ = root.add_function("matches", functions::matches::function(regexes));
-    let _ = root.add_function(functions::time::UTC, functions::time::utc_function());
-    root
 }
 
 /// One compiled rule expression.
@@ -255,8 +253,8 @@ fn parse(env: &Env, source: &str) -> Result<IdedExpr, CompileError> {
 impl CelEnv {
     /// Compiles `source`: checks its nesting (before and after parsing), that it only
     /// references known variables, fields and functions and looks headers up by lower-case
-    /// names, and that its literal `matches()` patterns are valid regular expressions. Safe on
-    /// any thread, whatever `source` holds.
+    /// names, and compiles the arguments of Warrant's functions known at load (an invalid
+    /// one is an error). Safe on any thread, whatever `source` holds.
     pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         nesting::check_source(source)?;
         let (expr, references) = stacker::grow(PARSE_STACK, || {
@@ -268,18 +266,11 @@ impl CelEnv {
             let references = references::check(&expr, &known_function)?;
             constants::check(&expr, &self.root)?;
             functions::time::rewrite_accessors(&mut expr);
+            functions::compile_arguments(&mut expr, &mut |argument, compile| {
+                self.bind_compiled(argument, compile)
+            })?;
             Ok::<_, CompileError>((expr, references))
         })?;
-        for pattern in references.patterns {
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.regexes.entry(pattern) {
-                let regex =
-                    functions::matches::compile(slot.key()).map_err(|e| CompileError::Regex {
-                        pattern: slot.key().clone(),
-                        reason: e.to_string().replace('\n', " "),
-                    })?;
-                slot.insert(regex);
-            }
-        }
         Ok(Expression {
             expr,
             variables: references.variables,
@@ -287,12 +278,20 @@ impl CelEnv {
         })
     }
 
-    /// Hands the patterns compiled so far to `matches()`. Call once every rule is compiled;
-    /// until then `matches()` compiles its pattern per call, and after it patterns of rules
-    /// compiled later would be.
-    pub fn seal(&mut self) {
-        let regexes = Arc::new(std::mem::take(&mut self.regexes));
-        self.root = root_context(&self.env, regexes);
+    /// Evaluates `argument` (known at load), compiles it and binds it in the root context;
+    /// returns the name it is bound under.
+    fn bind_compiled(
+        &mut self,
+        argument: &IdedExpr,
+        compile: functions::compiled::Compile,
+    ) -> Result<String, String> {
+        let value = Value::resolve(argument, &self.root).map_err(|e| e.to_string())?;
+        let compiled = compile(&value)?;
+        let name = format!("@{}", self.compiled_arguments);
+        self.compiled_arguments += 1;
+        self.root
+            .add_variable_as_val(name.clone(), Box::new(functions::compiled::Bound(compiled)));
+        Ok(name)
     }
 
     /// Whether the engine knows function `name` (as a method when `member`). The engine has no

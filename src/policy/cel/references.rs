@@ -25,8 +25,6 @@ use super::{CompileError, TYPE_NAMES};
 pub struct References {
     /// Top-level variables.
     pub variables: BTreeSet<&'static str>,
-    /// Literal patterns of `matches()` calls.
-    pub patterns: Vec<String>,
     /// String literals and field names: the map keys an error may name without revealing
     /// anything from the request.
     pub written_keys: BTreeSet<String>,
@@ -265,12 +263,16 @@ impl Checker<'_> {
                         return Ok(());
                     }
                 }
-                ("startsWith" | "endsWith" | "contains", Some(target), [arg]) => {
+                ("startsWith" | "endsWith" | "contains" | "glob", Some(target), [arg]) => {
                     match self.normalized(target) {
                         Some((attribute, form)) => (attribute, form, strings(arg), false),
                         None => return Ok(()),
                     }
                 }
+                ("glob", None, [target, arg]) => match self.normalized(target) {
+                    Some((attribute, form)) => (attribute, form, strings(arg), false),
+                    None => return Ok(()),
+                },
                 _ => return Ok(()),
             };
         for written in literals {
@@ -336,20 +338,6 @@ impl Checker<'_> {
                 self.check_field(expr)?;
                 self.check_header_lookup(&call.func_name, &call.args)?;
                 self.check_normalized_comparison(call)?;
-                if call.func_name == "matches" {
-                    let pattern = match (&call.target, call.args.as_slice()) {
-                        (Some(_), [pattern]) | (None, [_, pattern]) => pattern,
-                        _ => {
-                            return Err(CompileError::Usage(
-                                "matches() takes one pattern: text.matches(pattern) or matches(text, pattern)"
-                                    .to_owned(),
-                            ));
-                        }
-                    };
-                    if let Expr::Literal(LiteralValue::String(pattern)) = &pattern.expr {
-                        self.used.patterns.push(pattern.inner().to_owned());
-                    }
-                }
                 if let Some(target) = &call.target {
                     self.walk(target)?;
                 }

@@ -1,68 +1,52 @@
 //! CEL's `matches` (unanchored RE2 syntax), as `text.matches(pattern)` or
 //! `matches(text, pattern)`, both strings, exactly like the engine's own — whose version
-//! compiles the pattern on every call (~30 µs). Here every literal pattern of the policy is
-//! compiled once at load, an invalid one fails the load, and only a pattern computed per
+//! compiles the pattern on every call (~30 µs). Here a pattern known at load is compiled then
+//! (see [`super::compiled`]) and an invalid one fails the load; only a pattern computed per
 //! request (rare, e.g. from `context`) is compiled per call.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::ExecutionError;
+use cel::Value;
 use cel::common::types::{CelBool, CelString};
 use cel::common::value::CowVal;
 use regex::{Regex, RegexBuilder};
 
-use super::NativeFunction;
+use super::compiled::{Compile, argument};
+use super::{NativeFunction, arguments, wrong_types};
 
 /// Upper bound on the compiled size of one regular expression (the `regex` crate's default is
 /// 10 MiB): a pattern that reaches it is rejected instead of costing memory and time.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Compiles `pattern` with Warrant's limits.
-pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+/// Compiles a pattern with Warrant's limits.
+fn compile(pattern: &Value) -> Result<Regex, String> {
+    let Value::String(pattern) = pattern else {
+        return Err(format!(
+            "the pattern is a {}, not a string",
+            pattern.type_of()
+        ));
+    };
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
+        .map_err(|e| {
+            format!(
+                "not a valid regular expression: {}",
+                e.to_string().replace('\n', " ")
+            )
+        })
 }
 
-/// The `matches` function over the patterns compiled at load. The text is read where it lies,
-/// not copied.
-pub fn function(regexes: Arc<HashMap<String, Regex>>) -> NativeFunction {
-    Box::new(move |ftx| {
-        let (text, pattern) = match (&ftx.this, ftx.args.as_slice()) {
-            (Some(text), [pattern]) => (text, pattern),
-            (None, [text, pattern]) => (text, pattern),
-            (this, args) => {
-                let types = this
-                    .iter()
-                    .chain(args)
-                    .map(|v| v.get_type().name().to_owned())
-                    .collect();
-                return Err(if this.is_some() {
-                    ExecutionError::no_such_member_overload("matches", types)
-                } else {
-                    ExecutionError::no_such_overload("matches", types)
-                });
-            }
+pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
+
+/// The `matches` function. The text is read where it lies, not copied.
+pub fn function() -> NativeFunction {
+    Box::new(|ftx| {
+        let [text, pattern] = arguments(ftx, "matches", true)?;
+        let Some(text) = text.downcast_ref::<CelString>() else {
+            return Err(wrong_types("matches", &[text, pattern]));
         };
-        let (Some(text), Some(pattern)) = (
-            text.downcast_ref::<CelString>(),
-            pattern.downcast_ref::<CelString>(),
-        ) else {
-            let types = vec![
-                text.get_type().name().to_owned(),
-                pattern.get_type().name().to_owned(),
-            ];
-            return Err(ExecutionError::no_such_overload("matches", types));
-        };
-        let matched = match regexes.get(pattern.inner()) {
-            Some(regex) => regex.is_match(text.inner()),
-            None => compile(pattern.inner())
-                .map_err(|_| {
-                    ExecutionError::function_error("matches", "invalid regular expression")
-                })?
-                .is_match(text.inner()),
-        };
-        Ok(CowVal::owned(CelBool::from(matched)))
+        let regex = argument(pattern, "matches", compile)?;
+        Ok(CowVal::owned(CelBool::from(regex.is_match(text.inner()))))
     })
 }

@@ -1,0 +1,233 @@
+//! The one mechanism for compiling function arguments at load.
+//!
+//! An argument that [`FUNCTIONS`](super::FUNCTIONS) declares compiled — a pattern, CIDR list,
+//! time zone, window list or spec — is compiled when the policy loads if its value is known
+//! then: an expression of literals, pure functions of them and `data` (which the policy file
+//! fixes). [`compile_arguments`] evaluates it once, compiles it with the function's
+//! [`Compile`], binds the result in the root context under a name no rule can write (`@0`,
+//! `@1`, …) and makes the call reference that name instead. An invalid value fails the load,
+//! naming the function and argument. At evaluation, [`argument`] hands a function the form
+//! compiled at load, or compiles a value computed from the request on the spot (its error then
+//! fails that one evaluation).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, LiteralValue};
+use cel::common::types::Type;
+use cel::common::value::{StaticVal, Val};
+use cel::{ExecutionError, IdedExpr, Value};
+
+use super::super::CompileError;
+use super::super::literals::string_literal;
+
+/// A compiled argument, type-erased: the table's entries share one signature.
+pub type Compiled = Arc<dyn Any + Send + Sync>;
+
+/// Compiles one argument's value, or says why it is invalid (the message names no request
+/// data unless the value came from the request).
+pub type Compile = fn(&Value) -> Result<Compiled, String>;
+
+/// An argument of a function that is compiled at load when its value is known then.
+#[derive(Debug, Clone, Copy)]
+pub struct CompiledArgument {
+    /// Its position, a method's receiver counting as the first (`0`).
+    pub position: usize,
+    /// What the docs call it (`pattern`, `cidr`, `zone`).
+    pub name: &'static str,
+    pub compile: Compile,
+}
+
+/// The CEL type of a compiled argument: only Warrant's functions ever see one.
+static COMPILED_TYPE: Type = Type::new_unspecified_type("warrant.compiled");
+
+/// A compiled argument as a value bound in the root context.
+#[derive(Debug, Clone)]
+pub struct Bound(pub Compiled);
+
+impl Val for Bound {
+    fn get_type(&self) -> &Type {
+        <Self as Val>::cel_type()
+    }
+
+    fn cel_type() -> &'static Type {
+        &COMPILED_TYPE
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
+    }
+}
+
+impl StaticVal for Bound {}
+
+/// An argument in compiled form: compiled at load (borrowed from the policy) or now.
+#[derive(Debug)]
+pub enum Argument<'a, T> {
+    Loaded(&'a T),
+    Computed(T),
+}
+
+impl<T> std::ops::Deref for Argument<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self {
+            Argument::Loaded(loaded) => loaded,
+            Argument::Computed(computed) => computed,
+        }
+    }
+}
+
+/// `value` in compiled form for function `function`: the form compiled at load, or `value`
+/// compiled now with `compile` (an invalid value is the function's error).
+pub fn argument<'a, T: Any>(
+    value: &'a dyn Val,
+    function: &str,
+    compile: fn(&Value) -> Result<T, String>,
+) -> Result<Argument<'a, T>, ExecutionError> {
+    if let Some(Bound(compiled)) = value.as_any().and_then(|any| any.downcast_ref::<Bound>()) {
+        return compiled
+            .downcast_ref::<T>()
+            .map(Argument::Loaded)
+            .ok_or_else(|| ExecutionError::function_error(function, "misplaced argument"));
+    }
+    let value = Value::try_from(value)?;
+    compile(&value)
+        .map(Argument::Computed)
+        .map_err(|reason| ExecutionError::function_error(function, reason))
+}
+
+/// Loads one argument known at load: evaluates it, compiles it, binds it and returns the name
+/// it is bound under; or says why it is invalid.
+pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<String, String> + 'a;
+
+/// Checks every call of Warrant's functions in `expr` (arity; method or not) and replaces each
+/// of their compiled arguments known at load by a reference to its compiled form, obtained
+/// from `load`. Recurses: call it on a tree whose depth is bounded.
+pub fn compile_arguments(expr: &mut IdedExpr, load: &mut Load<'_>) -> Result<(), CompileError> {
+    match &mut expr.expr {
+        Expr::Call(call) => {
+            if let Some(function) = super::function(&call.func_name) {
+                let method = call.target.is_some();
+                let usage = || function.signatures.join(" or ");
+                if method && !function.method {
+                    return Err(CompileError::Usage(format!(
+                        "{}() is not a method: write {}",
+                        function.name,
+                        usage()
+                    )));
+                }
+                let given = call.args.len() + usize::from(method);
+                if given != function.arity {
+                    return Err(CompileError::Usage(format!(
+                        "{}() takes {} arguments, not {given}: {}",
+                        function.name,
+                        function.arity,
+                        usage()
+                    )));
+                }
+                for argument in function.compiled {
+                    let slot = match (method, argument.position) {
+                        (true, 0) => call.target.as_deref_mut(),
+                        (true, position) => call.args.get_mut(position - 1),
+                        (false, position) => call.args.get_mut(position),
+                    };
+                    let Some(slot) = slot else { continue };
+                    if !known_at_load(slot) {
+                        continue;
+                    }
+                    let name = load(slot, argument.compile).map_err(|reason| {
+                        CompileError::InvalidLiteral {
+                            call: describe(function.name, argument.name, slot),
+                            reason,
+                        }
+                    })?;
+                    *slot = IdedExpr {
+                        id: slot.id,
+                        expr: Expr::Ident(name),
+                    };
+                }
+            }
+            if let Some(target) = &mut call.target {
+                compile_arguments(target, load)?;
+            }
+            call.args
+                .iter_mut()
+                .try_for_each(|arg| compile_arguments(arg, load))
+        }
+        Expr::Select(select) => compile_arguments(&mut select.operand, load),
+        Expr::List(list) => list
+            .elements
+            .iter_mut()
+            .try_for_each(|e| compile_arguments(e, load)),
+        Expr::Map(map) => map
+            .entries
+            .iter_mut()
+            .try_for_each(|entry| compile_entry(entry, load)),
+        Expr::Struct(structure) => structure
+            .entries
+            .iter_mut()
+            .try_for_each(|entry| compile_entry(entry, load)),
+        Expr::Comprehension(comp) => [
+            &mut comp.iter_range,
+            &mut comp.accu_init,
+            &mut comp.loop_cond,
+            &mut comp.loop_step,
+            &mut comp.result,
+        ]
+        .into_iter()
+        .try_for_each(|part| compile_arguments(part, load)),
+        _ => Ok(()),
+    }
+}
+
+fn compile_entry(entry: &mut IdedEntryExpr, load: &mut Load<'_>) -> Result<(), CompileError> {
+    match &mut entry.expr {
+        EntryExpr::StructField(field) => compile_arguments(&mut field.value, load),
+        EntryExpr::MapEntry(entry) => {
+            compile_arguments(&mut entry.key, load)?;
+            compile_arguments(&mut entry.value, load)
+        }
+    }
+}
+
+/// Whether `expr`'s value is fixed when the policy loads: literals, lists and maps of them,
+/// calls on them (every function is pure) and `data`. Not a comprehension, whose variables
+/// this does not track.
+fn known_at_load(expr: &IdedExpr) -> bool {
+    match &expr.expr {
+        Expr::Literal(_) => true,
+        Expr::Ident(name) => name == "data",
+        Expr::Select(select) => known_at_load(&select.operand),
+        Expr::List(list) => list.elements.iter().all(known_at_load),
+        Expr::Map(map) => map.entries.iter().all(|entry| match &entry.expr {
+            EntryExpr::MapEntry(entry) => known_at_load(&entry.key) && known_at_load(&entry.value),
+            EntryExpr::StructField(_) => false,
+        }),
+        Expr::Call(call) => {
+            call.target.as_deref().is_none_or(known_at_load) && call.args.iter().all(known_at_load)
+        }
+        _ => false,
+    }
+}
+
+/// `glob() pattern "/a/b**"`, `in_cidr() cidr […]`, `time zone "Europe/Berln"`.
+fn describe(function: &str, argument: &str, expr: &IdedExpr) -> String {
+    let written = match (string_literal(expr), &expr.expr) {
+        (Some(text), _) => format!("{text:?}"),
+        (None, Expr::Literal(LiteralValue::Null)) => "null".to_owned(),
+        (None, Expr::List(_)) => "[…]".to_owned(),
+        (None, Expr::Map(_)) => "{…}".to_owned(),
+        _ => "…".to_owned(),
+    };
+    if function.starts_with('@') {
+        format!("{argument} {written}")
+    } else {
+        format!("{function}() {argument} {written}")
+    }
+}
