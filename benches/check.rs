@@ -122,7 +122,7 @@ fn compile_policy(ca: &common::Ca, with_bundle: bool) -> Policy {
             path: "bench.yaml".into(),
             text: policy_text(with_bundle),
         }],
-        &mut |_: &Path| Ok(bundle.clone()),
+        &mut |_: &Path, _| Ok(bundle.clone()),
     )
     .unwrap();
     assert_eq!(policy.rule_count(), 20);

@@ -4,12 +4,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::policy::{Policy, PolicyError, PolicyErrors, PolicySource};
+use crate::policy::{FileKind, Policy, PolicyError, PolicyErrors, PolicySource};
 
 /// Largest policy file read, in bytes (a 20,000-entry allowlist is about 1 MiB).
 pub const MAX_POLICY_FILE: u64 = 32 << 20;
 /// Largest bundle file read, in bytes.
 pub const MAX_BUNDLE_FILE: u64 = 4 << 20;
+/// Largest data file read, in bytes (a 100,000-entry allowlist of SPIFFE IDs is about 6 MiB).
+pub const MAX_DATA_FILE: u64 = 32 << 20;
 
 /// Reads at most `limit` bytes of `path`: a path such as `/dev/zero` or a runaway file fails
 /// instead of exhausting memory.
@@ -46,8 +48,12 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
         return Err(PolicyErrors(errors));
     }
     let count = sources.len();
-    let policy = Policy::compile(&sources, &mut |path: &Path| {
-        read_bounded(path, MAX_BUNDLE_FILE)
+    let policy = Policy::compile(&sources, &mut |path: &Path, kind| {
+        let limit = match kind {
+            FileKind::Bundle => MAX_BUNDLE_FILE,
+            FileKind::Data => MAX_DATA_FILE,
+        };
+        read_bounded(path, limit)
     })?;
     Ok((policy, count))
 }

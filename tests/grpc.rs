@@ -41,7 +41,7 @@ rules:
             path: "policies/p.yaml".into(),
             text: text.into(),
         }],
-        &mut |path: &Path| {
+        &mut |path: &Path, _| {
             assert_eq!(path, Path::new("policies/prod.pem"));
             Ok(bundle.clone())
         },
@@ -244,7 +244,7 @@ async fn rules_at_the_nesting_limit_evaluate_on_runtime_workers() {
             path: "p.yaml".into(),
             text,
         }],
-        &mut |_: &Path| Err(std::io::Error::other("no bundles")),
+        &mut |_: &Path, _| Err(std::io::Error::other("no bundles")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -402,7 +402,7 @@ fn certificate_fields_in_cel() {
                 when.replace('\'', "''")
             ),
         }],
-        &mut |_| unreachable!("no bundles"),
+        &mut |_, _| unreachable!("no bundles"),
     )
     .unwrap();
     let request = AuthzRequest {

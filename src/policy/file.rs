@@ -6,11 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PolicyFile {
     #[serde(default)]
     pub trust: Option<Spanned<TrustSection>>,
+    /// Operator data: top-level key → any YAML value, merged into `data`.
+    #[serde(default)]
+    pub data: Option<super::data::Section>,
+    /// YAML or JSON files of data, relative to this file.
+    #[serde(default)]
+    pub data_files: Vec<Spanned<String>>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }

@@ -13,6 +13,7 @@
 //! This module does no I/O: the loader hands it file contents and a way to read bundles.
 
 mod cel;
+mod data;
 mod decision;
 mod error;
 mod file;
@@ -28,6 +29,7 @@ use crate::header;
 use crate::request::AuthzRequest;
 use crate::trust::{TrustPolicy, TrustSettings};
 
+use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, MAX_DEPTH, Shape, VARIABLES, Variable};
 pub use decision::{Decision, RuleFailure, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
@@ -37,6 +39,19 @@ use file::{Effect, PolicyFile, RuleSpec};
 
 /// HTTP status of a deny when the rule does not say otherwise.
 pub const DEFAULT_DENY_STATUS: u16 = 403;
+
+/// What kind of file a policy asks the loader to read (the loader bounds each kind's size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A trust bundle (`trust.bundles`).
+    Bundle,
+    /// A data file (`data_files`).
+    Data,
+}
+
+/// Reads a file a policy names, at a path already resolved against the directory of the
+/// policy file naming it.
+pub type ReadFile<'a> = dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>> + 'a;
 
 /// One policy document: where it came from and its text.
 #[derive(Debug, Clone)]
@@ -63,36 +78,77 @@ pub struct Policy {
     allow_rules: Vec<Rule>,
     /// Top-level CEL variables referenced by any rule: only these are built per request.
     needed_variables: BTreeSet<&'static str>,
+    /// Every file the policy was compiled from: its documents, then the bundles and data
+    /// files they name.
+    files: Vec<PathBuf>,
 }
 
 impl Policy {
     /// Compiles policy documents (in the order given: rules keep it). `trust` must appear in
-    /// exactly one document. `read_bundle` reads a bundle path already resolved against the
-    /// directory of the document naming it.
+    /// exactly one document. `read_file` reads the bundles and data files they name.
     pub fn compile(
         sources: &[PolicySource],
-        read_bundle: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+        read_file: &mut ReadFile<'_>,
     ) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
+        let mut files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+        let mut reading = |path: &Path, kind| {
+            files.push(path.to_path_buf());
+            read_file(path, kind)
+        };
         let mut cel = CelEnv::default();
         let mut trust: Option<(PathBuf, u64, TrustPolicy)> = None;
         let mut seen_ids: HashMap<String, (PathBuf, u64)> = HashMap::new();
         let mut deny_rules = Vec::new();
         let mut allow_rules = Vec::new();
 
+        // First every document's data, which rules may read at load.
+        let mut documents = Vec::with_capacity(sources.len());
+        let mut data = data::Data::default();
         for source in sources {
+            let mut document: PolicyFile = match parse_yaml(&source.text) {
+                Ok(document) => document,
+                Err((line, rule, message)) => {
+                    errors.push(PolicyError {
+                        file: source.path.clone(),
+                        line,
+                        rule,
+                        message,
+                    });
+                    continue;
+                }
+            };
+            if let Some(section) = document.data.take() {
+                data.add_section(&source.path, section, &mut errors);
+            }
+            let base = source.path.parent().unwrap_or(Path::new(""));
+            for name in std::mem::take(&mut document.data_files) {
+                let named_at = data::Place {
+                    file: source.path.clone(),
+                    line: Some(name.referenced.line()),
+                };
+                let path = base.join(&name.value);
+                match reading(&path, FileKind::Data) {
+                    Ok(bytes) => data.add_file(&path, &bytes, &named_at, &mut errors),
+                    Err(e) => errors.push(PolicyError {
+                        file: source.path.clone(),
+                        line: named_at.line,
+                        rule: None,
+                        message: format!("data file {}: cannot read it: {e}", path.display()),
+                    }),
+                }
+            }
+            documents.push((source, document));
+        }
+        cel.bind_data(&data.values);
+        let data_keys = data.keys().join(", ");
+
+        for (source, document) in documents {
             let at = |line: Option<u64>, rule: Option<&str>, message: String| PolicyError {
                 file: source.path.clone(),
                 line,
                 rule: rule.map(str::to_owned),
                 message,
-            };
-            let document: PolicyFile = match parse_yaml(&source.text) {
-                Ok(document) => document,
-                Err((line, rule, message)) => {
-                    errors.push(at(line, rule.as_deref(), message));
-                    continue;
-                }
             };
             if let Some(section) = document.trust {
                 let line = section.referenced.line();
@@ -106,7 +162,7 @@ impl Policy {
                         ),
                     ));
                 } else {
-                    match compile_trust(&source.path, section.value, read_bundle) {
+                    match compile_trust(&source.path, section.value, &mut reading) {
                         Ok(policy) => trust = Some((source.path.clone(), line, policy)),
                         Err(message) => errors.push(at(Some(line), None, message)),
                     }
@@ -134,7 +190,14 @@ impl Policy {
                 match compile_rule(&mut cel, spec) {
                     Ok((Effect::Allow, rule)) => allow_rules.push(rule),
                     Ok((Effect::Deny, rule)) => deny_rules.push(rule),
-                    Err((line, message)) => errors.push(at(Some(line), Some(&id), message)),
+                    Err((line, message)) => {
+                        let message = if message.contains(DATA_KEY_MISSING) {
+                            format!("{message} (data has: {data_keys})")
+                        } else {
+                            message
+                        };
+                        errors.push(at(Some(line), Some(&id), message))
+                    }
                 }
             }
         }
@@ -170,6 +233,7 @@ impl Policy {
                     deny_rules,
                     allow_rules,
                     needed_variables,
+                    files,
                 })
             }
             _ => Err(PolicyErrors(errors)),
@@ -191,6 +255,12 @@ impl Policy {
                     .iter()
                     .map(|rule| (Verdict::Allow, &rule.id)),
             )
+    }
+
+    /// Every file the policy was compiled from: its documents, then the bundles and data
+    /// files they name (what a reload watches).
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The trust stage settings.
@@ -327,10 +397,7 @@ impl RulesOutcome<'_> {
 /// that holds it.
 fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, Option<String>, String)> {
     if text.trim().is_empty() {
-        return Ok(PolicyFile {
-            trust: None,
-            rules: Vec::new(),
-        });
+        return Ok(PolicyFile::default());
     }
     serde_saphyr::from_str(text).map_err(|e| {
         let location = e.location().filter(|l| l.line() > 0);
@@ -383,7 +450,7 @@ pub fn yaml_error_gist(message: &str) -> String {
 fn compile_trust(
     policy_path: &Path,
     section: file::TrustSection,
-    read_bundle: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+    read_file: &mut dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>>,
 ) -> Result<TrustPolicy, String> {
     let max_svid_lifetime = section
         .max_svid_lifetime
@@ -401,7 +468,7 @@ fn compile_trust(
     let mut bundles = Vec::with_capacity(section.bundles.len());
     for (trust_domain, path) in section.bundles {
         let resolved = base.join(&path);
-        let pem = read_bundle(&resolved).map_err(|e| {
+        let pem = read_file(&resolved, FileKind::Bundle).map_err(|e| {
             format!(
                 "bundle of trust domain {trust_domain:?}: cannot read {}: {e}",
                 resolved.display()

@@ -17,7 +17,7 @@ pub fn compile_files(files: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
             text: (*text).to_owned(),
         })
         .collect();
-    Policy::compile(&sources, &mut |path: &Path| {
+    Policy::compile(&sources, &mut |path: &Path, _| {
         Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("{} not found", path.display()),

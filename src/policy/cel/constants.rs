@@ -15,12 +15,168 @@ use cel::{Context, IdedExpr, Value};
 
 use super::CompileError;
 use super::environment;
+use super::literals::string_literal;
 
 /// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
-/// policy's expressions run in.
+/// policy's expressions run in (with its `data`).
 pub fn check(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), CompileError> {
     check_result(expr)?;
-    check_literals(expr, root)
+    check_literals(expr, root)?;
+    match data_guards(expr) {
+        Some(guards) => check_data_paths(expr, root, &guards),
+        None => Ok(()),
+    }
+}
+
+/// A path into data as written (`data.a["b"]`) and as keys (`["a", "b"]`).
+struct DataPath {
+    written: String,
+    keys: Vec<String>,
+}
+
+/// `data.a.b`, `data["a"][0]`: a path into data; `None` for anything else.
+fn data_path(expr: &IdedExpr) -> Option<DataPath> {
+    match &expr.expr {
+        Expr::Ident(name) if name == "data" => Some(DataPath {
+            written: name.clone(),
+            keys: Vec::new(),
+        }),
+        Expr::Select(select) if !select.test => {
+            let mut path = data_path(&select.operand)?;
+            path.written = format!("{}.{}", path.written, select.field);
+            path.keys.push(select.field.clone());
+            Some(path)
+        }
+        Expr::Call(call) if call.func_name == operators::INDEX && call.target.is_none() => {
+            let [operand, key] = call.args.as_slice() else {
+                return None;
+            };
+            let (written, key) = match &key.expr {
+                Expr::Literal(LiteralValue::String(key)) => {
+                    (format!("{:?}", key.inner()), key.inner().to_string())
+                }
+                Expr::Literal(LiteralValue::Int(i)) => (i.inner().to_string(), i.inner().to_string()),
+                _ => return None,
+            };
+            let mut path = data_path(operand)?;
+            path.written = format!("{}[{written}]", path.written);
+            path.keys.push(key);
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// The paths into data that `expr` tests for before reading below them: `has(data.a.b)`
+/// guards `data.a.b…`, `"k" in data.a` guards `data.a.k…` (`x in data.a`, any key of
+/// `data.a`, written as `*`). `None` when `data` is a macro variable somewhere (then paths
+/// are not checked at all).
+fn data_guards(expr: &IdedExpr) -> Option<Vec<Vec<String>>> {
+    let mut guards = Vec::new();
+    let mut shadowed = false;
+    visit(expr, &mut |e| match &e.expr {
+        Expr::Select(select) if select.test => {
+            if let Some(mut path) = data_path(&select.operand) {
+                path.keys.push(select.field.clone());
+                guards.push(path.keys);
+            }
+        }
+        Expr::Call(call) if call.func_name == operators::IN => {
+            if let [key, container] = call.args.as_slice()
+                && let Some(mut path) = data_path(container)
+            {
+                path.keys
+                    .push(string_literal(key).map_or_else(|| "*".to_owned(), |k| k.to_owned()));
+                guards.push(path.keys);
+            }
+        }
+        Expr::Comprehension(comp) => {
+            shadowed |= [&comp.iter_var, &comp.accu_var]
+                .into_iter()
+                .chain(&comp.iter_var2)
+                .any(|name| name == "data");
+        }
+        _ => {}
+    });
+    (!shadowed).then_some(guards)
+}
+
+/// Refuses a path into data that is not there, unless a guard tests for it: it would fail on
+/// every request.
+fn check_data_paths(
+    expr: &IdedExpr,
+    root: &Context<'_, '_>,
+    guards: &[Vec<String>],
+) -> Result<(), CompileError> {
+    if let Some(path) = data_path(expr) {
+        let guarded = guards.iter().any(|guard| {
+            guard.len() <= path.keys.len()
+                && guard
+                    .iter()
+                    .zip(&path.keys)
+                    .all(|(g, k)| g == k || g == "*")
+        });
+        return match Value::resolve(expr, root) {
+            Ok(_) => Ok(()),
+            Err(_) if guarded => Ok(()),
+            Err(cel::ExecutionError::NoSuchKey(_)) => Err(CompileError::NotInData {
+                path: path.written,
+            }),
+            Err(error) => Err(CompileError::InvalidLiteral {
+                call: path.written,
+                reason: error.to_string(),
+            }),
+        };
+    }
+    let mut result = Ok(());
+    children(expr, &mut |child| {
+        if result.is_ok() {
+            result = check_data_paths(child, root, guards);
+        }
+    });
+    result
+}
+
+/// Calls `f` on `expr` and everything below it.
+fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
+    f(expr);
+    children(expr, &mut |child| visit(child, f));
+}
+
+/// Calls `f` on each direct child of `expr`.
+fn children(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
+    match &expr.expr {
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                f(target);
+            }
+            call.args.iter().for_each(f);
+        }
+        Expr::Select(select) => f(&select.operand),
+        Expr::List(list) => list.elements.iter().for_each(f),
+        Expr::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(entry) => {
+                f(&entry.key);
+                f(&entry.value);
+            }
+            EntryExpr::StructField(field) => f(&field.value),
+        }),
+        Expr::Struct(structure) => structure.entries.iter().for_each(|entry| {
+            if let EntryExpr::StructField(field) = &entry.expr {
+                f(&field.value);
+            }
+        }),
+        Expr::Comprehension(comp) => [
+            &comp.iter_range,
+            &comp.accu_init,
+            &comp.loop_cond,
+            &comp.loop_step,
+            &comp.result,
+        ]
+        .into_iter()
+        .for_each(f),
+        _ => {}
+    }
 }
 
 /// Refuses a top-level expression that cannot evaluate to a bool.
@@ -60,7 +216,8 @@ fn check_result(expr: &IdedExpr) -> Result<(), CompileError> {
 /// chain below one (not `has(...)`, which is a test).
 fn is_variable_value(expr: &IdedExpr) -> bool {
     match &expr.expr {
-        Expr::Ident(name) => environment::variable(name).is_some(),
+        // Data may hold a bool.
+        Expr::Ident(name) => name != "data" && environment::variable(name).is_some(),
         Expr::Select(select) => !select.test && is_variable_value(&select.operand),
         _ => false,
     }

@@ -55,6 +55,8 @@ pub enum Shape {
         cel_type: &'static str,
         build: Build,
     },
+    /// A value fixed when the policy loads (its data), bound once for every request.
+    Loaded { cel_type: &'static str },
 }
 
 /// A field of a fixed-shape variable.
@@ -242,6 +244,11 @@ pub const VARIABLES: &[Variable] = &[
         },
     },
     Variable {
+        name: "data",
+        doc: r#"the operator's data: the policy files' `data:` sections and `data_files`, merged (see [Operator data](#operator-data))"#,
+        shape: Shape::Loaded { cel_type: "map" },
+    },
+    Variable {
         name: "now",
         doc: r#"the evaluation time (fixed by `warrant eval --now`)"#,
         shape: Shape::Value {
@@ -261,17 +268,18 @@ impl Variable {
     pub fn fields(&self) -> Option<impl Iterator<Item = &'static str>> {
         match self.shape {
             Shape::Fields(fields) => Some(fields.iter().map(|field| field.name)),
-            Shape::Value { .. } => None,
+            Shape::Value { .. } | Shape::Loaded { .. } => None,
         }
     }
 
-    /// Its value for one request.
-    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> CelVal<'a> {
+    /// Its value for one request; `None` for a value bound once when the policy loads.
+    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Option<CelVal<'a>> {
         match self.shape {
-            Shape::Fields(fields) => map(fields
+            Shape::Fields(fields) => Some(map(fields
                 .iter()
-                .map(|field| (field.name, (field.build)(inputs)))),
-            Shape::Value { build, .. } => build(inputs),
+                .map(|field| (field.name, (field.build)(inputs))))),
+            Shape::Value { build, .. } => Some(build(inputs)),
+            Shape::Loaded { .. } => None,
         }
     }
 }
@@ -426,7 +434,7 @@ mod tests {
                         );
                     }
                 }
-                Shape::Value { cel_type, .. } => {
+                Shape::Value { cel_type, .. } | Shape::Loaded { cel_type } => {
                     rows.insert(
                         variable.name.to_owned(),
                         (cel_type.to_owned(), variable.doc.to_owned()),

@@ -7,6 +7,7 @@
 //! - [`lexer`]: CEL's lexical grammar, for the nesting scan;
 //! - [`environment`]: every variable declared once (type, fields, docs, how it is built),
 //!   which the checker, the per-request activation and `docs/cel.md` follow;
+//! - [`data`]: the operator's `data`, converted once at load;
 //! - [`error_text`]: evaluation errors that never quote request values;
 //! - [`functions`]: Warrant's own functions, declared once in a table, and the one
 //!   mechanism that compiles their arguments at load.
@@ -18,6 +19,7 @@
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
 mod constants;
+mod data;
 mod environment;
 mod error_text;
 mod functions;
@@ -109,6 +111,8 @@ pub enum CompileError {
         written: String,
         suggestion: String,
     },
+    #[error("{path} is not in the policy's data: {}", DATA_KEY_MISSING)]
+    NotInData { path: String },
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
         variable: String,
@@ -116,6 +120,9 @@ pub enum CompileError {
         known: String,
     },
 }
+
+/// How [`CompileError::NotInData`] ends; the policy loader adds the keys data has.
+pub const DATA_KEY_MISSING: &str = "no such key, so the rule would fail on every request";
 
 /// Why a compiled expression failed on one request. `Display` never includes request values
 /// (it goes to spans and logs); [`EvalError::detail`] is the engine's own message, which may.
@@ -192,11 +199,13 @@ impl Default for CelEnv {
         for function in FUNCTIONS {
             let _ = root.add_function(function.name, (function.implementation)());
         }
-        Self {
+        let mut cel = Self {
             root,
             env,
             compiled_arguments: 0,
-        }
+        };
+        cel.bind_data(&serde_json::Map::new());
+        cel
     }
 }
 
@@ -278,6 +287,14 @@ impl CelEnv {
         })
     }
 
+    /// Binds the operator's data as `data` (an empty map when the policy has none). Call it
+    /// before compiling rules: rules that read `data` are checked against it, and function
+    /// arguments from it are compiled at load.
+    pub fn bind_data(&mut self, data: &serde_json::Map<String, serde_json::Value>) {
+        let value = data::to_cel(&serde_json::Value::Object(data.clone()));
+        self.root.add_variable_as_val("data", value);
+    }
+
     /// Evaluates `argument` (known at load), compiles it and binds it in the root context;
     /// returns the name it is bound under.
     fn bind_compiled(
@@ -343,8 +360,8 @@ impl CelEnv {
         let mut scope = root.new_inner_scope();
         let inputs = environment::Inputs { peer, request, now };
         for &name in needed {
-            if let Some(variable) = environment::variable(name) {
-                scope.add_variable_as_val(name, variable.build(&inputs));
+            if let Some(value) = environment::variable(name).and_then(|v| v.build(&inputs)) {
+                scope.add_variable_as_val(name, value);
             }
         }
         Activation { scope }

@@ -37,7 +37,10 @@ pub type NativeFunction = Box<
 #[derive(Debug)]
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "`returns` and `doc` are the docs' source, checked by a test")
+    expect(
+        dead_code,
+        reason = "`returns` and `doc` are the docs' source, checked by a test"
+    )
 )]
 pub struct Function {
     /// The name rules call it by; names starting with `@` are internal (load-time rewrites)

@@ -1,0 +1,173 @@
+//! Operator data (`data:` and `data_files:`) through the loader, with real files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::policy::{FRONTEND, TRUST, compile, errors, request};
+use warrant::policy::Policy;
+
+fn decide(
+    policy: &Policy,
+    principal: &str,
+    method: &str,
+    path: &str,
+    now: &str,
+) -> (String, Option<String>) {
+    let now = humantime::parse_rfc3339(now).expect("an RFC 3339 time");
+    let d = policy.decide(&request(principal, method, path), now);
+    (d.verdict.to_string(), d.rule.map(|r| r.to_string()))
+}
+use warrant::loader::load_policy;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warrant-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn load(dir: &Path) -> Result<Policy, Vec<String>> {
+    load_policy(&[dir.join("policy.yaml")])
+        .map(|(policy, _)| policy)
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn sections_and_files_merge_into_data() {
+    let dir = temp_dir("merge");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!(
+            "{TRUST}data:\n  writers: [{FRONTEND}]\ndata_files: [sensitivity.yaml, freezes.json]\nrules:\n  - id: freeze\n    effect: deny\n    when: request.method == 'POST' && longest_prefix(request.path, data.sensitivity) == 'restricted' && within(now, data.freezes)\n  - id: writers\n    effect: allow\n    when: source.spiffe_id in data.writers\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sensitivity.yaml"),
+        "sensitivity:\n  /: public\n  /payments/: restricted\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("freezes.json"),
+        r#"{"freezes": [{"start": "2026-12-20T00:00:00Z", "end": "2027-01-04T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let policy = load(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(policy.files().len(), 3);
+    let in_freeze = "2026-12-24T12:00:00Z";
+    let after = "2027-01-10T12:00:00Z";
+    let decided =
+        |method: &str, path: &str, now: &str| decide(&policy, FRONTEND, method, path, now);
+    assert_eq!(
+        decided("POST", "/payments/1", in_freeze),
+        ("deny".into(), Some("freeze".into()))
+    );
+    assert_eq!(
+        decided("GET", "/payments/1", in_freeze),
+        ("allow".into(), Some("writers".into()))
+    );
+    assert_eq!(
+        decided("POST", "/shop/1", in_freeze),
+        ("allow".into(), Some("writers".into()))
+    );
+    assert_eq!(
+        decided("POST", "/payments/1", after),
+        ("allow".into(), Some("writers".into()))
+    );
+}
+
+#[test]
+fn a_key_defined_twice_and_bad_files_name_their_places() {
+    let dir = temp_dir("twice");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!("{TRUST}data:\n  a: 1\n  freezes: []\ndata_files: [f.json, missing.yaml, list.yaml, notes.txt]\nrules: []\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("f.json"), "{\n  \"freezes\": []\n}").unwrap();
+    std::fs::write(dir.join("list.yaml"), "- 1\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "x: 1\n").unwrap();
+    let errors = load(&dir).expect_err("does not load");
+    let text = errors.join("\n");
+    let policy = dir.join("policy.yaml").display().to_string();
+    let f = dir.join("f.json").display().to_string();
+    assert!(
+        text.contains(&format!(
+            "{f}:2: data key \"freezes\" is already defined at {policy}:5"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("missing.yaml: cannot read it"), "{text}");
+    assert!(
+        text.contains("a data file holds a map at its top level"),
+        "{text}"
+    );
+    assert!(text.contains("name it *.json, *.yaml or *.yml"), "{text}");
+    assert_eq!(errors.len(), 4, "{text}");
+}
+
+#[test]
+fn a_key_data_lacks_fails_the_load_unless_tested() {
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}data:\n  allowlist: []\nrules:\n  - id: typo\n    effect: allow\n    when: source.spiffe_id in data.alowlist\n"
+        ),
+    )]);
+    assert_eq!(
+        errs,
+        [
+            "p.yaml:8: rule 'typo': data.alowlist is not in the policy's data: no such key, so the rule would fail on every request (data has: allowlist)"
+        ]
+    );
+    for when in [
+        "has(data.overrides) && source.spiffe_id in data.overrides",
+        "'overrides' in data && source.spiffe_id in data.overrides",
+        "data.flags.open",
+        "data['flags']['open'] == true",
+    ] {
+        let policy = compile_with_data(when);
+        assert_eq!(policy.rule_count(), 1, "{when}");
+    }
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}data:\n  windows: [{{start: x, end: y}}]\nrules:\n  - id: w\n    effect: deny\n    when: within(now, data.windows)\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("rule 'w': within() windows … fails on every request: window 0: start \"x\" is not an RFC 3339 time"), "{}", errs[0]);
+}
+
+fn compile_with_data(when: &str) -> Policy {
+    common::policy::compile_files(&[(
+        "p.yaml",
+        &format!("{TRUST}data:\n  flags: {{open: true}}\nrules:\n  - id: r\n    effect: allow\n    when: \"{when}\"\n"),
+    )])
+    .unwrap_or_else(|e| panic!("{when}: {e}"))
+}
+
+#[test]
+fn large_allowlists_work_with_in() {
+    let ids: Vec<String> = (0..10_000)
+        .map(|i| format!("spiffe://prod.example.org/ns/n{i}/sa/s"))
+        .collect();
+    let policy = compile(&format!(
+        "  - id: listed\n    effect: allow\n    when: source.spiffe_id in data.allow\ndata:\n  allow: [{}]\n",
+        ids.iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let now = "2026-03-02T10:00:00Z";
+    let listed = decide(
+        &policy,
+        "spiffe://prod.example.org/ns/n9999/sa/s",
+        "GET",
+        "/",
+        now,
+    );
+    assert_eq!(listed.0, "allow");
+    assert_eq!(decide(&policy, FRONTEND, "GET", "/", now).0, "deny");
+}
