@@ -34,6 +34,14 @@ const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 /// `with_bundle`: verify forwarded certificates against the prod CA (which then requires
 /// them); without, the principal alone is trusted.
 fn policy_text(with_bundle: bool) -> String {
+    policy_text_with(with_bundle, None)
+}
+
+/// The same 20 rules; with `allowlist`, they use Warrant's functions and `data` (an
+/// allowlist of that many SPIFFE IDs, the caller last, and networks): `glob` instead of
+/// `startsWith`, and the deciding rule also checks `in data.allow`, `in_cidr` and a
+/// `longest_prefix` sensitivity map.
+fn policy_text_with(with_bundle: bool, allowlist: Option<usize>) -> String {
     let bundle = if with_bundle {
         "  bundles: {prod.example.org: prod.pem}\n"
     } else {
@@ -44,14 +52,33 @@ fn policy_text(with_bundle: bool) -> String {
     );
     text.push_str("  - id: no-admin\n    effect: deny\n    when: request.path.startsWith(\"/admin\") && source.namespace != \"ops\"\n");
     text.push_str("  - id: no-debug-in-prod\n    effect: deny\n    when: '\"x-debug\" in request.headers && request.headers[\"x-env\"] == \"prod\"'\n");
+    let Some(entries) = allowlist else {
+        for i in 0..17 {
+            text.push_str(&format!(
+                "  - id: svc-{i}\n    effect: allow\n    when: source.spiffe_id == \"spiffe://prod.example.org/ns/team{i}/sa/svc{i}\" && request.method in [\"GET\", \"HEAD\"] && request.path.startsWith(\"/api/v{i}/\")\n"
+            ));
+        }
+        text.push_str(FRONTEND_RULE);
+        return text;
+    };
     for i in 0..17 {
         text.push_str(&format!(
-            "  - id: svc-{i}\n    effect: allow\n    when: source.spiffe_id == \"spiffe://prod.example.org/ns/team{i}/sa/svc{i}\" && request.method in [\"GET\", \"HEAD\"] && request.path.startsWith(\"/api/v{i}/\")\n"
+            "  - id: svc-{i}\n    effect: allow\n    when: source.spiffe_id == \"spiffe://prod.example.org/ns/team{i}/sa/svc{i}\" && request.method in [\"GET\", \"HEAD\"] && request.path.glob(\"/api/v{i}/**\")\n"
         ));
     }
-    text.push_str("  - id: frontend-reads-payments\n    effect: allow\n    when: source.namespace == \"shop\" && source.service_account == \"frontend\" && request.method == \"GET\" && request.path.startsWith(\"/payments/\") && request.query[\"expand\"] == \"1\" && context.service == \"payments\"\n    headers: {x-tenant: shop}\n");
+    text.push_str("  - id: frontend-reads-payments\n    effect: allow\n    when: source.namespace == \"shop\" && source.service_account == \"frontend\" && request.method == \"GET\" && request.path.glob(\"/payments/**\") && request.query[\"expand\"] == \"1\" && context.service == \"payments\" && source.spiffe_id in data.allow && in_cidr(source.address, data.networks) && longest_prefix(request.path, data.sensitivity) == \"internal\"\n    headers: {x-tenant: shop}\n");
+    let mut ids: Vec<String> = (1..entries)
+        .map(|i| format!("'spiffe://prod.example.org/ns/n{i}/sa/s'"))
+        .collect();
+    ids.push(format!("'{FRONTEND}'"));
+    text.push_str(&format!(
+        "data:\n  networks: [10.0.0.0/8, 192.168.0.0/16]\n  sensitivity: {{/: public, /payments/: internal, /payments/admin/: restricted}}\n  allow: [{}]\n",
+        ids.join(", ")
+    ));
     text
 }
+
+const FRONTEND_RULE: &str = "  - id: frontend-reads-payments\n    effect: allow\n    when: source.namespace == \"shop\" && source.service_account == \"frontend\" && request.method == \"GET\" && request.path.startsWith(\"/payments/\") && request.query[\"expand\"] == \"1\" && context.service == \"payments\"\n    headers: {x-tenant: shop}\n";
 
 fn check_request(certificate: String) -> CheckRequest {
     let headers: HashMap<String, String> = [
@@ -116,11 +143,15 @@ fn check_request(certificate: String) -> CheckRequest {
 
 /// The 20-rule policy, trusting prod's CA when `with_bundle`.
 fn compile_policy(ca: &common::Ca, with_bundle: bool) -> Policy {
+    compile_policy_with(ca, with_bundle, None)
+}
+
+fn compile_policy_with(ca: &common::Ca, with_bundle: bool, allowlist: Option<usize>) -> Policy {
     let bundle = ca.pem.clone().into_bytes();
     let policy = Policy::compile(
         &[PolicySource {
             path: "bench.yaml".into(),
-            text: policy_text(with_bundle),
+            text: policy_text_with(with_bundle, allowlist),
         }],
         &mut |_: &Path, _| Ok(bundle.clone()),
     )
@@ -143,6 +174,16 @@ fn bench_check(c: &mut Criterion) {
             "check/20_rules/with_certificate",
             ca.svid(FRONTEND).url_encoded(),
             compile_policy(&ca, true),
+        ),
+        (
+            "check/20_rules/functions_and_data_10",
+            String::new(),
+            compile_policy_with(&ca, false, Some(10)),
+        ),
+        (
+            "check/20_rules/functions_and_data_10000",
+            String::new(),
+            compile_policy_with(&ca, false, Some(10_000)),
         ),
     ] {
         let request = check_request(certificate);
