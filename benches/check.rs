@@ -33,11 +33,7 @@ const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 /// is evaluated.
 /// `with_bundle`: verify forwarded certificates against the prod CA (which then requires
 /// them); without, the principal alone is trusted.
-fn policy_text(with_bundle: bool) -> String {
-    policy_text_with(with_bundle, None)
-}
-
-/// The same 20 rules; with `allowlist`, they use Warrant's functions and `data` (an
+/// With `allowlist`, the same 20 rules, they use Warrant's functions and `data` (an
 /// allowlist of that many SPIFFE IDs, the caller last, and networks): `glob` instead of
 /// `startsWith`, and the deciding rule also checks `in data.allow`, `in_cidr` and a
 /// `longest_prefix` sensitivity map.

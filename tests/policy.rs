@@ -456,3 +456,58 @@ fn trust_errors() {
     )]);
     assert!(errs[0].contains("max_svid_lifetime"), "{}", errs[0]);
 }
+
+#[test]
+fn shadow_rules_are_recorded_and_never_decide() {
+    let policy = compile(
+        "  - id: new-deny\n    effect: deny\n    mode: audit\n    when: request.method == 'GET'\n  - id: broken-shadow\n    effect: allow\n    mode: audit\n    when: request.headers['x-missing'] == 'y'\n  - id: quiet-shadow\n    effect: deny\n    mode: audit\n    when: request.path == '/nope'\n  - id: reads\n    effect: allow\n    when: request.method == 'GET'\n",
+    );
+    assert_eq!(policy.rule_count(), 4);
+    assert_eq!(
+        policy.rule_ids().count(),
+        1,
+        "shadow rules are not enforced"
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/p"), SystemTime::now());
+    assert!(
+        d.is_allowed(),
+        "the shadow deny does not decide: {}",
+        d.reason
+    );
+    assert_eq!(d.rule.as_deref(), Some("reads"));
+    let shadow: Vec<(&str, &str, bool, bool)> = d
+        .shadow
+        .iter()
+        .map(|s| (&*s.rule, s.effect.as_str(), s.matched, s.error.is_some()))
+        .collect();
+    assert_eq!(
+        shadow,
+        [
+            ("new-deny", "deny", true, false),
+            ("broken-shadow", "allow", false, true),
+            ("quiet-shadow", "deny", false, false),
+        ]
+    );
+    assert!(
+        d.failures.is_empty(),
+        "a failing shadow rule is not a failure of the decision"
+    );
+    // Untrusted callers never reach the rules stage: no shadow outcome.
+    let d = policy.decide(
+        &request("spiffe://evil.example.org/x", "GET", "/p"),
+        SystemTime::now(),
+    );
+    assert!(d.shadow.is_empty());
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: m\n    effect: allow\n    mode: shadow\n    when: 'true'\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].contains("enforce") && errs[0].contains("audit"),
+        "{}",
+        errs[0]
+    );
+}

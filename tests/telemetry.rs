@@ -163,6 +163,10 @@ rules:
   - id: leaks-if-used-as-key
     effect: allow
     when: request.headers[request.headers["x-api-key"]] == "x"
+  - id: shadow-payments
+    effect: deny
+    mode: audit
+    when: request.path.startsWith("/payments")
 "#,
     )
     .unwrap();
@@ -376,6 +380,7 @@ async fn spans_decision_log_and_metrics() {
     assert_eq!(a["authz.decision"], "allow");
     assert_eq!(a["authz.stage"], "rules");
     assert_eq!(a["authz.rule"], "frontend-reads");
+    assert_eq!(a["authz.shadow"], "shadow-payments");
     assert_eq!(a["authz.reason"], "allow rule 'frontend-reads' matched");
     assert_eq!(a["http.request.method"], "GET");
     assert_eq!(a["url.path"], "/payments/1");
@@ -405,6 +410,7 @@ async fn spans_decision_log_and_metrics() {
     assert_eq!(hex(&span.parent_span_id), "b7ad6b7169203331");
     assert_eq!(attributes(span)["authz.decision"], "deny");
     assert_eq!(attributes(span)["authz.rule"], "no-admin");
+    assert!(!attributes(span).contains_key("authz.shadow"));
     assert_eq!(
         span.status.as_ref().map_or(0, |s| s.code),
         0,
@@ -489,6 +495,10 @@ async fn spans_decision_log_and_metrics() {
     assert_eq!(line["spiffe_id"], FRONTEND);
     assert_eq!(line["decision"], "allow");
     assert_eq!(line["path"], "/payments/1");
+    assert_eq!(
+        line["shadow"],
+        serde_json::json!([{"rule": "shadow-payments", "effect": "deny", "matched": true}])
+    );
     assert!(line["duration_us"].as_u64().is_some());
     assert!(
         lines
@@ -504,6 +514,7 @@ async fn spans_decision_log_and_metrics() {
         hex(&span_for(&spans, &decision_id(&denied)).span_id)
     );
     assert_eq!(denied_line["rule"], "no-admin");
+    assert_eq!(denied_line["shadow"][0]["matched"], false);
 
     // Metrics and health on the admin listener.
     let admin = w.admin.unwrap();
@@ -521,7 +532,11 @@ async fn spans_decision_log_and_metrics() {
         metrics
             .contains(r#"warrant_checks_total{decision="deny",stage="rules",rule="no-admin"} 1"#)
     );
-    assert!(metrics.contains("warrant_policy_rules 6"), "{metrics}");
+    assert!(metrics.contains("warrant_policy_rules 7"), "{metrics}");
+    assert!(
+        metrics.contains(r#"warrant_shadow_matches_total{rule="shadow-payments",effect="deny"} "#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("warrant_check_duration_seconds_count 6"),
         "{metrics}"

@@ -38,6 +38,12 @@ struct CheckLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ShadowLabels {
+    rule: RuleLabel,
+    effect: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct SinkLabels {
     sink: &'static str,
 }
@@ -130,6 +136,9 @@ pub struct Metrics {
     /// resolved once so that counting a check takes no lock (the family's map does).
     known_checks: HashMap<(Verdict, Stage, Option<Arc<str>>), Counter>,
     duration: DurationHistogram,
+    /// `warrant_shadow_matches_total` per shadow rule, resolved once.
+    shadow_matches: HashMap<Arc<str>, Counter>,
+    shadow_family: Family<ShadowLabels, Counter>,
     rules: Gauge<i64, AtomicI64>,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
@@ -193,16 +202,43 @@ impl Metrics {
                 ((verdict, stage, rule), counter)
             })
             .collect();
+        let shadow_family = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "shadow_matches",
+            "Matches of shadow rules (mode: audit), which never decide",
+            shadow_family.clone(),
+        );
         Self {
             registry,
             checks,
             known_checks,
             duration,
+            shadow_matches: HashMap::new(),
+            shadow_family,
             rules,
             dropped_decision_log,
             dropped_otlp,
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// Adds the counters of a policy's shadow rules (effect, id): each series exists, at 0,
+    /// before its rule first matches.
+    pub fn with_shadow_rules<'a>(
+        mut self,
+        shadow_rules: impl IntoIterator<Item = (Verdict, &'a Arc<str>)>,
+    ) -> Self {
+        for (verdict, id) in shadow_rules {
+            let counter = self
+                .shadow_family
+                .get_or_create(&ShadowLabels {
+                    rule: RuleLabel(Some(Arc::clone(id))),
+                    effect: verdict.as_str(),
+                })
+                .clone();
+            self.shadow_matches.insert(Arc::clone(id), counter);
+        }
+        self
     }
 
     /// Counts one decision and its duration.
@@ -223,6 +259,21 @@ impl Metrics {
             }
         }
         self.duration.observe(duration);
+        for shadow in decision.shadow_matches() {
+            match self.shadow_matches.get(&shadow.rule) {
+                Some(counter) => {
+                    counter.inc();
+                }
+                None => {
+                    self.shadow_family
+                        .get_or_create(&ShadowLabels {
+                            rule: RuleLabel(Some(Arc::clone(&shadow.rule))),
+                            effect: shadow.effect.as_str(),
+                        })
+                        .inc();
+                }
+            }
+        }
     }
 
     /// Records that a policy with `rules` rules is loaded and the server is ready.

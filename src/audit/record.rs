@@ -36,7 +36,24 @@ struct LogLine<'a> {
     rule: Option<&'a str>,
     reason: &'a str,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[ShadowLine]>::is_empty")]
+    shadow: &'a [ShadowLine],
     duration_us: u64,
+}
+
+/// A shadow rule's would-be outcome in the decision log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShadowLine {
+    #[serde(serialize_with = "serialize_str")]
+    pub rule: Arc<str>,
+    pub effect: &'static str,
+    pub matched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn serialize_str<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
 }
 
 /// Everything the sinks record about one Check. Never holds request headers other than the
@@ -65,6 +82,8 @@ pub struct DecisionRecord {
     pub sampled: bool,
     /// Set when the request was malformed or a rule failed to evaluate: the span's status.
     pub error: Option<String>,
+    /// Every shadow rule's would-be outcome (errors scrubbed).
+    pub shadow: Vec<ShadowLine>,
 }
 
 impl DecisionRecord {
@@ -125,6 +144,19 @@ impl DecisionRecord {
             parent,
             sampled,
             error,
+            shadow: decision
+                .shadow
+                .iter()
+                .map(|s| ShadowLine {
+                    rule: Arc::clone(&s.rule),
+                    effect: s.effect.as_str(),
+                    matched: s.matched,
+                    error: s
+                        .error
+                        .as_deref()
+                        .map(|e| redactor.scrub(e, request).into_owned()),
+                })
+                .collect(),
         }
     }
 
@@ -149,6 +181,7 @@ impl DecisionRecord {
             rule: self.rule.as_deref(),
             reason: &self.reason,
             error: self.error.as_deref(),
+            shadow: &self.shadow,
             duration_us: u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
         };
         // Serializing plain strings and numbers into memory cannot fail.
@@ -175,6 +208,15 @@ impl DecisionRecord {
             KeyValue::new("server.address", self.host.clone()),
             KeyValue::new("request.id", self.request_id.clone()),
         ];
+        let shadow: Vec<&str> = self
+            .shadow
+            .iter()
+            .filter(|s| s.matched)
+            .map(|s| &*s.rule)
+            .collect();
+        if !shadow.is_empty() {
+            attributes.push(KeyValue::new("authz.shadow", shadow.join(",")));
+        }
         if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
             attributes.push(KeyValue::new("spiffe.id", id.clone()));
             attributes.push(KeyValue::new("spiffe.trust_domain", td.clone()));

@@ -195,5 +195,16 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
         "headers": headers,
         "decision_id": decision.id,
         "failed_rules": failures,
+        "shadow": decision.shadow.iter().map(|s| {
+            let mut line = serde_json::json!({
+                "rule": &*s.rule,
+                "effect": s.effect.as_str(),
+                "matched": s.matched,
+            });
+            if let Some(detail) = &s.detail {
+                line["error"] = serde_json::Value::String(detail.clone());
+            }
+            line
+        }).collect::<Vec<_>>(),
     })
 }

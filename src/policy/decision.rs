@@ -66,6 +66,20 @@ pub struct RuleFailure {
     pub detail: String,
 }
 
+/// What a shadow rule (`mode: audit`) would have done: evaluated for every request that
+/// reaches the rules stage, never deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowResult {
+    pub rule: Arc<str>,
+    /// What the rule would do when it matches.
+    pub effect: Verdict,
+    pub matched: bool,
+    /// Why it failed to evaluate (then `matched` is false), without request values.
+    pub error: Option<String>,
+    /// The engine's full message, for `warrant eval` only.
+    pub detail: Option<String>,
+}
+
 /// One authorization decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -85,6 +99,16 @@ pub struct Decision {
     pub headers: Arc<[(String, String)]>,
     /// Rules that failed to evaluate for this request.
     pub failures: Vec<RuleFailure>,
+    /// Every shadow rule's outcome, in policy order (empty when the policy has none or the
+    /// request did not reach the rules stage).
+    pub shadow: Vec<ShadowResult>,
+}
+
+impl Decision {
+    /// The ids of the shadow rules that matched.
+    pub fn shadow_matches(&self) -> impl Iterator<Item = &ShadowResult> {
+        self.shadow.iter().filter(|s| s.matched)
+    }
 }
 
 impl Decision {

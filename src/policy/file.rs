@@ -44,6 +44,9 @@ pub(super) struct RuleSpec {
     #[allow(dead_code)]
     pub description: String,
     pub effect: Effect,
+    /// `enforce` (the default) or `audit`: a shadow rule, recorded but never deciding.
+    #[serde(default)]
+    pub mode: Mode,
     pub when: Spanned<String>,
     /// Header name (with where it is written) → value.
     #[serde(default)]
@@ -57,6 +60,26 @@ pub(super) struct RuleSpec {
 pub(super) enum Effect {
     Allow,
     Deny,
+}
+
+impl Effect {
+    /// The verdict a matching rule of this effect gives.
+    pub fn verdict(self) -> super::Verdict {
+        match self {
+            Effect::Allow => super::Verdict::Allow,
+            Effect::Deny => super::Verdict::Deny,
+        }
+    }
+}
+
+/// Whether a rule decides (`enforce`) or is only evaluated and recorded (`audit`, a shadow
+/// rule: how a new rule is rolled out safely).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
 }
 
 /// The id of the rule whose text holds the position `line`:`column` of `text`, if any: a

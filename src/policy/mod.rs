@@ -16,26 +16,27 @@ mod cel;
 mod data;
 mod decision;
 mod error;
+mod evaluate;
 mod file;
+mod rule;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_saphyr::Spanned;
-
-use crate::header;
 use crate::request::AuthzRequest;
 use crate::trust::{TrustPolicy, TrustSettings};
 
 use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, MAX_DEPTH, Shape, VARIABLES, Variable};
-pub use decision::{Decision, RuleFailure, Stage, Verdict};
+pub use decision::{Decision, RuleFailure, ShadowResult, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 
-use self::cel::{Activation, CelEnv, Expression, with_evaluation_stack};
-use file::{Effect, PolicyFile, RuleSpec};
+use self::cel::{CelEnv, with_evaluation_stack};
+use evaluate::RulesOutcome;
+use file::{Effect, Mode, PolicyFile};
+use rule::{Rule, check_rule_id, compile_rule};
 
 /// HTTP status of a deny when the rule does not say otherwise.
 pub const DEFAULT_DENY_STATUS: u16 = 403;
@@ -60,15 +61,6 @@ pub struct PolicySource {
     pub text: String,
 }
 
-/// A compiled rule.
-#[derive(Debug)]
-struct Rule {
-    id: Arc<str>,
-    expression: Expression,
-    headers: Arc<[(String, String)]>,
-    status: u16,
-}
-
 /// A compiled, immutable policy: trust settings and rules. Shared by all checks.
 #[derive(Debug)]
 pub struct Policy {
@@ -76,6 +68,8 @@ pub struct Policy {
     cel: CelEnv,
     deny_rules: Vec<Rule>,
     allow_rules: Vec<Rule>,
+    /// Rules in `mode: audit`, with the verdict each would give: evaluated, never deciding.
+    shadow_rules: Vec<(Verdict, Rule)>,
     /// Top-level CEL variables referenced by any rule: only these are built per request.
     needed_variables: BTreeSet<&'static str>,
     /// Every file the policy was compiled from: its documents, then the bundles and data
@@ -101,6 +95,7 @@ impl Policy {
         let mut seen_ids: HashMap<String, (PathBuf, u64)> = HashMap::new();
         let mut deny_rules = Vec::new();
         let mut allow_rules = Vec::new();
+        let mut shadow_rules = Vec::new();
 
         // First every document's data, which rules may read at load.
         let mut documents = Vec::with_capacity(sources.len());
@@ -188,8 +183,9 @@ impl Policy {
                 }
                 seen_ids.insert(id.clone(), (source.path.clone(), line));
                 match compile_rule(&mut cel, spec) {
-                    Ok((Effect::Allow, rule)) => allow_rules.push(rule),
-                    Ok((Effect::Deny, rule)) => deny_rules.push(rule),
+                    Ok((effect, Mode::Audit, rule)) => shadow_rules.push((effect.verdict(), rule)),
+                    Ok((Effect::Allow, Mode::Enforce, rule)) => allow_rules.push(rule),
+                    Ok((Effect::Deny, Mode::Enforce, rule)) => deny_rules.push(rule),
                     Err((line, message)) => {
                         let message = if message.contains(DATA_KEY_MISSING) {
                             format!("{message} (data has: {data_keys})")
@@ -225,6 +221,7 @@ impl Policy {
                 let needed_variables = deny_rules
                     .iter()
                     .chain(&allow_rules)
+                    .chain(shadow_rules.iter().map(|(_, rule)| rule))
                     .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
                     .collect();
                 Ok(Self {
@@ -232,6 +229,7 @@ impl Policy {
                     cel,
                     deny_rules,
                     allow_rules,
+                    shadow_rules,
                     needed_variables,
                     files,
                 })
@@ -242,10 +240,18 @@ impl Policy {
 
     /// The number of rules, allow and deny.
     pub fn rule_count(&self) -> usize {
-        self.deny_rules.len() + self.allow_rules.len()
+        self.deny_rules.len() + self.allow_rules.len() + self.shadow_rules.len()
     }
 
-    /// Every rule's id with the verdict it gives when it matches, in evaluation order.
+    /// Every shadow rule's (`mode: audit`) id with the verdict it would give, in order.
+    pub fn shadow_rule_ids(&self) -> impl Iterator<Item = (Verdict, &Arc<str>)> {
+        self.shadow_rules
+            .iter()
+            .map(|(verdict, rule)| (*verdict, &rule.id))
+    }
+
+    /// Every enforced rule's id with the verdict it gives when it matches, in evaluation
+    /// order.
     pub fn rule_ids(&self) -> impl Iterator<Item = (Verdict, &Arc<str>)> {
         self.deny_rules
             .iter()
@@ -272,16 +278,25 @@ impl Policy {
     /// an allow rule, a non-match) with the reason recorded.
     pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
         let id = uuid::Uuid::now_v7().to_string();
-        let (peer, outcome) = match self.trust.verify(&request.source, now) {
+        let (peer, outcome, shadow) = match self.trust.verify(&request.source, now) {
             Ok(peer) => {
                 let activation = self
                     .cel
                     .activation(&self.needed_variables, &peer, request, now);
-                let outcome = with_evaluation_stack(|| self.evaluate_rules(&activation));
+                let (outcome, shadow) = with_evaluation_stack(|| {
+                    (
+                        self.evaluate_rules(&activation),
+                        self.evaluate_shadow(&activation),
+                    )
+                });
                 drop(activation);
-                (Some(peer), outcome)
+                (Some(peer), outcome, shadow)
             }
-            Err(untrusted) => (None, RulesOutcome::untrusted(untrusted.to_string())),
+            Err(untrusted) => (
+                None,
+                RulesOutcome::untrusted(untrusted.to_string()),
+                Vec::new(),
+            ),
         };
         let (http_status, headers) = match (outcome.verdict, outcome.rule) {
             (Verdict::Allow, Some(rule)) => (200, Arc::clone(&rule.headers)),
@@ -300,95 +315,7 @@ impl Policy {
             identity: peer.map(|peer| peer.spiffe_id),
             headers,
             failures: outcome.failures,
-        }
-    }
-
-    /// Stages 2–4 for a trusted caller: deny rules, allow rules, default.
-    fn evaluate_rules(&self, activation: &Activation<'_>) -> RulesOutcome<'_> {
-        for rule in &self.deny_rules {
-            let (reason, failures) = match self.cel.eval(&rule.expression, activation) {
-                Ok(false) => continue,
-                Ok(true) => (format!("deny rule '{}' matched", rule.id), Vec::new()),
-                Err(error) => (
-                    format!("deny rule '{}' failed to evaluate: {error}", rule.id),
-                    vec![RuleFailure {
-                        rule: Arc::clone(&rule.id),
-                        error: error.to_string(),
-                        detail: error.detail(),
-                    }],
-                ),
-            };
-            return RulesOutcome {
-                verdict: Verdict::Deny,
-                stage: Stage::Rules,
-                rule: Some(rule),
-                reason,
-                failures,
-            };
-        }
-        let mut failures = Vec::new();
-        for rule in &self.allow_rules {
-            match self.cel.eval(&rule.expression, activation) {
-                Ok(false) => {}
-                Ok(true) => {
-                    return RulesOutcome {
-                        verdict: Verdict::Allow,
-                        stage: Stage::Rules,
-                        rule: Some(rule),
-                        reason: format!("allow rule '{}' matched", rule.id),
-                        failures,
-                    };
-                }
-                Err(error) => failures.push(RuleFailure {
-                    rule: Arc::clone(&rule.id),
-                    error: error.to_string(),
-                    detail: error.detail(),
-                }),
-            }
-        }
-        let reason = if self.allow_rules.is_empty() && self.deny_rules.is_empty() {
-            "the policy has no rules: everything is denied".to_owned()
-        } else if failures.is_empty() {
-            "no allow rule matched".to_owned()
-        } else {
-            let failed: Vec<String> = failures
-                .iter()
-                .map(|f| format!("'{}': {}", f.rule, f.error))
-                .collect();
-            format!(
-                "no allow rule matched ({} failed to evaluate: {})",
-                failures.len(),
-                failed.join("; ")
-            )
-        };
-        RulesOutcome {
-            verdict: Verdict::Deny,
-            stage: Stage::Default,
-            rule: None,
-            reason,
-            failures,
-        }
-    }
-}
-
-/// What a stage concluded, before it becomes a [`Decision`]: the status and headers follow
-/// from the verdict and the deciding rule.
-struct RulesOutcome<'p> {
-    verdict: Verdict,
-    stage: Stage,
-    rule: Option<&'p Rule>,
-    reason: String,
-    failures: Vec<RuleFailure>,
-}
-
-impl RulesOutcome<'_> {
-    fn untrusted(reason: String) -> Self {
-        Self {
-            verdict: Verdict::Deny,
-            stage: Stage::Trust,
-            rule: None,
-            reason,
-            failures: Vec::new(),
+            shadow,
         }
     }
 }
@@ -483,98 +410,6 @@ fn compile_trust(
         require_certificate: section.require_certificate,
     })
     .map_err(|e| e.to_string())
-}
-
-/// Longest rule id, in bytes.
-const MAX_RULE_ID: usize = 128;
-
-/// A rule id appears in `FILE:LINE: rule 'ID': …` messages, logs, spans, metrics labels and
-/// Envoy's dynamic metadata, so it is one line of printable text without quotes.
-fn check_rule_id(id: &str) -> Result<(), String> {
-    if id.trim().is_empty() {
-        return Err("rule id must not be empty".to_owned());
-    }
-    if id.len() > MAX_RULE_ID {
-        return Err(format!(
-            "rule id {id:.40?}… is longer than {MAX_RULE_ID} bytes"
-        ));
-    }
-    // Control characters and bidirectional overrides (which make text display in another
-    // order than it reads) have no place in an id an operator reads in a log.
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if id.trim() != id || id.contains(|c: char| hidden(c) || c == '\'') {
-        return Err(format!(
-            "rule id {id:?} must be one line of text without quotes or leading/trailing spaces"
-        ));
-    }
-    Ok(())
-}
-
-fn compile_rule(cel: &mut CelEnv, spec: RuleSpec) -> Result<(Effect, Rule), (u64, String)> {
-    let id_line = spec.id.referenced.line();
-    let Spanned {
-        value: when,
-        referenced,
-        ..
-    } = spec.when;
-    let expression = cel
-        .compile(&when)
-        .map_err(|e| (referenced.line(), e.to_string()))?;
-    let headers = match (spec.effect, spec.headers) {
-        (Effect::Deny, Some(headers)) => {
-            return Err((
-                headers.referenced.line(),
-                "`headers` is only valid on allow rules".to_owned(),
-            ));
-        }
-        (_, headers) => headers.map(|h| h.value).unwrap_or_default(),
-    };
-    // In file order; every name and value checked as Envoy will receive them.
-    let mut headers: Vec<(Spanned<String>, String)> = headers.into_iter().collect();
-    headers.sort_by_key(|(name, _)| (name.referenced.line(), name.referenced.column()));
-    for (name, value) in &headers {
-        header::check_upstream(&name.value, Some(value))
-            .map_err(|e| (name.referenced.line(), e.to_string()))?;
-    }
-    header::check_set(
-        headers
-            .iter()
-            .map(|(name, value)| (name.value.as_str(), value.as_str())),
-    )
-    .map_err(|e| (id_line, e.to_string()))?;
-    let status = match (spec.effect, spec.status) {
-        (Effect::Allow, Some(status)) => {
-            return Err((
-                status.referenced.line(),
-                "`status` is only valid on deny rules".to_owned(),
-            ));
-        }
-        (_, Some(status)) if !(400..=599).contains(&status.value) => {
-            return Err((
-                status.referenced.line(),
-                format!(
-                    "status {} is not an HTTP error status (400-599)",
-                    status.value
-                ),
-            ));
-        }
-        (_, status) => status.map_or(DEFAULT_DENY_STATUS, |s| s.value),
-    };
-    Ok((
-        spec.effect,
-        Rule {
-            id: Arc::from(spec.id.value),
-            expression,
-            headers: headers
-                .into_iter()
-                .map(|(name, value)| (name.value, value))
-                .collect(),
-            status,
-        },
-    ))
 }
 
 #[cfg(test)]

@@ -153,7 +153,8 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         trust_domains = ?policy.trust().trust_domains(),
         "policy loaded"
     );
-    let metrics = Arc::new(Metrics::for_rules(policy.rule_ids()));
+    let metrics =
+        Arc::new(Metrics::for_rules(policy.rule_ids()).with_shadow_rules(policy.shadow_rule_ids()));
     metrics.policy_loaded(policy.rule_count());
     let settings = config.audit_settings(|name| std::env::var(name).ok())?;
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);

@@ -55,7 +55,9 @@ fn data_path(expr: &IdedExpr) -> Option<DataPath> {
                 Expr::Literal(LiteralValue::String(key)) => {
                     (format!("{:?}", key.inner()), key.inner().to_string())
                 }
-                Expr::Literal(LiteralValue::Int(i)) => (i.inner().to_string(), i.inner().to_string()),
+                Expr::Literal(LiteralValue::Int(i)) => {
+                    (i.inner().to_string(), i.inner().to_string())
+                }
                 _ => return None,
             };
             let mut path = data_path(operand)?;
@@ -119,9 +121,9 @@ fn check_data_paths(
         return match Value::resolve(expr, root) {
             Ok(_) => Ok(()),
             Err(_) if guarded => Ok(()),
-            Err(cel::ExecutionError::NoSuchKey(_)) => Err(CompileError::NotInData {
-                path: path.written,
-            }),
+            Err(cel::ExecutionError::NoSuchKey(_)) => {
+                Err(CompileError::NotInData { path: path.written })
+            }
             Err(error) => Err(CompileError::InvalidLiteral {
                 call: path.written,
                 reason: error.to_string(),

@@ -1,0 +1,119 @@
+//! Stages 2–4 of a decision for a trusted caller: deny rules, allow rules, default; and the
+//! shadow rules, which are recorded but never decide.
+
+use std::sync::Arc;
+
+use super::cel::Activation;
+use super::rule::Rule;
+use super::{Policy, RuleFailure, ShadowResult, Stage, Verdict};
+
+impl Policy {
+    /// Every shadow rule, in order: what it would have done.
+    pub(super) fn evaluate_shadow(&self, activation: &Activation<'_>) -> Vec<ShadowResult> {
+        self.shadow_rules
+            .iter()
+            .map(|(effect, rule)| {
+                let (matched, error) = match self.cel.eval(&rule.expression, activation) {
+                    Ok(matched) => (matched, None),
+                    Err(error) => (false, Some(error)),
+                };
+                ShadowResult {
+                    rule: Arc::clone(&rule.id),
+                    effect: *effect,
+                    matched,
+                    detail: error.as_ref().map(|e| e.detail()),
+                    error: error.map(|e| e.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// Stages 2–4 for a trusted caller: deny rules, allow rules, default.
+    pub(super) fn evaluate_rules(&self, activation: &Activation<'_>) -> RulesOutcome<'_> {
+        for rule in &self.deny_rules {
+            let (reason, failures) = match self.cel.eval(&rule.expression, activation) {
+                Ok(false) => continue,
+                Ok(true) => (format!("deny rule '{}' matched", rule.id), Vec::new()),
+                Err(error) => (
+                    format!("deny rule '{}' failed to evaluate: {error}", rule.id),
+                    vec![RuleFailure {
+                        rule: Arc::clone(&rule.id),
+                        error: error.to_string(),
+                        detail: error.detail(),
+                    }],
+                ),
+            };
+            return RulesOutcome {
+                verdict: Verdict::Deny,
+                stage: Stage::Rules,
+                rule: Some(rule),
+                reason,
+                failures,
+            };
+        }
+        let mut failures = Vec::new();
+        for rule in &self.allow_rules {
+            match self.cel.eval(&rule.expression, activation) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return RulesOutcome {
+                        verdict: Verdict::Allow,
+                        stage: Stage::Rules,
+                        rule: Some(rule),
+                        reason: format!("allow rule '{}' matched", rule.id),
+                        failures,
+                    };
+                }
+                Err(error) => failures.push(RuleFailure {
+                    rule: Arc::clone(&rule.id),
+                    error: error.to_string(),
+                    detail: error.detail(),
+                }),
+            }
+        }
+        let reason = if self.allow_rules.is_empty() && self.deny_rules.is_empty() {
+            "the policy has no rules: everything is denied".to_owned()
+        } else if failures.is_empty() {
+            "no allow rule matched".to_owned()
+        } else {
+            let failed: Vec<String> = failures
+                .iter()
+                .map(|f| format!("'{}': {}", f.rule, f.error))
+                .collect();
+            format!(
+                "no allow rule matched ({} failed to evaluate: {})",
+                failures.len(),
+                failed.join("; ")
+            )
+        };
+        RulesOutcome {
+            verdict: Verdict::Deny,
+            stage: Stage::Default,
+            rule: None,
+            reason,
+            failures,
+        }
+    }
+}
+
+/// What a stage concluded, before it becomes a [`Decision`]: the status and headers follow
+/// from the verdict and the deciding rule.
+pub(super) struct RulesOutcome<'p> {
+    pub verdict: Verdict,
+    pub stage: Stage,
+    pub rule: Option<&'p Rule>,
+    pub reason: String,
+    pub failures: Vec<RuleFailure>,
+}
+
+impl RulesOutcome<'_> {
+    pub(super) fn untrusted(reason: String) -> Self {
+        Self {
+            verdict: Verdict::Deny,
+            stage: Stage::Trust,
+            rule: None,
+            reason,
+            failures: Vec::new(),
+        }
+    }
+}
