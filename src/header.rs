@@ -107,7 +107,41 @@ pub fn check_name(name: &str) -> Result<(), HeaderError> {
 /// Checks a header that Warrant adds to allowed requests: a lower-case token that is not
 /// [`reserved`], with a valid `value` when one is known at load.
 pub fn check_upstream(name: &str, value: Option<&str>) -> Result<(), HeaderError> {
-    if let Some(reason) = reserved(name) {
+    check_header(name, value, reserved(name))?;
+    if name.contains('_') {
+        return Err(HeaderError::Underscore {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a header that Warrant adds to the response the client receives (an allowed
+/// request's `response_headers_to_add`, or the denied response when `denied`): a lower-case
+/// token that does not break the response (see [`reserved_in_response`]), with a valid value.
+pub fn check_response(name: &str, value: &str, denied: bool) -> Result<(), HeaderError> {
+    let reason = reserved_in_response(name).or_else(|| {
+        (denied && name.eq_ignore_ascii_case("content-type"))
+            .then_some("is set by Warrant: the denied body is JSON")
+    });
+    check_header(name, Some(value), reason)
+}
+
+/// Checks a header that Warrant asks Envoy to remove from an allowed request before the
+/// upstream sees it (`headers_to_remove`): a lower-case token, neither a pseudo-header nor
+/// `host`, which Envoy refuses to remove.
+pub fn check_removable(name: &str) -> Result<(), HeaderError> {
+    let reason = (name.starts_with(':') || name.eq_ignore_ascii_case("host"))
+        .then_some("routes the request, and Envoy refuses to remove it");
+    check_header(name, None, reason)
+}
+
+fn check_header(
+    name: &str,
+    value: Option<&str>,
+    reserved: Option<&'static str>,
+) -> Result<(), HeaderError> {
+    if let Some(reason) = reserved {
         return Err(HeaderError::Reserved {
             name: name.to_owned(),
             reason,
@@ -119,15 +153,27 @@ pub fn check_upstream(name: &str, value: Option<&str>) -> Result<(), HeaderError
             name: name.to_owned(),
         });
     }
-    if name.contains('_') {
-        return Err(HeaderError::Underscore {
-            name: name.to_owned(),
-        });
-    }
     if let Some(value) = value {
         check_value(name, value)?;
     }
     Ok(())
+}
+
+/// Why Warrant must never add header `name` (any case) to a response, if it must not.
+pub fn reserved_in_response(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    Some(match lower.as_str() {
+        n if n.starts_with(':') => "is a pseudo-header (RFC 9113 §8.3)",
+        "content-length" | "transfer-encoding" | "trailer" => {
+            "changes message framing (RFC 9110 §8.6, RFC 9112 §6)"
+        }
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade" | "http2-settings" => {
+            "is connection-specific (RFC 9110 §7.6.1, RFC 9113 §8.2.2)"
+        }
+        "content-encoding" => "changes how the client decodes the body (RFC 9110 §8.4)",
+        n if n.starts_with("x-envoy-") => "is reserved for Envoy's own use (x-envoy-*)",
+        _ => return None,
+    })
 }
 
 /// Checks the headers one rule sets, together: how many and how large.

@@ -406,9 +406,9 @@ fn schema_errors() {
 fn rule_shape_errors() {
     let cases = [
         (
-            "    effect: deny\n    headers: {x-a: b}\n",
+            "    effect: deny\n    remove_headers: [x-a]\n",
             7,
-            "`headers` is only valid on allow rules",
+            "`remove_headers` is only valid on allow rules",
         ),
         (
             "    effect: allow\n    status: 401\n",
@@ -510,4 +510,90 @@ fn shadow_rules_are_recorded_and_never_decide() {
         "{}",
         errs[0]
     );
+}
+
+#[test]
+fn rules_set_response_headers_remove_headers_and_deny_headers() {
+    let policy = compile(
+        "  - id: teapot\n    effect: deny\n    when: request.path == '/tea'\n    status: 418\n    headers: {retry-after: '120', x-denied-by: warrant}\n  - id: reads\n    effect: allow\n    when: request.method == 'GET'\n    headers: {x-tenant: shop}\n    response_headers: {cache-control: no-store}\n    remove_headers: [authorization, x-workload-token]\n",
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/p"), SystemTime::now());
+    assert!(d.is_allowed());
+    assert_eq!(&*d.headers, [("x-tenant".to_owned(), "shop".to_owned())]);
+    assert_eq!(
+        &*d.response_headers,
+        [("cache-control".to_owned(), "no-store".to_owned())]
+    );
+    assert_eq!(
+        &*d.remove_headers,
+        ["authorization".to_owned(), "x-workload-token".to_owned()]
+    );
+    let d = policy.decide(&request(FRONTEND, "GET", "/tea"), SystemTime::now());
+    assert!(!d.is_allowed());
+    assert_eq!(d.http_status, 418);
+    assert!(d.headers.is_empty() && d.remove_headers.is_empty());
+    assert_eq!(
+        &*d.response_headers,
+        [
+            ("retry-after".to_owned(), "120".to_owned()),
+            ("x-denied-by".to_owned(), "warrant".to_owned())
+        ]
+    );
+    for (rule, message) in [
+        (
+            "    effect: deny\n    response_headers: {a: b}\n",
+            "p.yaml:7: rule 'r': `response_headers` is only valid on allow rules",
+        ),
+        (
+            "    effect: deny\n    remove_headers: [a]\n",
+            "p.yaml:7: rule 'r': `remove_headers` is only valid on allow rules",
+        ),
+        (
+            "    effect: deny\n    headers: {content-type: text/plain}\n",
+            "p.yaml:7: rule 'r': header \"content-type\" is set by Warrant: the denied body is JSON",
+        ),
+        (
+            "    effect: deny\n    status: 302\n",
+            "status 302 is not an HTTP error status (400-599)",
+        ),
+        (
+            "    effect: allow\n    response_headers: {Cache-Control: x}\n",
+            "has capitals",
+        ),
+        (
+            "    effect: allow\n    response_headers: {content-length: '1'}\n",
+            "changes message framing",
+        ),
+        (
+            "    effect: allow\n    response_headers: {x-a: \"a\\nb\"}\n",
+            "control character",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [':path']\n",
+            "Envoy refuses to remove it",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [host]\n",
+            "Envoy refuses to remove it",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [X-Token]\n",
+            "has capitals",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [a, a]\n",
+            "listed twice",
+        ),
+        (
+            "    effect: allow\n    headers: {x-a: b}\n    remove_headers: [x-a]\n",
+            "both set and removed",
+        ),
+    ] {
+        let errs = errors(&[(
+            "p.yaml",
+            &format!("{TRUST}rules:\n  - id: r\n    when: 'true'\n{rule}"),
+        )]);
+        assert_eq!(errs.len(), 1, "{rule}: {errs:?}");
+        assert!(errs[0].contains(message), "{rule}: {}", errs[0]);
+    }
 }

@@ -193,6 +193,12 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
             "trust_domain": id.trust_domain(),
         })),
         "headers": headers,
+        "response_headers": decision
+            .response_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>(),
+        "remove_headers": &*decision.remove_headers,
         "decision_id": decision.id,
         "failed_rules": failures,
         "shadow": decision.shadow.iter().map(|s| {

@@ -97,6 +97,11 @@ pub struct Decision {
     pub identity: Option<SpiffeId>,
     /// Extra upstream headers of the allowing rule.
     pub headers: Arc<[(String, String)]>,
+    /// Headers for the response the client receives: the allowing rule's
+    /// `response_headers`, or the denying rule's `headers`.
+    pub response_headers: Arc<[(String, String)]>,
+    /// Request headers the allowing rule removes before the upstream sees them.
+    pub remove_headers: Arc<[String]>,
     /// Rules that failed to evaluate for this request.
     pub failures: Vec<RuleFailure>,
     /// Every shadow rule's outcome, in policy order (empty when the policy has none or the

@@ -48,12 +48,22 @@ pub(super) struct RuleSpec {
     #[serde(default)]
     pub mode: Mode,
     pub when: Spanned<String>,
-    /// Header name (with where it is written) → value.
+    /// Header name (with where it is written) → value: added upstream by an allow rule, to
+    /// the denied response by a deny rule.
     #[serde(default)]
-    pub headers: Option<Spanned<HashMap<Spanned<String>, String>>>,
+    pub headers: Option<HeaderMap>,
+    /// Allow rules: headers added to the response the client receives.
+    #[serde(default)]
+    pub response_headers: Option<HeaderMap>,
+    /// Allow rules: request headers removed before the upstream sees them.
+    #[serde(default)]
+    pub remove_headers: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub status: Option<Spanned<u16>>,
 }
+
+/// Header names (with where each is written) and values, as a rule writes them.
+pub(super) type HeaderMap = Spanned<HashMap<Spanned<String>, String>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

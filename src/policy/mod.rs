@@ -298,13 +298,23 @@ impl Policy {
                 Vec::new(),
             ),
         };
-        let (http_status, headers) = match (outcome.verdict, outcome.rule) {
-            (Verdict::Allow, Some(rule)) => (200, Arc::clone(&rule.headers)),
-            (_, rule) => (
-                rule.map_or(DEFAULT_DENY_STATUS, |rule| rule.status),
-                Arc::from([]),
-            ),
-        };
+        let none = || Arc::from([]);
+        let (http_status, headers, response_headers, remove_headers) =
+            match (outcome.verdict, outcome.rule) {
+                (Verdict::Allow, Some(rule)) => (
+                    200,
+                    Arc::clone(&rule.headers),
+                    Arc::clone(&rule.response_headers),
+                    Arc::clone(&rule.remove_headers),
+                ),
+                (_, Some(rule)) => (
+                    rule.status,
+                    none(),
+                    Arc::clone(&rule.response_headers),
+                    Arc::from([]),
+                ),
+                (_, None) => (DEFAULT_DENY_STATUS, none(), none(), Arc::from([])),
+            };
         Decision {
             id,
             verdict: outcome.verdict,
@@ -314,6 +324,8 @@ impl Policy {
             http_status,
             identity: peer.map(|peer| peer.spiffe_id),
             headers,
+            response_headers,
+            remove_headers,
             failures: outcome.failures,
             shadow,
         }

@@ -6,7 +6,7 @@ use serde_saphyr::Spanned;
 
 use super::DEFAULT_DENY_STATUS;
 use super::cel::{CelEnv, Expression};
-use super::file::{Effect, Mode, RuleSpec};
+use super::file::{Effect, HeaderMap, Mode, RuleSpec};
 use crate::header;
 
 /// A compiled rule.
@@ -14,7 +14,12 @@ use crate::header;
 pub(super) struct Rule {
     pub id: Arc<str>,
     pub expression: Expression,
+    /// Allow: added upstream.
     pub headers: Arc<[(String, String)]>,
+    /// Added to the response the client receives (allow: `response_headers`; deny: `headers`).
+    pub response_headers: Arc<[(String, String)]>,
+    /// Allow: removed from the request before the upstream sees it.
+    pub remove_headers: Arc<[String]>,
     pub status: u16,
 }
 
@@ -61,28 +66,46 @@ pub(super) fn compile_rule(
     let expression = cel
         .compile(&when)
         .map_err(|e| (referenced.line(), e.to_string()))?;
-    let headers = match (spec.effect, spec.headers) {
-        (Effect::Deny, Some(headers)) => {
-            return Err((
-                headers.referenced.line(),
-                "`headers` is only valid on allow rules".to_owned(),
-            ));
-        }
-        (_, headers) => headers.map(|h| h.value).unwrap_or_default(),
+    let only_allow = |field: &str, line: u64| {
+        Err((
+            line,
+            format!(
+                "`{field}` is only valid on allow rules (a deny rule sets the denied response's headers with `headers`)"
+            ),
+        ))
     };
-    // In file order; every name and value checked as Envoy will receive them.
-    let mut headers: Vec<(Spanned<String>, String)> = headers.into_iter().collect();
-    headers.sort_by_key(|(name, _)| (name.referenced.line(), name.referenced.column()));
-    for (name, value) in &headers {
-        header::check_upstream(&name.value, Some(value))
-            .map_err(|e| (name.referenced.line(), e.to_string()))?;
+    let (headers, response_headers, remove_headers) = match spec.effect {
+        Effect::Allow => (
+            header_list(spec.headers, id_line, |name, value| {
+                header::check_upstream(name, Some(value))
+            })?,
+            header_list(spec.response_headers, id_line, |name, value| {
+                header::check_response(name, value, false)
+            })?,
+            remove_list(spec.remove_headers)?,
+        ),
+        Effect::Deny => {
+            if let Some(field) = &spec.response_headers {
+                return only_allow("response_headers", field.referenced.line());
+            }
+            if let Some(field) = &spec.remove_headers {
+                return only_allow("remove_headers", field.referenced.line());
+            }
+            let denied = header_list(spec.headers, id_line, |name, value| {
+                header::check_response(name, value, true)
+            })?;
+            (Vec::new(), denied, Vec::new())
+        }
+    };
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(name, _)| remove_headers.iter().any(|removed| removed == name))
+    {
+        return Err((
+            id_line,
+            format!("header {name:?} is both set and removed; keep one"),
+        ));
     }
-    header::check_set(
-        headers
-            .iter()
-            .map(|(name, value)| (name.value.as_str(), value.as_str())),
-    )
-    .map_err(|e| (id_line, e.to_string()))?;
     let status = match (spec.effect, spec.status) {
         (Effect::Allow, Some(status)) => {
             return Err((
@@ -107,11 +130,61 @@ pub(super) fn compile_rule(
         Rule {
             id: Arc::from(spec.id.value),
             expression,
-            headers: headers
-                .into_iter()
-                .map(|(name, value)| (name.value, value))
-                .collect(),
+            headers: headers.into(),
+            response_headers: response_headers.into(),
+            remove_headers: remove_headers.into(),
             status,
         },
     ))
+}
+
+/// A rule's header map, in file order, each header checked with `check` and all together
+/// with [`header::check_set`].
+fn header_list(
+    map: Option<HeaderMap>,
+    id_line: u64,
+    check: impl Fn(&str, &str) -> Result<(), header::HeaderError>,
+) -> Result<Vec<(String, String)>, (u64, String)> {
+    let mut headers: Vec<(Spanned<String>, String)> = map
+        .map(|m| m.value)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    headers.sort_by_key(|(name, _)| (name.referenced.line(), name.referenced.column()));
+    for (name, value) in &headers {
+        check(&name.value, value).map_err(|e| (name.referenced.line(), e.to_string()))?;
+    }
+    header::check_set(
+        headers
+            .iter()
+            .map(|(name, value)| (name.value.as_str(), value.as_str())),
+    )
+    .map_err(|e| (id_line, e.to_string()))?;
+    Ok(headers
+        .into_iter()
+        .map(|(name, value)| (name.value, value))
+        .collect())
+}
+
+/// A rule's `remove_headers`, each name checked.
+fn remove_list(list: Option<Spanned<Vec<Spanned<String>>>>) -> Result<Vec<String>, (u64, String)> {
+    let mut names: Vec<String> = Vec::new();
+    for name in list.map(|l| l.value).unwrap_or_default() {
+        header::check_removable(&name.value)
+            .map_err(|e| (name.referenced.line(), e.to_string()))?;
+        if names.contains(&name.value) {
+            return Err((
+                name.referenced.line(),
+                format!("header {:?} is listed twice", name.value),
+            ));
+        }
+        names.push(name.value);
+        if names.len() > header::MAX_SET {
+            return Err((
+                name.referenced.line(),
+                format!("a rule removes at most {} headers", header::MAX_SET),
+            ));
+        }
+    }
+    Ok(names)
 }

@@ -1,7 +1,8 @@
 //! [`Decision`] → CheckResponse: the one place that maps outcomes to the wire.
 //!
 //! - Allow → gRPC OK with an OkHttpResponse that overwrites the identity header and adds the
-//!   rule's headers.
+//!   rule's headers, removes its `remove_headers` and adds its `response_headers` to the
+//!   client's response.
 //! - Untrusted caller (stage `trust`) → UNAUTHENTICATED; any other deny → PERMISSION_DENIED.
 //!   Both always carry a non-OK status: Envoy reads a CheckResponse without status as OK, so
 //!   an empty response would fail open.
@@ -41,6 +42,18 @@ pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> Che
                     .into_iter()
                     .map(|(key, value)| overwrite_header(key, value))
                     .collect(),
+                // Never the identity header, which Warrant itself sets.
+                headers_to_remove: decision
+                    .remove_headers
+                    .iter()
+                    .filter(|name| Some(name.as_str()) != identity_header)
+                    .cloned()
+                    .collect(),
+                response_headers_to_add: decision
+                    .response_headers
+                    .iter()
+                    .map(|(key, value)| overwrite_header(key.clone(), value.clone()))
+                    .collect(),
                 ..Default::default()
             })),
             dynamic_metadata: Some(metadata),
@@ -60,10 +73,17 @@ pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> Che
                     status: Some(HttpStatus {
                         code: i32::from(decision.http_status),
                     }),
-                    headers: vec![overwrite_header(
+                    headers: std::iter::once(overwrite_header(
                         "content-type".to_owned(),
                         "application/json".to_owned(),
-                    )],
+                    ))
+                    .chain(
+                        decision
+                            .response_headers
+                            .iter()
+                            .map(|(key, value)| overwrite_header(key.clone(), value.clone())),
+                    )
+                    .collect(),
                     body: denied_body(decision),
                 })),
                 dynamic_metadata: Some(metadata),
