@@ -349,3 +349,29 @@ fn shipped_envoy_configs_remove_every_request_override_header() {
         }
     }
 }
+
+#[test]
+fn check_reports_lints_and_strict_fails_on_them() {
+    let dir = temp_dir("lint");
+    let file = dir.join("p.yaml");
+    std::fs::write(
+        &file,
+        "trust:\n  trust_domains: [prod.example.org]\nrules:\n  - id: a\n    effect: allow\n    when: source.namespace == \"shop\" && request.method == \"GET\"\n  - id: b\n    effect: allow\n    when: (source.namespace == \"shop\")  &&  request.method == \"GET\" // same\n  - id: c\n    effect: deny\n    when: \"1 == 1\"\n  - id: d\n    effect: deny\n    when: source.namespace == \"shop\" && request.method == \"GET\"\n  - id: e\n    effect: allow\n    mode: audit\n    when: source.namespace == \"shop\" && request.method == \"GET\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = warrant(&["check", path], None);
+    assert!(output.status.success(), "{output:?}");
+    let f = file.display();
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{f}:9: rule 'b': warning: the same expression as allow rule 'a' ({f}:6), which is evaluated first: this rule never decides\n\
+             {f}:12: rule 'c': warning: the expression references no variable, so it is the same for every request\n\
+             ok: 5 rules in 1 files, 2 warnings\n"
+        )
+    );
+    let output = warrant(&["check", "--strict", path], None);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(stdout(&output).ends_with("failed: 2 warnings (--strict)\n"));
+}

@@ -42,6 +42,9 @@ pub enum Command {
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Treat warnings (rules that load but are almost certainly mistakes) as errors.
+        #[arg(long)]
+        strict: bool,
     },
     /// Decide one CheckRequest given as proto3 JSON and print the decision as JSON.
     Eval {
@@ -64,7 +67,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
-        Command::Check { paths } => return check(&paths),
+        Command::Check { paths, strict } => return check(&paths, strict),
         Command::Eval {
             policy,
             request,
@@ -119,10 +122,23 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-fn check(paths: &[PathBuf]) -> ExitCode {
+fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
     match load_policy(paths) {
         Ok((policy, files)) => {
-            println!("ok: {} rules in {files} files", policy.rule_count());
+            for warning in policy.warnings() {
+                println!("{warning}");
+            }
+            let warnings = policy.warnings().len();
+            if strict && warnings > 0 {
+                println!("failed: {warnings} warnings (--strict)");
+                return ExitCode::FAILURE;
+            }
+            let noted = match warnings {
+                0 => String::new(),
+                1 => ", 1 warning".to_owned(),
+                n => format!(", {n} warnings"),
+            };
+            println!("ok: {} rules in {files} files{noted}", policy.rule_count());
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -65,7 +65,7 @@ pub(super) struct RuleSpec {
 /// Header names (with where each is written) and values, as a rule writes them.
 pub(super) type HeaderMap = Spanned<HashMap<Spanned<String>, String>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum Effect {
     Allow,

@@ -18,6 +18,7 @@ mod decision;
 mod error;
 mod evaluate;
 mod file;
+mod lint;
 mod rule;
 
 use std::collections::{BTreeSet, HashMap};
@@ -75,6 +76,8 @@ pub struct Policy {
     /// Every file the policy was compiled from: its documents, then the bundles and data
     /// files they name.
     files: Vec<PathBuf>,
+    /// What loads but is almost certainly a mistake (see [`lint`]).
+    warnings: Vec<PolicyError>,
 }
 
 impl Policy {
@@ -96,6 +99,7 @@ impl Policy {
         let mut deny_rules = Vec::new();
         let mut allow_rules = Vec::new();
         let mut shadow_rules = Vec::new();
+        let mut linted = Vec::new();
 
         // First every document's data, which rules may read at load.
         let mut documents = Vec::with_capacity(sources.len());
@@ -182,7 +186,20 @@ impl Policy {
                     continue;
                 }
                 seen_ids.insert(id.clone(), (source.path.clone(), line));
-                match compile_rule(&mut cel, spec) {
+                let when_line = spec.when.referenced.line();
+                let compiled = compile_rule(&mut cel, spec);
+                if let Ok((effect, mode, rule)) = &compiled {
+                    linted.push(lint::LintedRule {
+                        file: source.path.clone(),
+                        line: when_line,
+                        id: id.clone(),
+                        effect: *effect,
+                        mode: *mode,
+                        canonical: rule.expression.canonical().to_owned(),
+                        constant: rule.expression.variables().is_empty(),
+                    });
+                }
+                match compiled {
                     Ok((effect, Mode::Audit, rule)) => shadow_rules.push((effect.verdict(), rule)),
                     Ok((Effect::Allow, Mode::Enforce, rule)) => allow_rules.push(rule),
                     Ok((Effect::Deny, Mode::Enforce, rule)) => deny_rules.push(rule),
@@ -232,6 +249,7 @@ impl Policy {
                     shadow_rules,
                     needed_variables,
                     files,
+                    warnings: lint::lint(&linted),
                 })
             }
             _ => Err(PolicyErrors(errors)),
@@ -267,6 +285,12 @@ impl Policy {
     /// files they name (what a reload watches).
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Lint warnings: rules that load but are almost certainly mistakes, each as
+    /// `FILE:LINE: rule 'ID': warning: …`.
+    pub fn warnings(&self) -> &[PolicyError] {
+        &self.warnings
     }
 
     /// The trust stage settings.

@@ -146,6 +146,9 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
             errors,
         }
     })?;
+    for warning in policy.warnings() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         policy = %config.policy.display(),
         files,

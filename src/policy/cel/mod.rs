@@ -218,6 +218,8 @@ pub struct Expression {
     /// The string literals and field names written in the expression: the map keys an error
     /// may name without revealing anything from the request.
     written_keys: BTreeSet<String>,
+    /// The syntax tree as written, as text without node ids: see [`Expression::canonical`].
+    canonical: String,
 }
 
 impl Expression {
@@ -225,6 +227,33 @@ impl Expression {
     pub fn variables(&self) -> &BTreeSet<&'static str> {
         &self.variables
     }
+
+    /// The syntax tree as written, as text without node ids: two expressions with the same
+    /// canonical form are the same expression, whatever their spacing, comments and
+    /// redundant parentheses.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+}
+
+/// `text` (a syntax tree's `Debug` output) without its node ids: `IdedExpr { id: N, ` becomes
+/// `IdedExpr { ` (only a string literal holding that very text could be confused).
+fn without_ids(text: &str) -> String {
+    const NODE: &str = "IdedExpr { id: ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(NODE) {
+        let after = &rest[at + NODE.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        out.push_str("IdedExpr { ");
+        rest = match after[digits..].strip_prefix(", ") {
+            Some(tail) if digits > 0 => tail,
+            _ => after,
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses `source` with the engine (on a large stack: see [`CelEnv::compile`]). The engine's
@@ -266,7 +295,7 @@ impl CelEnv {
     /// one is an error). Safe on any thread, whatever `source` holds.
     pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         nesting::check_source(source)?;
-        let (expr, references) = stacker::grow(PARSE_STACK, || {
+        let (expr, references, canonical) = stacker::grow(PARSE_STACK, || {
             // Everything that walks the tree recursively, including dropping a rejected one,
             // stays on this stack.
             let mut expr = parse(&self.env, source)?;
@@ -274,13 +303,15 @@ impl CelEnv {
             let known_function = |name: &str, member: bool| self.has_function(name, member);
             let references = references::check(&expr, &known_function)?;
             constants::check(&expr, &self.root)?;
+            let canonical = without_ids(&format!("{expr:?}"));
             functions::time::rewrite_accessors(&mut expr);
             functions::compile_arguments(&mut expr, &mut |argument, compile| {
                 self.bind_compiled(argument, compile)
             })?;
-            Ok::<_, CompileError>((expr, references))
+            Ok::<_, CompileError>((expr, references, canonical))
         })?;
         Ok(Expression {
+            canonical,
             expr,
             variables: references.variables,
             written_keys: references.written_keys,
