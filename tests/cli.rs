@@ -229,7 +229,7 @@ fn eval_bad_input_exits_2() {
         ("{not json", "is not a CheckRequest in JSON"),
         (
             r#"{"attributes":{"source":{"principle":"x"}}}"#,
-            "unknown field `principle`",
+            "unrecognized field name 'principle' at line 1 column 36",
         ),
     ] {
         let output = warrant(
