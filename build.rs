@@ -3,11 +3,11 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = match protox::compile(["envoy/service/auth/v3/external_auth.proto"], ["proto"])
-    {
-        Ok(descriptors) => descriptors,
-        Err(error) => panic!("compiling proto/: {error}"),
-    };
+    let descriptors =
+        match protox::compile(["envoy/service/auth/v3/external_auth.proto"], ["proto"]) {
+            Ok(descriptors) => descriptors,
+            Err(error) => panic!("compiling proto/: {error}"),
+        };
     let out = std::env::var_os("OUT_DIR").map(std::path::PathBuf::from);
     let Some(out) = out else {
         panic!("cargo sets OUT_DIR for build scripts");

@@ -18,6 +18,14 @@ pub struct AuthzRequest {
     pub time: Option<SystemTime>,
     /// The route's `context_extensions`.
     pub context_extensions: BTreeMap<String, String>,
+    /// `metadata_context.filter_metadata`: filter name → the metadata earlier filters (e.g.
+    /// `envoy.filters.http.jwt_authn`, a Lua filter) set, as a JSON object (a
+    /// `google.protobuf.Struct`).
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// `route_metadata_context.filter_metadata`: the route's metadata, the same way.
+    pub route_metadata: BTreeMap<String, serde_json::Value>,
+    /// The SNI the client sent in its TLS handshake (`tls_session.sni`); empty when none.
+    pub tls_sni: String,
 }
 
 /// A peer of the connection, as Envoy reports it.
@@ -52,9 +60,29 @@ pub struct HttpRequest {
     /// Headers with lower-case names, in the order Envoy listed them. Repeated headers arrive
     /// from Envoy already joined with `,`.
     pub headers: Vec<(String, String)>,
+    /// The body Envoy buffered (`with_request_body`): `body`, or `raw_body` when it is valid
+    /// UTF-8; empty when Envoy sent none.
+    pub body: String,
+    /// The request size in bytes as Envoy reports it (`size`); -1 when unknown.
+    pub size: i64,
 }
 
 impl HttpRequest {
+    /// For a gRPC call — a `content-type` starting with `application/grpc` (in any case) and a
+    /// path `/package.Service/Method` (gRPC over HTTP/2, "Path") — its service and method.
+    pub fn grpc(&self) -> Option<(&str, &str)> {
+        let content_type = self.header("content-type")?;
+        let is_grpc = content_type
+            .get(..16)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("application/grpc"));
+        if !is_grpc {
+            return None;
+        }
+        let (service, method) = self.path.strip_prefix('/')?.split_once('/')?;
+        let valid = |part: &str| !part.is_empty() && !part.contains(['/', '?', '#']);
+        (valid(service) && valid(method)).then_some((service, method))
+    }
+
     /// The path without the query string.
     pub fn path_without_query(&self) -> &str {
         self.path

@@ -375,3 +375,72 @@ fn check_reports_lints_and_strict_fails_on_them() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(stdout(&output).ends_with("failed: 2 warnings (--strict)\n"));
 }
+
+#[test]
+fn eval_reads_metadata_body_sni_and_grpc() {
+    let dir = temp_dir("context");
+    let policy = dir.join("p.yaml");
+    std::fs::write(
+        &policy,
+        r#"trust: {trust_domains: [prod.example.org]}
+rules:
+  - id: ledger-read
+    effect: allow
+    when: >
+      request.grpc.service == "payments.v1.Ledger" && request.grpc.method == "Read"
+      && metadata["envoy.filters.http.jwt_authn"].payload.sub == "alice"
+      && metadata["envoy.filters.http.jwt_authn"].payload.level == 3
+      && route_metadata.warrant.tier == "gold"
+      && request.body == "hello" && request.size == 5 && request.tls_sni == "ledger.payments"
+  - id: not-grpc
+    effect: allow
+    when: request.grpc == {} && request.body == "" && request.size == -1
+"#,
+    )
+    .unwrap();
+    let request = |content_type: &str, path: &str, body: &str| {
+        format!(
+            r#"{{"attributes": {{
+              "source": {{"principal": "spiffe://prod.example.org/ns/shop/sa/frontend"}},
+              "request": {{"http": {{"method": "POST", "path": "{path}", "headers": {{"content-type": "{content_type}"}}{body}}}}},
+              "metadataContext": {{"filterMetadata": {{"envoy.filters.http.jwt_authn": {{"payload": {{"sub": "alice", "level": 3}}}}}}}},
+              "route_metadata_context": {{"filter_metadata": {{"warrant": {{"tier": "gold"}}}}}},
+              "tlsSession": {{"sni": "ledger.payments"}}
+            }}}}"#
+        )
+    };
+    let decide = |json: String| {
+        let path = dir.join("req.json");
+        std::fs::write(&path, json).unwrap();
+        eval_json(
+            &[
+                "eval",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--request",
+                path.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    // raw_body (pack_as_bytes) is base64 in proto3 JSON.
+    let grpc = decide(request(
+        "Application/GRPC+proto",
+        "/payments.v1.Ledger/Read",
+        r#", "rawBody": "aGVsbG8=", "size": "5""#,
+    ));
+    assert_eq!(grpc["rule"], "ledger-read", "{grpc}");
+    let plain = decide(request(
+        "application/json",
+        "/payments.v1.Ledger/Read",
+        r#", "size": "-1""#,
+    ));
+    assert_eq!(plain["rule"], "not-grpc", "{plain}");
+    let not_a_method = decide(request(
+        "application/grpc",
+        "/payments.v1.Ledger",
+        r#", "size": "-1""#,
+    ));
+    assert_eq!(not_a_method["rule"], "not-grpc", "{not_a_method}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

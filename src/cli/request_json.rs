@@ -79,12 +79,25 @@ mod tests {
         .expect("a CheckRequest");
         let attributes = request.attributes.expect("attributes");
         assert_eq!(attributes.source.expect("source").principal, "spiffe://a/b");
-        let http = attributes.request.as_ref().and_then(|r| r.http.as_ref()).expect("http");
-        assert_eq!((http.method.as_str(), http.size, http.body.as_str()), ("GET", 2, "hi"));
+        let http = attributes
+            .request
+            .as_ref()
+            .and_then(|r| r.http.as_ref())
+            .expect("http");
+        assert_eq!(
+            (http.method.as_str(), http.size, http.body.as_str()),
+            ("GET", 2, "hi")
+        );
         let time = attributes.request.and_then(|r| r.time).expect("time");
         assert_eq!((time.seconds, time.nanos), (1_772_445_600, 500_000_000));
         assert_eq!(attributes.context_extensions["k"], "v");
-        assert!(attributes.metadata_context.expect("metadata").filter_metadata.contains_key("envoy.filters.http.jwt_authn"));
+        assert!(
+            attributes
+                .metadata_context
+                .expect("metadata")
+                .filter_metadata
+                .contains_key("envoy.filters.http.jwt_authn")
+        );
         assert_eq!(attributes.tls_session.expect("tls").sni, "payments.shop");
     }
 

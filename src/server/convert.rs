@@ -2,12 +2,16 @@
 //! than copying them. A request missing any part yields empty fields, which the trust stage
 //! then denies: malformed input is a deny, never a crash.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::protobuf::{Struct, Value as ProtoValue};
 
 use crate::request::{AuthzRequest, HttpRequest, Peer};
 
@@ -33,6 +37,54 @@ pub fn authz_request(request: CheckRequest) -> AuthzRequest {
         http,
         time,
         context_extensions: attributes.context_extensions.into_iter().collect(),
+        metadata: attributes
+            .metadata_context
+            .map(filter_metadata)
+            .unwrap_or_default(),
+        route_metadata: attributes
+            .route_metadata_context
+            .map(filter_metadata)
+            .unwrap_or_default(),
+        tls_sni: attributes
+            .tls_session
+            .map(|tls| tls.sni)
+            .unwrap_or_default(),
+    }
+}
+
+/// `filter_metadata` (filter name → `Struct`) as JSON objects. `typed_filter_metadata`
+/// (`Any`, which needs each filter's own proto to read) is not read.
+fn filter_metadata(metadata: Metadata) -> BTreeMap<String, serde_json::Value> {
+    metadata
+        .filter_metadata
+        .into_iter()
+        .map(|(filter, fields)| (filter, object(fields)))
+        .collect()
+}
+
+fn object(fields: Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        fields
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, json(v)))
+            .collect(),
+    )
+}
+
+/// A `google.protobuf.Value` as JSON: numbers are doubles (NaN and infinities, which JSON
+/// cannot hold, become null).
+fn json(value: ProtoValue) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::NumberValue(n)) => {
+            serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+        }
+        Some(Kind::StringValue(s)) => Json::String(s),
+        Some(Kind::BoolValue(b)) => Json::Bool(b),
+        Some(Kind::StructValue(fields)) => object(fields),
+        Some(Kind::ListValue(list)) => Json::Array(list.values.into_iter().map(json).collect()),
     }
 }
 
@@ -83,6 +135,12 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
     // Deterministic order (proto maps have none): by name, repeated names kept in order.
     headers.sort_by(|a, b| a.0.cmp(&b.0));
     join_repeated(&mut headers);
+    // Envoy sends `body`, or `raw_body` when the filter sets `pack_as_bytes`.
+    let body = if http.body.is_empty() {
+        String::from_utf8(http.raw_body).unwrap_or_default()
+    } else {
+        http.body
+    };
     HttpRequest {
         id: http.id,
         method: http.method,
@@ -91,6 +149,8 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
         scheme: http.scheme,
         protocol: http.protocol,
         headers,
+        body,
+        size: http.size,
     }
     .canonical()
 }
@@ -142,5 +202,65 @@ mod tests {
                 ("x-role".to_owned(), "guest,admin".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn body_raw_body_metadata_and_sni() {
+        use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+        use envoy_types::pb::google::protobuf::ListValue;
+
+        let number = |n: f64| ProtoValue {
+            kind: Some(Kind::NumberValue(n)),
+        };
+        let claims = Struct {
+            fields: [
+                ("n".to_owned(), number(1.5)),
+                ("nan".to_owned(), number(f64::NAN)),
+                (
+                    "list".to_owned(),
+                    ProtoValue {
+                        kind: Some(Kind::ListValue(ListValue {
+                            values: vec![number(2.0)],
+                        })),
+                    },
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let request = |body: &str, raw: &[u8]| CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(attribute_context::Request {
+                    http: Some(attribute_context::HttpRequest {
+                        body: body.to_owned(),
+                        raw_body: raw.to_vec(),
+                        size: 7,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                metadata_context: Some(Metadata {
+                    filter_metadata: [("f".to_owned(), claims.clone())].into_iter().collect(),
+                    ..Default::default()
+                }),
+                tls_session: Some(attribute_context::TlsSession {
+                    sni: "a.example".to_owned(),
+                }),
+                ..Default::default()
+            }),
+        };
+        let converted = authz_request(request("text", b""));
+        let http = converted.http.as_ref().expect("http");
+        assert_eq!((http.body.as_str(), http.size), ("text", 7));
+        assert_eq!(converted.tls_sni, "a.example");
+        assert_eq!(
+            converted.metadata["f"],
+            serde_json::json!({"n": 1.5, "nan": null, "list": [2.0]})
+        );
+        assert!(converted.route_metadata.is_empty());
+        let raw = authz_request(request("", b"bytes"));
+        assert_eq!(raw.http.expect("http").body, "bytes");
+        let binary = authz_request(request("", b"\xff\xfe"));
+        assert_eq!(binary.http.expect("http").body, "");
     }
 }

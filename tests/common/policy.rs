@@ -64,8 +64,11 @@ pub fn request(principal: &str, method: &str, path: &str) -> AuthzRequest {
                 ("user-agent".into(), "curl/8".into()),
                 ("x-env".into(), "prod".into()),
             ],
+            body: String::new(),
+            size: 0,
         }),
         time: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
         context_extensions: [("service".to_owned(), "payments".to_owned())].into(),
+        ..AuthzRequest::default()
     }
 }

@@ -23,8 +23,17 @@ use cel::common::value::{Builtin, BuiltinRef, StaticVal, Val};
 /// Lists longer than this get a hash set of their strings.
 pub const INDEXED_FROM: usize = 8;
 
-/// `value` as a CEL value.
+/// `value` as a CEL value, its long lists indexed: for data built once per policy.
+pub fn to_cel_indexed(value: &serde_json::Value) -> Box<dyn Val> {
+    convert(value, true)
+}
+
+/// `value` as a CEL value, for a value of one request (nothing indexed).
 pub fn to_cel(value: &serde_json::Value) -> Box<dyn Val> {
+    convert(value, false)
+}
+
+fn convert(value: &serde_json::Value, index: bool) -> Box<dyn Val> {
     use serde_json::Value as Json;
     match value {
         Json::Null => Box::new(CelNull),
@@ -36,8 +45,13 @@ pub fn to_cel(value: &serde_json::Value) -> Box<dyn Val> {
         },
         Json::String(s) => Box::new(CelString::from(s.clone())),
         Json::Array(items) => {
-            let list = CelList::from(items.iter().map(to_cel).collect::<Vec<_>>());
-            if items.len() > INDEXED_FROM {
+            let list = CelList::from(
+                items
+                    .iter()
+                    .map(|item| convert(item, index))
+                    .collect::<Vec<_>>(),
+            );
+            if index && items.len() > INDEXED_FROM {
                 let strings = items
                     .iter()
                     .filter_map(|item| item.as_str().map(str::to_owned))
@@ -50,7 +64,7 @@ pub fn to_cel(value: &serde_json::Value) -> Box<dyn Val> {
         Json::Object(entries) => {
             let map: HashMap<CelMapKey<'static>, Box<dyn Val>> = entries
                 .iter()
-                .map(|(k, v)| (CelMapKey::from(k.clone()), to_cel(v)))
+                .map(|(k, v)| (CelMapKey::from(k.clone()), convert(v, index)))
                 .collect();
             Box::new(CelMap::from(map))
         }
@@ -165,7 +179,7 @@ mod tests {
             r#"["a", "b", "c", "d", "e", "f", "g", "h", "i", 1, 2.5, null, ["x"]]"#,
         )
         .expect("json");
-        let list = to_cel(&json);
+        let list = to_cel_indexed(&json);
         let container = list.as_container().expect("a list");
         let has = |v: &dyn Val| container.contains(v).expect("no error");
         assert!(has(&CelString::from("i")));

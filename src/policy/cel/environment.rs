@@ -4,7 +4,7 @@
 //! `docs/cel.md` all follow from [`VARIABLES`]; a test fails when the docs and the table
 //! disagree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
@@ -221,6 +221,30 @@ pub const VARIABLES: &[Variable] = &[
                 build: |i| string(i.http().map_or("", |h| &h.id)),
             },
             Field {
+                name: "body",
+                cel_type: "string",
+                doc: r#"the body Envoy buffered — `body`, or `raw_body` when it is valid UTF-8 — when the ext_authz filter sets `with_request_body`; `""` when Envoy sent none (see [Bodies, SNI and gRPC](#bodies-sni-and-grpc))"#,
+                build: |i| string(i.http().map_or("", |h| &h.body)),
+            },
+            Field {
+                name: "size",
+                cel_type: "int",
+                doc: r#"the request size in bytes as Envoy reports it; `-1` when unknown (and for the network filter)"#,
+                build: |i| int(i.http().map_or(-1, |h| h.size)),
+            },
+            Field {
+                name: "tls_sni",
+                cel_type: "string",
+                doc: r#"the SNI the client sent in its TLS handshake (`tls_session.sni`, which Envoy sends for TLS connections); `""` when none"#,
+                build: |i| string(&i.request.tls_sni),
+            },
+            Field {
+                name: "grpc",
+                cel_type: "map(string, string)",
+                doc: r#"for a gRPC call (a `content-type` starting with `application/grpc`, any case, and a path `/package.Service/Method`): `service` (`payments.v1.Ledger`) and `method` (`Read`); an empty map otherwise"#,
+                build: grpc,
+            },
+            Field {
                 name: "time",
                 cel_type: "timestamp or null",
                 doc: r#"when Envoy received the request; `null` if Envoy did not say"#,
@@ -241,6 +265,22 @@ pub const VARIABLES: &[Variable] = &[
                         .map(|(k, v)| (k.as_str(), v.as_str())),
                 )
             },
+        },
+    },
+    Variable {
+        name: "metadata",
+        doc: r#"the CheckRequest's `metadata_context.filter_metadata`: filter name → what earlier filters set, as nested maps (`metadata["envoy.filters.http.jwt_authn"].claims.sub`); an empty map when Envoy sent none"#,
+        shape: Shape::Value {
+            cel_type: "map",
+            build: |i| json_map(&i.request.metadata),
+        },
+    },
+    Variable {
+        name: "route_metadata",
+        doc: r#"the route's metadata (`route_metadata_context.filter_metadata`), the same way"#,
+        shape: Shape::Value {
+            cel_type: "map",
+            build: |i| json_map(&i.request.route_metadata),
         },
     },
     Variable {
@@ -338,6 +378,22 @@ fn certificate<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
         None => Vec::new(),
     };
     map(entries.into_iter())
+}
+
+/// `request.grpc`: `service` and `method` of a gRPC call, or an empty map.
+fn grpc<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    let call = inputs.http().and_then(HttpRequest::grpc);
+    let entries = call.map(|(service, method)| [("service", service), ("method", method)]);
+    string_map(entries.into_iter().flatten())
+}
+
+/// Filter metadata: filter name → its value.
+fn json_map<'a>(map: &BTreeMap<String, serde_json::Value>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = map
+        .iter()
+        .map(|(k, v)| (CelMapKey::from(k.clone()), super::data::to_cel(v)))
+        .collect();
+    Box::new(CelMap::from(map))
 }
 
 /// `request.query`: decoded parameters, the first occurrence of a repeated one winning.

@@ -19,7 +19,7 @@
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
 mod constants;
-mod data;
+pub(crate) mod data;
 mod environment;
 mod error_text;
 mod functions;
@@ -322,7 +322,7 @@ impl CelEnv {
     /// before compiling rules: rules that read `data` are checked against it, and function
     /// arguments from it are compiled at load.
     pub fn bind_data(&mut self, data: &serde_json::Map<String, serde_json::Value>) {
-        let value = data::to_cel(&serde_json::Value::Object(data.clone()));
+        let value = data::to_cel_indexed(&serde_json::Value::Object(data.clone()));
         self.root.add_variable_as_val("data", value);
     }
 

@@ -8,7 +8,7 @@
 //! address that is not an IP (`""` when Envoy did not say, a host name, an address with a
 //! port) is an evaluation error, not a mismatch.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 use std::sync::Arc;
 
 use cel::ExecutionError;
