@@ -70,3 +70,70 @@ def test_deny_rule_status_and_headers(stack):
 def test_shadow_rule_never_decides(stack):
     status, _, _ = stack.request("frontend", "GET", "/payments/42")
     assert status == 200
+
+
+EXT_AUTHZ = """                  - name: envoy.filters.http.ext_authz
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+"""
+
+# Before ext_authz, a filter that turns a header set by a trusted proxy into metadata; ext_authz
+# then sends that metadata, the buffered body and the TLS session.
+CONTEXT_FILTERS = """                  - name: envoy.filters.http.header_to_metadata
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config
+                      request_rules:
+                        - header: x-image-signed
+                          on_header_present: {metadata_namespace: posture, key: image_signed, type: STRING}
+                          remove: true
+""" + EXT_AUTHZ + """                      with_request_body: {max_request_bytes: 1024, allow_partial_message: true}
+                      include_tls_session: true
+                      metadata_context_namespaces: [posture]
+"""
+
+CONTEXT_RULES = """
+  - id: unsigned-image
+    effect: deny
+    when: has(metadata.posture) && metadata.posture.image_signed == "false"
+  - id: body-says-hello
+    effect: allow
+    when: request.path == "/echo" && request.body == "hello" && request.size == 5
+  - id: ledger-read
+    effect: allow
+    when: request.grpc.service == "ledger.v1.Ledger" && request.grpc.method == "Read"
+"""
+
+
+@pytest.fixture(scope="module")
+def context_stack(tmp_path_factory):
+    def with_context(cfg):
+        assert EXT_AUTHZ in cfg
+        return cfg.replace(EXT_AUTHZ, CONTEXT_FILTERS, 1)
+
+    yield from running(tmp_path_factory, "context", envoy_config=with_context, extra_rules=CONTEXT_RULES)
+
+
+def test_body_reaches_rules(context_stack):
+    status, _, _ = context_stack.request("frontend", "POST", "/echo", body=b"hello")
+    assert status == 200
+    status, _, _ = context_stack.request("frontend", "POST", "/echo", body=b"other")
+    assert status == 403
+
+
+def test_grpc_service_and_method_reach_rules(context_stack):
+    headers = {"content-type": "application/grpc"}
+    status, allowed, _ = context_stack.request("frontend", "POST", "/ledger.v1.Ledger/Read", headers=headers)
+    assert status == 200 and "grpc-status" not in allowed
+    # Envoy answers a denied gRPC call as gRPC does: HTTP 200 with grpc-status 7
+    # (PERMISSION_DENIED, from the 403).
+    status, denied, _ = context_stack.request("frontend", "POST", "/ledger.v1.Ledger/Write", headers=headers)
+    assert (status, denied.get("grpc-status")) == (200, "7")
+
+
+def test_metadata_from_an_earlier_filter_reaches_rules(context_stack):
+    path = "/payments/42"
+    assert context_stack.request("frontend", "GET", path)[0] == 200
+    assert context_stack.request("frontend", "GET", path, headers={"x-image-signed": "true"})[0] == 200
+    status, _, body = context_stack.request("frontend", "GET", path, headers={"x-image-signed": "false"})
+    assert status == 403
+    assert json.loads(body)["rule"] == "unsigned-image"
