@@ -29,8 +29,15 @@ fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether `name` is a policy test file (`warrant test`), which a policy directory may hold
+/// next to the policy.
+fn is_test_file(name: &str) -> bool {
+    name.ends_with("_test.yaml") || name.ends_with("_test.yml")
+}
+
 /// Loads a policy from files and directories. A directory contributes its `*.yaml` and
-/// `*.yml` files in lexical order; all paths together form one policy.
+/// `*.yml` files in lexical order, except test files (`*_test.yaml`); all paths together form
+/// one policy.
 pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
     let files = policy_files(paths)?;
     let mut sources = Vec::with_capacity(files.len());
@@ -69,9 +76,10 @@ fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyErrors> {
                         .filter_map(Result::ok)
                         .map(|entry| entry.path())
                         .filter(|p| {
+                            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                             p.is_file()
-                                && p.extension()
-                                    .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                                && !is_test_file(name)
                         })
                         .collect();
                     found.sort();

@@ -1,20 +1,20 @@
-//! The `warrant` command line: `serve`, `check` and `eval`. This is the binary's edge, so
-//! errors here are `anyhow`.
+//! The `warrant` command line: `serve`, `check`, `eval`, `explain` and `test`. This is the
+//! binary's edge, so errors here are `anyhow`.
 
+mod eval;
+mod explain;
+mod policy_test;
 mod request_json;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_IDENTITY_HEADER};
 use crate::loader::load_policy;
-use crate::policy::Decision;
-use crate::server::{self, convert, response};
+use crate::server;
 
 /// Stack of each runtime worker thread (tokio's default is 2 MiB).
 const WORKER_STACK: usize = 8 << 20;
@@ -61,6 +61,32 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_IDENTITY_HEADER)]
         identity_header: String,
     },
+    /// Show how the decision on one CheckRequest was reached: the trust checks, then every
+    /// rule in evaluation order with its result.
+    Explain {
+        /// Policy file or directory.
+        #[arg(long)]
+        policy: PathBuf,
+        /// CheckRequest in proto3 canonical JSON; `-` reads standard input.
+        #[arg(long)]
+        request: PathBuf,
+        /// Evaluation clock (RFC 3339), for certificate validity and `now`.
+        #[arg(long)]
+        now: Option<String>,
+        /// `text` (a readable table) or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: explain::Format,
+    },
+    /// Run policy test files (`*_test.yaml` in directories): each case a request and the
+    /// decision expected.
+    Test {
+        /// Test files, or directories searched for `*_test.yaml`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Run only the cases whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+    },
 }
 
 /// Runs the parsed command line and returns the process exit status.
@@ -73,7 +99,16 @@ pub fn run(cli: Cli) -> ExitCode {
             request,
             now,
             identity_header,
-        } => eval(&policy, &request, now.as_deref(), &identity_header),
+        } => eval::eval(&policy, &request, now.as_deref(), &identity_header),
+        Command::Explain {
+            policy,
+            request,
+            now,
+            format,
+        } => explain::explain(&policy, &request, now.as_deref(), format),
+        Command::Test { paths, filter } => {
+            return policy_test::run(&paths, filter.as_deref());
+        }
     };
     match result {
         Ok(code) => code,
@@ -148,85 +183,4 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn eval(
-    policy_path: &Path,
-    request_path: &Path,
-    now: Option<&str>,
-    identity_header: &str,
-) -> anyhow::Result<ExitCode> {
-    let now = match now {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-            .with_context(|| format!("--now {text:?} is not an RFC 3339 timestamp"))?
-            .into(),
-        None => SystemTime::now(),
-    };
-    let json = if request_path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the request from standard input")?;
-        text
-    } else {
-        std::fs::read_to_string(request_path)
-            .with_context(|| format!("cannot read {}", request_path.display()))?
-    };
-    let check_request = request_json::parse(&json)
-        .with_context(|| format!("{} is not a CheckRequest in JSON", request_path.display()))?;
-    let (policy, _) = load_policy(&[policy_path.to_path_buf()])
-        .map_err(|errors| anyhow::anyhow!("invalid policy:\n{errors}"))?;
-    let decision = policy.decide(&convert::authz_request(check_request), now);
-    let identity_header = (!identity_header.is_empty()).then_some(identity_header);
-    if let Some(name) = identity_header {
-        crate::header::check_upstream(name, None).context("--identity-header")?;
-    }
-    println!("{}", decision_json(&decision, identity_header));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The decision as `warrant eval` prints it.
-pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> =
-        response::upstream_headers(decision, identity_header)
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
-    let failures: Vec<serde_json::Value> = decision
-        .failures
-        .iter()
-        // The operator's own tool: the engine's full message, request values included.
-        .map(|f| serde_json::json!({"rule": &*f.rule, "error": f.detail}))
-        .collect();
-    serde_json::json!({
-        "allowed": decision.is_allowed(),
-        "http_status": decision.http_status,
-        "stage": decision.stage.as_str(),
-        "rule": decision.rule.as_deref(),
-        "reason": decision.reason,
-        "identity": decision.identity.as_ref().map(|id| serde_json::json!({
-            "spiffe_id": id.as_str(),
-            "trust_domain": id.trust_domain(),
-        })),
-        "headers": headers,
-        "response_headers": decision
-            .response_headers
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect::<serde_json::Map<_, _>>(),
-        "remove_headers": &*decision.remove_headers,
-        "decision_id": decision.id,
-        "failed_rules": failures,
-        "shadow": decision.shadow.iter().map(|s| {
-            let mut line = serde_json::json!({
-                "rule": &*s.rule,
-                "effect": s.effect.as_str(),
-                "matched": s.matched,
-            });
-            if let Some(detail) = &s.detail {
-                line["error"] = serde_json::Value::String(detail.clone());
-            }
-            line
-        }).collect::<Vec<_>>(),
-    })
 }

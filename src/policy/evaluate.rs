@@ -117,3 +117,97 @@ impl RulesOutcome<'_> {
         }
     }
 }
+
+/// How one rule fared in an explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleResult {
+    Matched,
+    NotMatched,
+    /// It failed to evaluate (the engine's full message).
+    Error(String),
+    /// The trust stage failed, so no rule ran.
+    NotEvaluated,
+}
+
+/// One rule in an explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleExplanation {
+    pub id: Arc<str>,
+    /// What the rule gives when it matches.
+    pub effect: Verdict,
+    /// Whether it is a shadow rule (`mode: audit`).
+    pub shadow: bool,
+    pub result: RuleResult,
+}
+
+/// How a decision was reached: the decision, the trust stage's checks, and every rule.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub decision: super::Decision,
+    pub trust: Vec<crate::trust::TrustCheck>,
+    /// Every rule in evaluation order (deny rules, allow rules, then shadow rules), each
+    /// evaluated even after the one that decided.
+    pub rules: Vec<RuleExplanation>,
+}
+
+impl Policy {
+    /// Decides `request` and explains the decision, evaluating every rule.
+    pub fn explain(
+        &self,
+        request: &crate::request::AuthzRequest,
+        now: std::time::SystemTime,
+    ) -> Explanation {
+        let decision = self.decide(request, now);
+        let trust = self.trust.explain(&request.source, now);
+        let rules = self
+            .deny_rules
+            .iter()
+            .map(|rule| (Verdict::Deny, false, rule))
+            .chain(
+                self.allow_rules
+                    .iter()
+                    .map(|rule| (Verdict::Allow, false, rule)),
+            )
+            .chain(
+                self.shadow_rules
+                    .iter()
+                    .map(|(effect, rule)| (*effect, true, rule)),
+            );
+        let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
+            match self.trust.verify(&request.source, now) {
+                Ok(peer) => {
+                    let activation =
+                        self.cel
+                            .activation(&self.needed_variables, &peer, request, now);
+                    super::with_evaluation_stack(|| {
+                        rules
+                            .map(|(effect, shadow, rule)| {
+                                let result = match self.cel.eval(&rule.expression, &activation) {
+                                    Ok(true) => RuleResult::Matched,
+                                    Ok(false) => RuleResult::NotMatched,
+                                    Err(error) => RuleResult::Error(error.detail()),
+                                };
+                                (effect, shadow, rule, result)
+                            })
+                            .collect()
+                    })
+                }
+                Err(_) => rules
+                    .map(|(effect, shadow, rule)| (effect, shadow, rule, RuleResult::NotEvaluated))
+                    .collect(),
+            };
+        Explanation {
+            decision,
+            trust,
+            rules: results
+                .into_iter()
+                .map(|(effect, shadow, rule, result)| RuleExplanation {
+                    id: Arc::clone(&rule.id),
+                    effect,
+                    shadow,
+                    result,
+                })
+                .collect(),
+        }
+    }
+}

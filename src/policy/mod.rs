@@ -33,6 +33,7 @@ use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, MAX_DEPTH, Shape, VARIABLES, Variable};
 pub use decision::{Decision, RuleFailure, ShadowResult, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
+pub use evaluate::{Explanation, RuleExplanation, RuleResult};
 
 use self::cel::{CelEnv, with_evaluation_stack};
 use evaluate::RulesOutcome;

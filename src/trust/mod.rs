@@ -5,6 +5,7 @@
 //! calling. Whether that workload may do what it asks is the policy stage's job.
 
 mod error;
+mod explain;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -15,6 +16,7 @@ use crate::identity::{SpiffeId, X509Svid};
 use crate::request::Peer;
 
 pub use error::{TrustConfigError, Untrusted};
+pub use explain::{TrustCheck, TrustCheckKind, TrustCheckResult};
 
 /// What the operator configured under `trust:` in the policy, before bundles are parsed.
 #[derive(Debug, Clone, Default)]
