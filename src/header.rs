@@ -162,15 +162,25 @@ fn check_header(
 /// Why Warrant must never add header `name` (any case) to a response, if it must not.
 pub fn reserved_in_response(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
-    Some(match lower.as_str() {
-        n if n.starts_with(':') => "is a pseudo-header (RFC 9113 §8.3)",
+    if lower.starts_with(':') {
+        return Some("is a pseudo-header (RFC 9113 §8.3)");
+    }
+    if lower == "content-encoding" {
+        return Some("changes how the client decodes the body (RFC 9110 §8.4)");
+    }
+    breaks_message(&lower)
+}
+
+/// Why a header (lower case) breaks any message Warrant would add it to: framing,
+/// connection-specific and Envoy's own headers.
+fn breaks_message(lower: &str) -> Option<&'static str> {
+    Some(match lower {
         "content-length" | "transfer-encoding" | "trailer" => {
             "changes message framing (RFC 9110 §8.6, RFC 9112 §6)"
         }
         "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade" | "http2-settings" => {
             "is connection-specific (RFC 9110 §7.6.1, RFC 9113 §8.2.2)"
         }
-        "content-encoding" => "changes how the client decodes the body (RFC 9110 §8.4)",
         n if n.starts_with("x-envoy-") => "is reserved for Envoy's own use (x-envoy-*)",
         _ => return None,
     })
@@ -219,14 +229,11 @@ pub fn check_value(name: &str, value: &str) -> Result<(), HeaderError> {
 /// Why Warrant must never set header `name` (any case), if it must not.
 pub fn reserved(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
+    if let Some(reason) = breaks_message(&lower) {
+        return Some(reason);
+    }
     Some(match lower.as_str() {
         n if n.starts_with(':') => "is a pseudo-header, which routes the request (RFC 9113 §8.3)",
-        "content-length" | "transfer-encoding" | "trailer" => {
-            "changes message framing (RFC 9110 §8.6, RFC 9112 §6)"
-        }
-        "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade" | "http2-settings" => {
-            "is connection-specific (RFC 9110 §7.6.1, RFC 9113 §8.2.2)"
-        }
         "expect" => "changes how the request is handled (RFC 9110 §10.1.1)",
         "content-encoding" => "changes how the upstream decodes the body (RFC 9110 §8.4)",
         "host" => "routes the request (RFC 9110 §7.2: Envoy picks the virtual host by it)",
@@ -241,7 +248,6 @@ pub fn reserved(name: &str) -> Option<&'static str> {
             "carries trace context, which Envoy and the tracer manage"
         }
         n if n.starts_with("x-b3-") => "carries trace context, which Envoy and the tracer manage",
-        n if n.starts_with("x-envoy-") => "is reserved for Envoy's own use (x-envoy-*)",
         _ => return None,
     })
 }

@@ -8,13 +8,14 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 
-use super::request_json;
+use super::{DecisionInput, request_json};
 use crate::loader::load_policy;
 use crate::policy::{Decision, Policy};
+use crate::request::AuthzRequest;
 use crate::server::{convert, response};
 
 /// Reads `--now`: an RFC 3339 time, or the clock.
-pub fn parse_now(now: Option<&str>) -> anyhow::Result<SystemTime> {
+fn parse_now(now: Option<&str>) -> anyhow::Result<SystemTime> {
     Ok(match now {
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
             .with_context(|| format!("--now {text:?} is not an RFC 3339 timestamp"))?
@@ -24,7 +25,7 @@ pub fn parse_now(now: Option<&str>) -> anyhow::Result<SystemTime> {
 }
 
 /// Reads a CheckRequest in JSON from `path` (`-`: standard input).
-pub fn read_request(path: &Path) -> anyhow::Result<CheckRequest> {
+fn read_request(path: &Path) -> anyhow::Result<CheckRequest> {
     let json = if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -39,22 +40,23 @@ pub fn read_request(path: &Path) -> anyhow::Result<CheckRequest> {
 }
 
 /// Loads the policy at `path`, every error listed.
-pub fn load(path: &Path) -> anyhow::Result<Policy> {
+fn load(path: &Path) -> anyhow::Result<Policy> {
     let (policy, _) = load_policy(&[path.to_path_buf()])
         .map_err(|errors| anyhow::anyhow!("invalid policy:\n{errors}"))?;
     Ok(policy)
 }
 
-pub fn eval(
-    policy_path: &Path,
-    request_path: &Path,
-    now: Option<&str>,
-    identity_header: &str,
-) -> anyhow::Result<ExitCode> {
-    let now = parse_now(now)?;
-    let check_request = read_request(request_path)?;
-    let policy = load(policy_path)?;
-    let decision = policy.decide(&convert::authz_request(check_request), now);
+/// The policy, the request and the clock of `input`.
+pub fn read_input(input: &DecisionInput) -> anyhow::Result<(Policy, AuthzRequest, SystemTime)> {
+    let now = parse_now(input.now.as_deref())?;
+    let check_request = read_request(&input.request)?;
+    let policy = load(&input.policy)?;
+    Ok((policy, convert::authz_request(check_request), now))
+}
+
+pub fn eval(input: &DecisionInput, identity_header: &str) -> anyhow::Result<ExitCode> {
+    let (policy, request, now) = read_input(input)?;
+    let decision = policy.decide(&request, now);
     let identity_header = (!identity_header.is_empty()).then_some(identity_header);
     if let Some(name) = identity_header {
         crate::header::check_upstream(name, None).context("--identity-header")?;

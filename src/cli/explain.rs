@@ -2,13 +2,12 @@
 //! checks, then every rule in evaluation order with its result and which one decided.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
-use super::eval::{decision_json, load, parse_now, read_request};
+use super::DecisionInput;
+use super::eval::{decision_json, read_input};
 use crate::config::DEFAULT_IDENTITY_HEADER;
 use crate::policy::{Explanation, RuleExplanation, RuleResult};
-use crate::server::convert;
 use crate::trust::{TrustCheck, TrustCheckResult};
 
 /// How `explain` prints.
@@ -18,16 +17,9 @@ pub enum Format {
     Json,
 }
 
-pub fn explain(
-    policy_path: &Path,
-    request_path: &Path,
-    now: Option<&str>,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
-    let now = parse_now(now)?;
-    let check_request = read_request(request_path)?;
-    let policy = load(policy_path)?;
-    let explanation = policy.explain(&convert::authz_request(check_request), now);
+pub fn explain(input: &DecisionInput, format: Format) -> anyhow::Result<ExitCode> {
+    let (policy, request, now) = read_input(input)?;
+    let explanation = policy.explain(&request, now);
     match format {
         Format::Json => println!("{}", json(&explanation)),
         Format::Text => print!("{}", text(&explanation)),

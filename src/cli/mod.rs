@@ -48,15 +48,8 @@ pub enum Command {
     },
     /// Decide one CheckRequest given as proto3 JSON and print the decision as JSON.
     Eval {
-        /// Policy file or directory.
-        #[arg(long)]
-        policy: PathBuf,
-        /// CheckRequest in proto3 canonical JSON; `-` reads standard input.
-        #[arg(long)]
-        request: PathBuf,
-        /// Evaluation clock (RFC 3339), for certificate validity and `now`.
-        #[arg(long)]
-        now: Option<String>,
+        #[command(flatten)]
+        input: DecisionInput,
         /// Upstream identity header shown in the decision's headers ("" for none).
         #[arg(long, default_value = DEFAULT_IDENTITY_HEADER)]
         identity_header: String,
@@ -64,15 +57,8 @@ pub enum Command {
     /// Show how the decision on one CheckRequest was reached: the trust checks, then every
     /// rule in evaluation order with its result.
     Explain {
-        /// Policy file or directory.
-        #[arg(long)]
-        policy: PathBuf,
-        /// CheckRequest in proto3 canonical JSON; `-` reads standard input.
-        #[arg(long)]
-        request: PathBuf,
-        /// Evaluation clock (RFC 3339), for certificate validity and `now`.
-        #[arg(long)]
-        now: Option<String>,
+        #[command(flatten)]
+        input: DecisionInput,
         /// `text` (a readable table) or `json`.
         #[arg(long, value_enum, default_value = "text")]
         format: explain::Format,
@@ -89,23 +75,30 @@ pub enum Command {
     },
 }
 
+/// What `eval` and `explain` decide on.
+#[derive(Debug, clap::Args)]
+pub struct DecisionInput {
+    /// Policy file or directory.
+    #[arg(long)]
+    policy: PathBuf,
+    /// CheckRequest in proto3 canonical JSON; `-` reads standard input.
+    #[arg(long)]
+    request: PathBuf,
+    /// Evaluation clock (RFC 3339), for certificate validity and `now`.
+    #[arg(long)]
+    now: Option<String>,
+}
+
 /// Runs the parsed command line and returns the process exit status.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { paths, strict } => return check(&paths, strict),
         Command::Eval {
-            policy,
-            request,
-            now,
+            input,
             identity_header,
-        } => eval::eval(&policy, &request, now.as_deref(), &identity_header),
-        Command::Explain {
-            policy,
-            request,
-            now,
-            format,
-        } => explain::explain(&policy, &request, now.as_deref(), format),
+        } => eval::eval(&input, &identity_header),
+        Command::Explain { input, format } => explain::explain(&input, format),
         Command::Test { paths, filter } => {
             return policy_test::run(&paths, filter.as_deref());
         }

@@ -244,40 +244,22 @@ fn check_literals(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), Compile
                     reason,
                 });
             }
-            if let Some(target) = &call.target {
-                check_literals(target, root)?;
-            }
-            call.args
-                .iter()
-                .try_for_each(|arg| check_literals(arg, root))
         }
-        Expr::Struct(structure) => Err(CompileError::Usage(format!(
-            "message literal {}{{...}}: Warrant declares no message types; write a map literal {{\"key\": value}}",
-            structure.type_name
-        ))),
-        Expr::Select(select) => check_literals(&select.operand, root),
-        Expr::List(list) => list
-            .elements
-            .iter()
-            .try_for_each(|e| check_literals(e, root)),
-        Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(entry) => {
-                check_literals(&entry.key, root)?;
-                check_literals(&entry.value, root)
-            }
-            EntryExpr::StructField(field) => check_literals(&field.value, root),
-        }),
-        Expr::Comprehension(comp) => [
-            &comp.iter_range,
-            &comp.accu_init,
-            &comp.loop_cond,
-            &comp.loop_step,
-            &comp.result,
-        ]
-        .into_iter()
-        .try_for_each(|part| check_literals(part, root)),
-        _ => Ok(()),
+        Expr::Struct(structure) => {
+            return Err(CompileError::Usage(format!(
+                "message literal {}{{...}}: Warrant declares no message types; write a map literal {{\"key\": value}}",
+                structure.type_name
+            )));
+        }
+        _ => {}
     }
+    let mut result = Ok(());
+    children(expr, &mut |child| {
+        if result.is_ok() {
+            result = check_literals(child, root);
+        }
+    });
+    result
 }
 
 /// Functions without side effects or inputs beyond their arguments: called on literals,

@@ -17,7 +17,7 @@ use cel::common::types::{CelBool, CelString};
 use cel::common::value::CowVal;
 use ipnet::{IpNet, Ipv4Net};
 
-use super::compiled::{Compile, argument};
+use super::compiled::{Compile, argument, one_or_list};
 use super::{NativeFunction, arguments, wrong_types};
 
 /// A set of ranges, each in canonical form (mapped IPv6 ranges as IPv4).
@@ -59,10 +59,7 @@ fn compile(cidr: &Value) -> Result<Cidrs, String> {
             other.type_of()
         )),
     };
-    match cidr {
-        Value::List(list) => list.iter().map(range).collect::<Result<_, _>>().map(Cidrs),
-        single => Ok(Cidrs(vec![range(single)?])),
-    }
+    one_or_list(cidr, range).map(Cidrs)
 }
 
 pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));

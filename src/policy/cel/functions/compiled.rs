@@ -102,6 +102,18 @@ pub fn argument<'a, T: Any>(
         .map_err(|reason| ExecutionError::function_error(function, reason))
 }
 
+/// `value` read with `one`, or each element of it when it is a list: for arguments that are
+/// one item or a list of them (`in_cidr`'s ranges, `business_hours`' specs).
+pub fn one_or_list<T>(
+    value: &Value,
+    one: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    match value {
+        Value::List(list) => list.iter().map(one).collect(),
+        single => Ok(vec![one(single)?]),
+    }
+}
+
 /// Loads one argument known at load: evaluates it, compiles it, binds it and returns the name
 /// it is bound under; or says why it is invalid.
 pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<String, String> + 'a;

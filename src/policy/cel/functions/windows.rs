@@ -21,7 +21,7 @@ use cel::common::value::CowVal;
 use cel::objects::Key;
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
-use super::compiled::{Compile, argument};
+use super::compiled::{Compile, argument, one_or_list};
 use super::time::parse_zone;
 use super::{NativeFunction, arguments, wrong_types};
 
@@ -198,10 +198,7 @@ fn compile_spec(spec: &Value) -> Result<Spec, String> {
             other.type_of()
         )),
     };
-    match spec {
-        Value::List(list) => list.iter().map(one).collect::<Result<_, _>>().map(Spec),
-        single => Ok(Spec(vec![one(single)?])),
-    }
+    one_or_list(spec, one).map(Spec)
 }
 
 pub const COMPILE_SPEC: Compile = |value| Ok(Arc::new(compile_spec(value)?));
