@@ -122,108 +122,130 @@ pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<String, String> + 'a
 /// of their compiled arguments known at load by a reference to its compiled form, obtained
 /// from `load`. Recurses: call it on a tree whose depth is bounded.
 pub fn compile_arguments(expr: &mut IdedExpr, load: &mut Load<'_>) -> Result<(), CompileError> {
-    match &mut expr.expr {
-        Expr::Call(call) => {
-            if let Some(function) = super::function(&call.func_name) {
-                let method = call.target.is_some();
-                let usage = || function.signatures.join(" or ");
-                if method && !function.method {
-                    return Err(CompileError::Usage(format!(
-                        "{}() is not a method: write {}",
-                        function.name,
-                        usage()
-                    )));
-                }
-                let given = call.args.len() + usize::from(method);
-                if given != function.arity {
-                    return Err(CompileError::Usage(format!(
-                        "{}() takes {} arguments, not {given}: {}",
-                        function.name,
-                        function.arity,
-                        usage()
-                    )));
-                }
-                for argument in function.compiled {
-                    let slot = match (method, argument.position) {
-                        (true, 0) => call.target.as_deref_mut(),
-                        (true, position) => call.args.get_mut(position - 1),
-                        (false, position) => call.args.get_mut(position),
-                    };
-                    let Some(slot) = slot else { continue };
-                    if !known_at_load(slot) {
-                        continue;
-                    }
-                    let name = load(slot, argument.compile).map_err(|reason| {
-                        CompileError::InvalidLiteral {
-                            call: describe(function.name, argument.name, slot),
-                            reason,
-                        }
-                    })?;
-                    *slot = IdedExpr {
-                        id: slot.id,
-                        expr: Expr::Ident(name),
-                    };
-                }
-            }
-            if let Some(target) = &mut call.target {
-                compile_arguments(target, load)?;
-            }
-            call.args
-                .iter_mut()
-                .try_for_each(|arg| compile_arguments(arg, load))
-        }
-        Expr::Select(select) => compile_arguments(&mut select.operand, load),
-        Expr::List(list) => list
-            .elements
-            .iter_mut()
-            .try_for_each(|e| compile_arguments(e, load)),
-        Expr::Map(map) => map
-            .entries
-            .iter_mut()
-            .try_for_each(|entry| compile_entry(entry, load)),
-        Expr::Struct(structure) => structure
-            .entries
-            .iter_mut()
-            .try_for_each(|entry| compile_entry(entry, load)),
-        Expr::Comprehension(comp) => [
-            &mut comp.iter_range,
-            &mut comp.accu_init,
-            &mut comp.loop_cond,
-            &mut comp.loop_step,
-            &mut comp.result,
-        ]
-        .into_iter()
-        .try_for_each(|part| compile_arguments(part, load)),
-        _ => Ok(()),
+    Walk {
+        load,
+        data_shadowed: false,
     }
+    .walk(expr)
 }
 
-fn compile_entry(entry: &mut IdedEntryExpr, load: &mut Load<'_>) -> Result<(), CompileError> {
-    match &mut entry.expr {
-        EntryExpr::StructField(field) => compile_arguments(&mut field.value, load),
-        EntryExpr::MapEntry(entry) => {
-            compile_arguments(&mut entry.key, load)?;
-            compile_arguments(&mut entry.value, load)
+struct Walk<'l, 'a> {
+    load: &'l mut Load<'a>,
+    /// Inside a macro whose variable is named `data`, which then is not the policy's data.
+    data_shadowed: bool,
+}
+
+impl Walk<'_, '_> {
+    fn walk(&mut self, expr: &mut IdedExpr) -> Result<(), CompileError> {
+        let load = &mut *self.load;
+        let data_shadowed = self.data_shadowed;
+        match &mut expr.expr {
+            Expr::Call(call) => {
+                if let Some(function) = super::function(&call.func_name) {
+                    let method = call.target.is_some();
+                    let usage = || function.signatures.join(" or ");
+                    if method && !function.method {
+                        return Err(CompileError::Usage(format!(
+                            "{}() is not a method: write {}",
+                            function.name,
+                            usage()
+                        )));
+                    }
+                    let given = call.args.len() + usize::from(method);
+                    if given != function.arity {
+                        return Err(CompileError::Usage(format!(
+                            "{}() takes {} arguments, not {given}: {}",
+                            function.name,
+                            function.arity,
+                            usage()
+                        )));
+                    }
+                    for argument in function.compiled {
+                        let slot = match (method, argument.position) {
+                            (true, 0) => call.target.as_deref_mut(),
+                            (true, position) => call.args.get_mut(position - 1),
+                            (false, position) => call.args.get_mut(position),
+                        };
+                        let Some(slot) = slot else { continue };
+                        if !known_at_load(slot, data_shadowed) {
+                            continue;
+                        }
+                        let name = load(slot, argument.compile).map_err(|reason| {
+                            CompileError::InvalidLiteral {
+                                call: describe(function.name, argument.name, slot),
+                                reason,
+                            }
+                        })?;
+                        *slot = IdedExpr {
+                            id: slot.id,
+                            expr: Expr::Ident(name),
+                        };
+                    }
+                }
+                if let Some(target) = &mut call.target {
+                    self.walk(target)?;
+                }
+                call.args.iter_mut().try_for_each(|arg| self.walk(arg))
+            }
+            Expr::Select(select) => self.walk(&mut select.operand),
+            Expr::List(list) => list.elements.iter_mut().try_for_each(|e| self.walk(e)),
+            Expr::Map(map) => map
+                .entries
+                .iter_mut()
+                .try_for_each(|entry| self.walk_entry(entry)),
+            Expr::Struct(structure) => structure
+                .entries
+                .iter_mut()
+                .try_for_each(|entry| self.walk_entry(entry)),
+            Expr::Comprehension(comp) => {
+                self.walk(&mut comp.iter_range)?;
+                let shadows = [&comp.iter_var, &comp.accu_var]
+                    .into_iter()
+                    .chain(&comp.iter_var2)
+                    .any(|name| name == "data");
+                let outer = self.data_shadowed;
+                self.data_shadowed |= shadows;
+                let result = [
+                    &mut comp.accu_init,
+                    &mut comp.loop_cond,
+                    &mut comp.loop_step,
+                    &mut comp.result,
+                ]
+                .into_iter()
+                .try_for_each(|part| self.walk(part));
+                self.data_shadowed = outer;
+                result
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn walk_entry(&mut self, entry: &mut IdedEntryExpr) -> Result<(), CompileError> {
+        match &mut entry.expr {
+            EntryExpr::StructField(field) => self.walk(&mut field.value),
+            EntryExpr::MapEntry(entry) => {
+                self.walk(&mut entry.key)?;
+                self.walk(&mut entry.value)
+            }
         }
     }
 }
 
 /// Whether `expr`'s value is fixed when the policy loads: literals, lists and maps of them,
-/// calls on them (every function is pure) and `data`. Not a comprehension, whose variables
-/// this does not track.
-fn known_at_load(expr: &IdedExpr) -> bool {
+/// calls on them (every function is pure) and `data` (unless a macro variable named `data` hides
+/// it). Not a comprehension, whose variables this does not track.
+fn known_at_load(expr: &IdedExpr, data_shadowed: bool) -> bool {
+    let known = |e: &IdedExpr| known_at_load(e, data_shadowed);
     match &expr.expr {
         Expr::Literal(_) => true,
-        Expr::Ident(name) => name == "data",
-        Expr::Select(select) => known_at_load(&select.operand),
-        Expr::List(list) => list.elements.iter().all(known_at_load),
+        Expr::Ident(name) => name == "data" && !data_shadowed,
+        Expr::Select(select) => known(&select.operand),
+        Expr::List(list) => list.elements.iter().all(known),
         Expr::Map(map) => map.entries.iter().all(|entry| match &entry.expr {
-            EntryExpr::MapEntry(entry) => known_at_load(&entry.key) && known_at_load(&entry.value),
+            EntryExpr::MapEntry(entry) => known(&entry.key) && known(&entry.value),
             EntryExpr::StructField(_) => false,
         }),
-        Expr::Call(call) => {
-            call.target.as_deref().is_none_or(known_at_load) && call.args.iter().all(known_at_load)
-        }
+        Expr::Call(call) => call.target.as_deref().is_none_or(known) && call.args.iter().all(known),
         _ => false,
     }
 }

@@ -54,6 +54,8 @@ fn glob_as_function_and_method() {
     );
     // A pattern computed at evaluation is compiled then.
     holds(r#"["/a/*", "/b/**"].exists(p, "/b/c/d".glob(p))"#);
+    // A macro variable named `data` is not the policy's data.
+    holds(r#"["/a/**"].exists(data, "/a/b".glob(data))"#);
     fails_to_load(
         r#""/a".glob("/a**")"#,
         r#"glob() pattern "/a**" fails on every request: "**" must be a whole segment"#,
