@@ -69,6 +69,8 @@ pub enum HeaderError {
     UpperCase { name: String },
     #[error("header {name:?} {reason}; Warrant never sets it")]
     Reserved { name: String, reason: &'static str },
+    #[error("header {name:?} {reason}; Warrant never removes it")]
+    NotRemovable { name: String, reason: &'static str },
     #[error(
         "header {name:?}: the value has control character {byte:#04x}; only visible characters, spaces and tabs are allowed (RFC 9110 §5.5)"
     )]
@@ -128,12 +130,15 @@ pub fn check_response(name: &str, value: &str, denied: bool) -> Result<(), Heade
 }
 
 /// Checks a header that Warrant asks Envoy to remove from an allowed request before the
-/// upstream sees it (`headers_to_remove`): a lower-case token, neither a pseudo-header nor
-/// `host`, which Envoy refuses to remove.
+/// upstream sees it (`headers_to_remove`): as a header it adds ([`check_upstream`]), since
+/// Envoy refuses to remove pseudo-headers and `host`, and the shipped Envoy configurations
+/// refuse any mutation of framing, connection and Envoy's own headers (a 500 for every
+/// request the rule allows).
 pub fn check_removable(name: &str) -> Result<(), HeaderError> {
-    let reason = (name.starts_with(':') || name.eq_ignore_ascii_case("host"))
-        .then_some("routes the request, and Envoy refuses to remove it");
-    check_header(name, None, reason)
+    check_upstream(name, None).map_err(|error| match error {
+        HeaderError::Reserved { name, reason } => HeaderError::NotRemovable { name, reason },
+        other => other,
+    })
 }
 
 fn check_header(

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod header;
 pub mod identity;
+pub mod json;
 pub mod loader;
 pub mod policy;
 pub mod request;

@@ -69,7 +69,8 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     /// For a gRPC call — a `content-type` starting with `application/grpc` (in any case) and a
-    /// path `/package.Service/Method` (gRPC over HTTP/2, "Path") — its service and method.
+    /// path `/package.Service/Method` (gRPC over HTTP/2, "Path"; a query string is ignored, as
+    /// in `request.path`) — its service and method.
     pub fn grpc(&self) -> Option<(&str, &str)> {
         let content_type = self.header("content-type")?;
         let is_grpc = content_type
@@ -78,7 +79,10 @@ impl HttpRequest {
         if !is_grpc {
             return None;
         }
-        let (service, method) = self.path.strip_prefix('/')?.split_once('/')?;
+        let (service, method) = self
+            .path_without_query()
+            .strip_prefix('/')?
+            .split_once('/')?;
         let valid = |part: &str| !part.is_empty() && !part.contains(['/', '?', '#']);
         (valid(service) && valid(method)).then_some((service, method))
     }

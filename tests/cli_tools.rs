@@ -76,6 +76,9 @@ cases:
   - name: no rule
     request: {source: "spiffe://prod.example.org/ns/a/sa/b", method: POST, path: /x}
     expect: {allowed: false, rule: null, stage: default}
+  - name: null is checked too
+    request: {source: "spiffe://prod.example.org/ns/a/sa/b", path: /admin/y}
+    expect: {rule: null}
 "#,
     );
     let output = warrant(&["test", &tests]);
@@ -90,7 +93,10 @@ cases:
          \x20   reason: deny rule 'no-admin' matched\n\
          test shadow matches ... ok\n\
          test no rule ... ok\n\
-         3 passed, 1 failed\n"
+         test null is checked too ... FAILED\n\
+         \x20   rule: expected null, got \"no-admin\"\n\
+         \x20   reason: deny rule 'no-admin' matched\n\
+         3 passed, 2 failed\n"
     );
     let output = warrant(&["test", "--filter", "shadow", dir.to_str().unwrap()]);
     assert!(output.status.success());
@@ -130,13 +136,18 @@ fn unloadable_files_exit_2_with_file_and_line() {
         ),
         (
             "request_test.yaml",
-            "policy: policy.yaml\ncases:\n  - name: a\n    check_request: {attributes: {sorce: {}}}\n    expect: {}\n",
+            "policy: policy.yaml\ncases:\n  - name: a\n    check_request: {attributes: {sorce: {}}}\n    expect: {allowed: true}\n",
             ":3: not a CheckRequest",
         ),
         (
             "both_test.yaml",
-            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    check_request: {}\n    expect: {}\n",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    check_request: {}\n    expect: {allowed: true}\n",
             "exactly one of request",
+        ),
+        (
+            "empty_test.yaml",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    expect: {}\n",
+            ":3: expect names nothing to check",
         ),
         (
             "now_test.yaml",
@@ -145,7 +156,7 @@ fn unloadable_files_exit_2_with_file_and_line() {
         ),
         (
             "cert_test.yaml",
-            "policy: policy.yaml\ncases:\n  - name: a\n    request: {certificate: none.pem}\n    expect: {}\n",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {certificate: none.pem}\n    expect: {allowed: true}\n",
             ":3: certificate ",
         ),
     ] {

@@ -570,11 +570,23 @@ fn rules_set_response_headers_remove_headers_and_deny_headers() {
         ),
         (
             "    effect: allow\n    remove_headers: [':path']\n",
-            "Envoy refuses to remove it",
+            "is a pseudo-header, which routes the request (RFC 9113 §8.3); Warrant never removes it",
         ),
         (
             "    effect: allow\n    remove_headers: [host]\n",
-            "Envoy refuses to remove it",
+            "Warrant never removes it",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [te]\n",
+            "is connection-specific",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [content-length]\n",
+            "changes message framing",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [x-envoy-expected-rq-timeout-ms]\n",
+            "x-envoy-*",
         ),
         (
             "    effect: allow\n    remove_headers: [X-Token]\n",

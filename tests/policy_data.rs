@@ -118,7 +118,7 @@ fn a_key_data_lacks_fails_the_load_unless_tested() {
     assert_eq!(
         errs,
         [
-            "p.yaml:8: rule 'typo': data.alowlist is not in the policy's data: no such key, so the rule would fail on every request (data has: allowlist)"
+            "p.yaml:8: rule 'typo': data.alowlist is not in the policy's data: no such key, so reading it always fails (test for it first with has() or `in` if it may be absent) (data has: allowlist)"
         ]
     );
     for when in [
@@ -170,4 +170,60 @@ fn large_allowlists_work_with_in() {
     );
     assert_eq!(listed.0, "allow");
     assert_eq!(decide(&policy, FRONTEND, "GET", "/", now).0, "deny");
+}
+
+#[test]
+fn guarded_reads_load_and_repeated_json_keys_do_not() {
+    for when in [
+        "size(data.nets) > 5 && data.nets[5] == 'x'",
+        "type(data.zone) == map && data.zone.x == 1",
+        "data.nets.size() > 2 && in_cidr(source.address, data.nets[2])",
+    ] {
+        let policy = common::policy::compile_files(&[(
+            "p.yaml",
+            &format!(
+                "{TRUST}data:\n  nets: ['10.0.0.0/8', 'fd00::/8']\n  zone: utc\nrules:\n  - id: r\n    effect: allow\n    when: \"{when}\"\n"
+            ),
+        )]);
+        assert!(policy.is_ok(), "{when}: {:?}", policy.err());
+    }
+    let dir = temp_dir("repeated");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!("{TRUST}data_files: [d.json]\nrules:\n  - id: r\n    effect: allow\n    when: data.a == 1\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("d.json"), "{\"a\": 1,\n \"a\": 2}").unwrap();
+    let errors = load(&dir).expect_err("repeated key");
+    assert_eq!(
+        errors.len(),
+        1,
+        "only the data error, not a follow-up: {errors:?}"
+    );
+    assert!(
+        errors[0].contains("d.json:2: invalid JSON: duplicate key \"a\""),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn grpc_keys_are_fixed() {
+    let errs = errors(&[(
+        "p.yaml",
+        &format!("{TRUST}rules:\n  - id: g\n    effect: deny\n    when: has(request.grpc.methd)\n"),
+    )]);
+    assert_eq!(
+        errs,
+        ["p.yaml:6: rule 'g': unknown field request.grpc.methd; request.grpc has service, method"]
+    );
+    let policy = compile(
+        "  - id: g\n    effect: allow\n    when: has(request.grpc.service) && request.grpc.method == 'Read'\n",
+    );
+    let mut req = request(FRONTEND, "POST", "/a.v1.S/Read?x=1");
+    if let Some(http) = req.http.as_mut() {
+        http.headers
+            .push(("content-type".into(), "application/grpc".into()));
+    }
+    let d = policy.decide(&req, std::time::SystemTime::now());
+    assert!(d.is_allowed(), "a query string is ignored: {}", d.reason);
 }

@@ -93,7 +93,7 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect::<serde_json::Map<_, _>>(),
-        "remove_headers": &*decision.remove_headers,
+        "remove_headers": response::removed_headers(decision, identity_header),
         "decision_id": decision.id,
         "failed_rules": failures,
         "shadow": decision.shadow.iter().map(|s| {

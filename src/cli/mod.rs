@@ -157,14 +157,18 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
                 println!("{warning}");
             }
             let warnings = policy.warnings().len();
+            let counted = match warnings {
+                1 => "1 warning".to_owned(),
+                n => format!("{n} warnings"),
+            };
             if strict && warnings > 0 {
-                println!("failed: {warnings} warnings (--strict)");
+                println!("failed: {counted} (--strict)");
                 return ExitCode::FAILURE;
             }
-            let noted = match warnings {
-                0 => String::new(),
-                1 => ", 1 warning".to_owned(),
-                n => format!(", {n} warnings"),
+            let noted = if warnings == 0 {
+                String::new()
+            } else {
+                format!(", {counted}")
             };
             println!("ok: {} rules in {files} files{noted}", policy.rule_count());
             ExitCode::SUCCESS

@@ -84,6 +84,11 @@ struct CompactRequest {
     destination: Option<String>,
 }
 
+/// A field that is present, even as `null`.
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
 fn get() -> String {
     "GET".to_owned()
 }
@@ -101,9 +106,9 @@ fn https() -> String {
 struct Expect {
     #[serde(default)]
     allowed: Option<bool>,
-    /// A rule id, or `null` for "no rule decided".
-    #[serde(default)]
-    rule: Option<serde_json::Value>,
+    /// A rule id, or `null` for "no rule decided" (`Some(None)`).
+    #[serde(default, deserialize_with = "given")]
+    rule: Option<Option<String>>,
     #[serde(default)]
     stage: Option<String>,
     #[serde(default)]
@@ -111,6 +116,16 @@ struct Expect {
     /// The ids of the shadow rules expected to match (in any order).
     #[serde(default)]
     shadow: Option<Vec<String>>,
+}
+
+impl Expect {
+    fn is_empty(&self) -> bool {
+        self.allowed.is_none()
+            && self.rule.is_none()
+            && self.stage.is_none()
+            && self.status.is_none()
+            && self.shadow.is_none()
+    }
 }
 
 /// A problem that stops a test file from running: `FILE:LINE: message`.
@@ -229,6 +244,13 @@ fn run_file(
             continue;
         }
         let line = Some(case.name.referenced.line());
+        if case.expect.is_empty() {
+            return Err(at(
+                file,
+                line,
+                "expect names nothing to check: give allowed, rule, stage, status or shadow",
+            ));
+        }
         let request = case_request(case, base).map_err(|e| at(file, line, e))?;
         let now = match &case.now {
             Some(now) => parse_time(now).map_err(|e| at(file, line, e))?,
@@ -364,11 +386,13 @@ fn compare(expect: &Expect, decision: &Decision) -> Vec<String> {
         );
     }
     if let Some(rule) = &expect.rule {
-        let actual = decision
-            .rule
-            .as_deref()
-            .map_or(serde_json::Value::Null, |r| r.into());
-        differ("rule", rule.to_string(), actual.to_string());
+        let quoted =
+            |rule: Option<&str>| rule.map_or_else(|| "null".to_owned(), |r| format!("{r:?}"));
+        differ(
+            "rule",
+            quoted(rule.as_deref()),
+            quoted(decision.rule.as_deref()),
+        );
     }
     if let Some(stage) = &expect.stage {
         differ("stage", stage.clone(), decision.stage.as_str().to_owned());

@@ -46,6 +46,7 @@ fn pool() -> Result<&'static DescriptorPool, RequestJsonError> {
 /// Invalid JSON, a field the CheckRequest does not have, or a value of the wrong type, with
 /// the line and column where the JSON parser found it.
 pub fn parse(json: &str) -> Result<CheckRequest, RequestJsonError> {
+    crate::json::reject_duplicate_keys(json)?;
     let pool = pool()?;
     let descriptor = pool
         .get_message_by_name(CHECK_REQUEST)
@@ -105,6 +106,7 @@ mod tests {
     fn refuses_unknown_fields_and_wrong_types() {
         for bad in [
             r#"{"attributes": {"sorce": {}}}"#,
+            r#"{"attributes": {"request": {"http": {"body": "a", "body": "b"}}}}"#,
             r#"{"attributes": {"source": {"principal": 1}}}"#,
             r#"{"attributes": {"request": {"time": "yesterday"}}}"#,
             r#"{"attributes": {}} trailing"#,

@@ -72,7 +72,9 @@ impl Data {
         };
         let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let entries: Vec<(String, serde_json::Value, Option<u64>)> = match extension {
-            "json" => match serde_json::from_str::<serde_json::Value>(text) {
+            "json" => match crate::json::reject_duplicate_keys(text)
+                .and_then(|()| serde_json::from_str::<serde_json::Value>(text))
+            {
                 Ok(serde_json::Value::Object(map)) => {
                     let lines = json_key_lines(text);
                     map.into_iter()

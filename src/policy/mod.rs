@@ -141,6 +141,9 @@ impl Policy {
             documents.push((source, document));
         }
         cel.bind_data(&data.values);
+        // With data that failed to load, a rule reading the missing part would only add a
+        // misleading second error.
+        let data_failed = !errors.is_empty();
         let data_keys = data.keys().join(", ");
 
         for (source, document) in documents {
@@ -204,6 +207,7 @@ impl Policy {
                     Ok((effect, Mode::Audit, rule)) => shadow_rules.push((effect.verdict(), rule)),
                     Ok((Effect::Allow, Mode::Enforce, rule)) => allow_rules.push(rule),
                     Ok((Effect::Deny, Mode::Enforce, rule)) => deny_rules.push(rule),
+                    Err((_, message)) if data_failed && message.contains(DATA_KEY_MISSING) => {}
                     Err((line, message)) => {
                         let message = if message.contains(DATA_KEY_MISSING) {
                             format!("{message} (data has: {data_keys})")

@@ -42,13 +42,7 @@ pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> Che
                     .into_iter()
                     .map(|(key, value)| overwrite_header(key, value))
                     .collect(),
-                // Never the identity header, which Warrant itself sets.
-                headers_to_remove: decision
-                    .remove_headers
-                    .iter()
-                    .filter(|name| Some(name.as_str()) != identity_header)
-                    .cloned()
-                    .collect(),
+                headers_to_remove: removed_headers(decision, identity_header),
                 response_headers_to_add: decision
                     .response_headers
                     .iter()
@@ -111,6 +105,17 @@ pub fn upstream_headers(
         headers.push((name.to_owned(), id.as_str().to_owned()));
     }
     headers
+}
+
+/// The request headers an allowed request loses before the upstream sees it: the rule's
+/// `remove_headers`, never the identity header (which Warrant itself sets).
+pub fn removed_headers(decision: &Decision, identity_header: Option<&str>) -> Vec<String> {
+    decision
+        .remove_headers
+        .iter()
+        .filter(|name| Some(name.as_str()) != identity_header)
+        .cloned()
+        .collect()
 }
 
 /// `{"decision":"deny","stage":…,"rule":…,"decision_id":…}`

@@ -103,8 +103,8 @@ fn data_guards(expr: &IdedExpr) -> Option<Vec<Vec<String>>> {
     (!shadowed).then_some(guards)
 }
 
-/// Refuses a path into data that is not there, unless a guard tests for it: it would fail on
-/// every request.
+/// Refuses a path into data whose key is not there, unless a guard tests for it: reading it
+/// always fails (a misspelt key, most likely).
 fn check_data_paths(
     expr: &IdedExpr,
     root: &Context<'_, '_>,
@@ -118,16 +118,13 @@ fn check_data_paths(
                     .zip(&path.keys)
                     .all(|(g, k)| g == k || g == "*")
         });
+        // Only a missing key: an index out of range or a type test may well be guarded
+        // (`size(data.l) > 5 && data.l[5] == x`).
         return match Value::resolve(expr, root) {
-            Ok(_) => Ok(()),
-            Err(_) if guarded => Ok(()),
-            Err(cel::ExecutionError::NoSuchKey(_)) => {
+            Err(cel::ExecutionError::NoSuchKey(_)) if !guarded => {
                 Err(CompileError::NotInData { path: path.written })
             }
-            Err(error) => Err(CompileError::InvalidLiteral {
-                call: path.written,
-                reason: error.to_string(),
-            }),
+            _ => Ok(()),
         };
     }
     let mut result = Ok(());

@@ -122,7 +122,7 @@ pub enum CompileError {
 }
 
 /// How [`CompileError::NotInData`] ends; the policy loader adds the keys data has.
-pub const DATA_KEY_MISSING: &str = "no such key, so the rule would fail on every request";
+pub const DATA_KEY_MISSING: &str = "no such key, so reading it always fails (test for it first with has() or `in` if it may be absent)";
 
 /// Why a compiled expression failed on one request. `Display` never includes request values
 /// (it goes to spans and logs); [`EvalError::detail`] is the engine's own message, which may.
@@ -327,19 +327,23 @@ impl CelEnv {
     }
 
     /// Evaluates `argument` (known at load), compiles it and binds it in the root context;
-    /// returns the name it is bound under.
+    /// returns the name it is bound under, or `None` when it cannot be evaluated at load.
     fn bind_compiled(
         &mut self,
         argument: &IdedExpr,
         compile: functions::compiled::Compile,
-    ) -> Result<String, String> {
-        let value = Value::resolve(argument, &self.root).map_err(|e| e.to_string())?;
+    ) -> Result<Option<String>, String> {
+        // A literal always evaluates; a path into data that does not is checked by
+        // `constants` (a missing key) or may be guarded (an index out of range).
+        let Ok(value) = Value::resolve(argument, &self.root) else {
+            return Ok(None);
+        };
         let compiled = compile(&value)?;
         let name = format!("@{}", self.compiled_arguments);
         self.compiled_arguments += 1;
         self.root
             .add_variable_as_val(name.clone(), Box::new(functions::compiled::Bound(compiled)));
-        Ok(name)
+        Ok(Some(name))
     }
 
     /// Whether the engine knows function `name` (as a method when `member`). The engine has no

@@ -304,6 +304,30 @@ impl Checker<'_> {
         }
     }
 
+    /// Refuses `request.grpc.servce` (and `has(...)` of it): a key a fixed-key map field
+    /// never has.
+    fn check_map_key(&self, select: &cel::common::ast::SelectExpr) -> Result<(), CompileError> {
+        let Some((variable, field)) = self.field_access(&select.operand) else {
+            return Ok(());
+        };
+        let declared = environment::variable(variable).and_then(|v| match &v.shape {
+            environment::Shape::Fields(fields) => fields.iter().find(|f| f.name == field),
+            _ => None,
+        });
+        match declared {
+            Some(declared)
+                if !declared.keys.is_empty() && !declared.keys.contains(&select.field.as_str()) =>
+            {
+                Err(CompileError::UnknownField {
+                    variable: format!("{variable}.{field}"),
+                    field: select.field.clone(),
+                    known: declared.keys.join(", "),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn walk(&mut self, expr: &IdedExpr) -> Result<(), CompileError> {
         match &expr.expr {
             Expr::Ident(name)
@@ -315,6 +339,7 @@ impl Checker<'_> {
             }
             Expr::Select(select) => {
                 self.check_field(expr)?;
+                self.check_map_key(select)?;
                 if self.is_request_headers(&select.operand) {
                     header_key(&select.field)?;
                 }

@@ -18,7 +18,7 @@ use cel::common::value::CowVal;
 use ipnet::{IpNet, Ipv4Net};
 
 use super::compiled::{Compile, argument, one_or_list};
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// A set of ranges, each in canonical form (mapped IPv6 ranges as IPv4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +32,20 @@ impl Cidrs {
     }
 }
 
-/// Reads one range.
+/// Reads one range: an address as the standard library reads it (dotted-decimal IPv4 without
+/// leading zeros, which some parsers read as octal), `/` and a prefix length.
 fn parse_range(text: &str) -> Result<IpNet, String> {
-    let net: IpNet = text.parse().map_err(|_| {
+    let invalid = || {
         format!(
             "{text:?} is not a CIDR range: write an address, \"/\" and a prefix length (\"10.0.0.0/8\", \"fd00::/8\")"
         )
-    })?;
-    let net = net.trunc();
+    };
+    let (address, prefix) = text.split_once('/').ok_or_else(invalid)?;
+    let address: IpAddr = address.parse().map_err(|_| invalid())?;
+    let digits =
+        !prefix.is_empty() && prefix.len() <= 3 && prefix.bytes().all(|b| b.is_ascii_digit());
+    let prefix: u8 = prefix.parse().ok().filter(|_| digits).ok_or_else(invalid)?;
+    let net = IpNet::new(address, prefix).map_err(|_| invalid())?.trunc();
     Ok(match net {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
             Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96)
@@ -55,8 +61,8 @@ fn compile(cidr: &Value) -> Result<Cidrs, String> {
     let range = |value: &Value| match value {
         Value::String(text) => parse_range(text),
         other => Err(format!(
-            "a CIDR range is a string, not a {}",
-            other.type_of()
+            "a CIDR range is a string, not {}",
+            a(other.type_of())
         )),
     };
     one_or_list(cidr, range).map(Cidrs)
@@ -68,9 +74,7 @@ pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 pub fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [address, cidr] = arguments(ftx, "in_cidr", false)?;
-        let Some(text) = address.downcast_ref::<CelString>() else {
-            return Err(wrong_types("in_cidr", &[address, cidr]));
-        };
+        let text: &CelString = expect(address, "in_cidr", "address", "string")?;
         let cidrs = argument(cidr, "in_cidr", compile)?;
         let address: IpAddr = text.inner().parse().map_err(|_| {
             ExecutionError::function_error("in_cidr", "the address is not an IP address")

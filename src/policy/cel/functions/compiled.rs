@@ -115,8 +115,9 @@ pub fn one_or_list<T>(
 }
 
 /// Loads one argument known at load: evaluates it, compiles it, binds it and returns the name
-/// it is bound under; or says why it is invalid.
-pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<String, String> + 'a;
+/// it is bound under; `None` when it cannot be evaluated at load (an index out of range that a
+/// guard may protect: it is then compiled per call); or says why its value is invalid.
+pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<Option<String>, String> + 'a;
 
 /// Checks every call of Warrant's functions in `expr` (arity; method or not) and replaces each
 /// of their compiled arguments known at load by a reference to its compiled form, obtained
@@ -176,6 +177,7 @@ impl Walk<'_, '_> {
                                 reason,
                             }
                         })?;
+                        let Some(name) = name else { continue };
                         *slot = IdedExpr {
                             id: slot.id,
                             expr: Expr::Ident(name),

@@ -16,7 +16,7 @@ use cel::common::types::{CelBool, CelString};
 use cel::common::value::CowVal;
 
 use super::compiled::{Compile, argument};
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// A compiled glob pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +128,8 @@ fn compile(pattern: &Value) -> Result<Glob, String> {
     match pattern {
         Value::String(pattern) => Glob::new(pattern),
         other => Err(format!(
-            "the pattern is a {}, not a string",
-            other.type_of()
+            "the pattern is {}, not a string",
+            a(other.type_of())
         )),
     }
 }
@@ -140,9 +140,7 @@ pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 pub fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, pattern] = arguments(ftx, "glob", true)?;
-        let Some(text) = text.downcast_ref::<CelString>() else {
-            return Err(wrong_types("glob", &[text, pattern]));
-        };
+        let text: &CelString = expect(text, "glob", "text", "string")?;
         let glob = argument(pattern, "glob", compile)?;
         Ok(CowVal::owned(CelBool::from(glob.matches(text.inner()))))
     })

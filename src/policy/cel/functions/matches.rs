@@ -12,7 +12,7 @@ use cel::common::value::CowVal;
 use regex::{Regex, RegexBuilder};
 
 use super::compiled::{Compile, argument};
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// Upper bound on the compiled size of one regular expression (the `regex` crate's default is
 /// 10 MiB): a pattern that reaches it is rejected instead of costing memory and time.
@@ -22,8 +22,8 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 fn compile(pattern: &Value) -> Result<Regex, String> {
     let Value::String(pattern) = pattern else {
         return Err(format!(
-            "the pattern is a {}, not a string",
-            pattern.type_of()
+            "the pattern is {}, not a string",
+            a(pattern.type_of())
         ));
     };
     RegexBuilder::new(pattern)
@@ -43,9 +43,7 @@ pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 pub fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, pattern] = arguments(ftx, "matches", true)?;
-        let Some(text) = text.downcast_ref::<CelString>() else {
-            return Err(wrong_types("matches", &[text, pattern]));
-        };
+        let text: &CelString = expect(text, "matches", "text", "string")?;
         let regex = argument(pattern, "matches", compile)?;
         Ok(CowVal::owned(CelBool::from(regex.is_match(text.inner()))))
     })

@@ -209,13 +209,35 @@ pub fn arguments<'f, 'v, const N: usize>(
     }))
 }
 
-/// The engine's error for arguments of types `name` has no overload for.
-pub fn wrong_types(name: &str, arguments: &[&dyn Val]) -> ExecutionError {
-    let types = arguments
-        .iter()
-        .map(|v| v.get_type().name().to_owned())
-        .collect();
-    ExecutionError::no_such_overload(name, types)
+/// `kind` with its indefinite article: `an int`, `a string`.
+pub fn a(kind: impl std::fmt::Display) -> String {
+    let kind = kind.to_string();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
+}
+
+/// `value` (function `function`'s `what`) as `T`, or the error saying what it is instead:
+/// `the text is an int, not a string`.
+pub fn expect<'b, 'v, T: cel::common::value::FromVal<'b, 'v>>(
+    value: &'b (dyn Val + 'v),
+    function: &str,
+    what: &str,
+    expected: &str,
+) -> Result<&'b T, ExecutionError> {
+    value.downcast_ref::<T>().ok_or_else(|| {
+        ExecutionError::function_error(
+            function,
+            format!(
+                "the {what} is {}, not {}",
+                a(value.get_type().name()),
+                a(expected)
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

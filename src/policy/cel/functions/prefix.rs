@@ -16,7 +16,7 @@ use cel::common::value::{CowVal, Val};
 use cel::objects::Key;
 
 use super::compiled::{Compile, argument};
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// A map compiled for longest-prefix lookups.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ impl PrefixMap {
 
 fn compile(map: &Value) -> Result<PrefixMap, String> {
     let Value::Map(map) = map else {
-        return Err(format!("the map is a {}, not a map", map.type_of()));
+        return Err(format!("the map is {}, not a map", a(map.type_of())));
     };
     let mut values = HashMap::with_capacity(map.map.len());
     for (key, value) in map.map.iter() {
@@ -64,9 +64,7 @@ pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 pub fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, map] = arguments(ftx, "longest_prefix", false)?;
-        let Some(text) = text.downcast_ref::<CelString>() else {
-            return Err(wrong_types("longest_prefix", &[text, map]));
-        };
+        let text: &CelString = expect(text, "longest_prefix", "text", "string")?;
         let map = argument(map, "longest_prefix", compile)?;
         Ok(match map.longest(text.inner()) {
             Some(value) => CowVal::Owned(value.clone_as_boxed()),

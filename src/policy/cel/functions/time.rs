@@ -22,7 +22,7 @@ use cel::{ExecutionError, IdedExpr, Value};
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 
 use super::compiled::{Compile, argument};
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// The wrapping function's name; `@` keeps it out of what a rule can write.
 pub const UTC: &str = "@utc";
@@ -137,7 +137,10 @@ impl Zone {
 /// an offset `[+-]HH:MM` when there is a colon; `""` is UTC.
 pub fn parse_zone(zone: &Value) -> Result<Zone, String> {
     let Value::String(zone) = zone else {
-        return Err(format!("a time zone is a string, not a {}", zone.type_of()));
+        return Err(format!(
+            "a time zone is a string, not {}",
+            a(zone.type_of())
+        ));
     };
     let Some((hours, minutes)) = zone.split_once(':') else {
         if zone.is_empty() {
@@ -179,9 +182,7 @@ pub const COMPILE_ZONE: Compile = |value| Ok(Arc::new(parse_zone(value)?));
 pub fn in_zone_function() -> NativeFunction {
     Box::new(|ftx| {
         let [timestamp, zone] = arguments(ftx, IN_ZONE, false)?;
-        let Some(instant) = timestamp.downcast_ref::<CelTimestamp>() else {
-            return Err(wrong_types("timezone", &[timestamp, zone]));
-        };
+        let instant: &CelTimestamp = expect(timestamp, "timezone", "value", "timestamp")?;
         let zone = argument(zone, "timezone", parse_zone)?;
         Ok(CowVal::owned(CelTimestamp::from(zone.at(instant.inner()))))
     })

@@ -3,7 +3,7 @@
 //!
 //! - A window of `within` is a map `{"start": S, "end": E}`, each an RFC 3339 string
 //!   (`"2026-12-20T00:00:00Z"`) or a timestamp; `start` is included, `end` excluded, and `end`
-//!   must come after `start`. Any other key is refused (a misspelt `"ends"` would otherwise
+//!   may not come before `start` (an empty window, `end` = `start`, holds nothing). Any other key is refused (a misspelt `"ends"` would otherwise
 //!   leave a window open).
 //! - A business-hours spec is a string or a list of strings `DAYS HH:MM-HH:MM`. DAYS is a day
 //!   (`Mon`), a range (`Mon-Fri`; `Fri-Mon` wraps over the weekend) or a comma list of them
@@ -23,7 +23,7 @@ use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
 use super::compiled::{Compile, argument, one_or_list};
 use super::time::parse_zone;
-use super::{NativeFunction, arguments, wrong_types};
+use super::{NativeFunction, a, arguments, expect};
 
 /// Absolute windows, as `[start, end)` pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +50,8 @@ fn instant(
             )
         }),
         Some(other) => Err(format!(
-            "window {window}: {key} is a {}, not an RFC 3339 string or a timestamp",
-            other.type_of()
+            "window {window}: {key} is {}, not an RFC 3339 string or a timestamp",
+            a(other.type_of())
         )),
         None => Err(format!("window {window} has no {key:?}")),
     }
@@ -60,8 +60,8 @@ fn instant(
 fn compile_windows(windows: &Value) -> Result<Windows, String> {
     let Value::List(list) = windows else {
         return Err(format!(
-            "windows are a list of maps {{\"start\": …, \"end\": …}}, not a {}",
-            windows.type_of()
+            "windows are a list of maps {{\"start\": …, \"end\": …}}, not {}",
+            a(windows.type_of())
         ));
     };
     list.iter()
@@ -69,8 +69,8 @@ fn compile_windows(windows: &Value) -> Result<Windows, String> {
         .map(|(i, window)| {
             let Value::Map(map) = window else {
                 return Err(format!(
-                    "window {i} is a {}, not a map {{\"start\": …, \"end\": …}}",
-                    window.type_of()
+                    "window {i} is {}, not a map {{\"start\": …, \"end\": …}}",
+                    a(window.type_of())
                 ));
             };
             if let Some(other) = map.map.keys().find(
@@ -83,7 +83,7 @@ fn compile_windows(windows: &Value) -> Result<Windows, String> {
             let get = |key: &str| map.map.get(&Key::String(Arc::new(key.to_owned())));
             let start = instant(i, "start", get("start"))?;
             let end = instant(i, "end", get("end"))?;
-            if end <= start {
+            if end < start {
                 return Err(format!("window {i} ends before it starts"));
             }
             Ok((start, end))
@@ -98,9 +98,7 @@ pub const COMPILE_WINDOWS: Compile = |value| Ok(Arc::new(compile_windows(value)?
 pub fn within() -> NativeFunction {
     Box::new(|ftx| {
         let [time, windows] = arguments(ftx, "within", false)?;
-        let Some(time) = time.downcast_ref::<CelTimestamp>() else {
-            return Err(wrong_types("within", &[time, windows]));
-        };
+        let time: &CelTimestamp = expect(time, "within", "time", "timestamp")?;
         let windows = argument(windows, "within", compile_windows)?;
         Ok(CowVal::owned(CelBool::from(windows.contains(time.inner()))))
     })
@@ -182,7 +180,12 @@ fn parse_weekly(spec: &str) -> Result<Weekly, String> {
     }
     let (start, end) = times.split_once('-').ok_or_else(shape)?;
     let (start, end) = (minutes(start, spec)?, minutes(end, spec)?);
-    if start == end || start == 24 * 60 {
+    if start == 24 * 60 {
+        return Err(format!(
+            "{spec:?}: a window cannot start at 24:00; write 00:00 on the next day"
+        ));
+    }
+    if start == end {
         return Err(format!(
             "{spec:?}: the window is empty; for a whole day write 00:00-24:00"
         ));
@@ -194,8 +197,8 @@ fn compile_spec(spec: &Value) -> Result<Spec, String> {
     let one = |value: &Value| match value {
         Value::String(text) => parse_weekly(text),
         other => Err(format!(
-            "a business-hours spec is a string \"DAYS HH:MM-HH:MM\", not a {}",
-            other.type_of()
+            "a business-hours spec is a string \"DAYS HH:MM-HH:MM\", not {}",
+            a(other.type_of())
         )),
     };
     one_or_list(spec, one).map(Spec)
@@ -207,9 +210,7 @@ pub const COMPILE_SPEC: Compile = |value| Ok(Arc::new(compile_spec(value)?));
 pub fn business_hours() -> NativeFunction {
     Box::new(|ftx| {
         let [time, spec, zone] = arguments(ftx, "business_hours", false)?;
-        let Some(instant) = time.downcast_ref::<CelTimestamp>() else {
-            return Err(wrong_types("business_hours", &[time, spec, zone]));
-        };
+        let instant: &CelTimestamp = expect(time, "business_hours", "time", "timestamp")?;
         let spec = argument(spec, "business_hours", compile_spec)?;
         let zone = argument(zone, "business_hours", parse_zone)?;
         let local = zone.at(instant.inner());

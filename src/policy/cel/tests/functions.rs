@@ -62,7 +62,7 @@ fn glob_as_function_and_method() {
     );
     fails_to_load(
         r#""/a".glob(1)"#,
-        "glob() pattern … fails on every request: the pattern is a int",
+        "glob() pattern … fails on every request: the pattern is an int, not a string",
     );
     fails_to_load(r#"glob("/a")"#, "glob() takes 2 arguments, not 1");
     fails_to_evaluate(r#"["/a**"].exists(p, "/a".glob(p))"#);
