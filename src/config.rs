@@ -185,7 +185,7 @@ impl Config {
         let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| {
+            crate::yaml::from_str(text).map_err(|e| {
                 let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
                 invalid(line, crate::policy::yaml_error_gist(&e.to_string()))
             })?

@@ -19,3 +19,4 @@ pub mod policy;
 pub mod request;
 pub mod server;
 pub mod trust;
+pub mod yaml;

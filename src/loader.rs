@@ -36,7 +36,8 @@ fn is_test_file(name: &str) -> bool {
 }
 
 /// Loads a policy from files and directories. A directory contributes its `*.yaml` and
-/// `*.yml` files in lexical order, except test files (`*_test.yaml`); all paths together form
+/// `*.yml` files in lexical order, except test files (`*_test.yaml`) (and [`Policy::compile`]
+/// skips the ones its documents name as data files); all paths together form
 /// one policy.
 pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
     let files = policy_files(paths)?;

@@ -137,12 +137,32 @@ fn unloadable_files_exit_2_with_file_and_line() {
         (
             "request_test.yaml",
             "policy: policy.yaml\ncases:\n  - name: a\n    check_request: {attributes: {sorce: {}}}\n    expect: {allowed: true}\n",
-            ":3: not a CheckRequest",
+            ":3: check_request is not a CheckRequest: unrecognized field name 'sorce'",
         ),
         (
             "both_test.yaml",
             "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    check_request: {}\n    expect: {allowed: true}\n",
             "exactly one of request",
+        ),
+        (
+            "nullkey_test.yaml",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    expect: {allowed: true, shadow:}\n",
+            ":5: expected a list here",
+        ),
+        (
+            "stage_test.yaml",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    expect: {stage: rule}\n",
+            "unknown variant `rule`",
+        ),
+        (
+            "unknown_rule_test.yaml",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    expect: {rule: nope}\n",
+            ":3: expect.rule: the policy has no enforced rule \"nope\"",
+        ),
+        (
+            "unknown_shadow_test.yaml",
+            "policy: policy.yaml\ncases:\n  - name: a\n    request: {}\n    expect: {shadow: [reads]}\n",
+            ":3: expect.shadow: the policy has no shadow rule \"reads\"",
         ),
         (
             "empty_test.yaml",

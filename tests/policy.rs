@@ -570,7 +570,7 @@ fn rules_set_response_headers_remove_headers_and_deny_headers() {
         ),
         (
             "    effect: allow\n    remove_headers: [':path']\n",
-            "is a pseudo-header, which routes the request (RFC 9113 §8.3); Warrant never removes it",
+            "header \":path\" routes the request, and Envoy refuses to remove it; Warrant never removes it",
         ),
         (
             "    effect: allow\n    remove_headers: [host]\n",
@@ -587,6 +587,10 @@ fn rules_set_response_headers_remove_headers_and_deny_headers() {
         (
             "    effect: allow\n    remove_headers: [x-envoy-expected-rq-timeout-ms]\n",
             "x-envoy-*",
+        ),
+        (
+            "    effect: allow\n    remove_headers: [x-forwarded-host, forwarded]\n    headers: {X-Bad: 1}\n",
+            "has capitals",
         ),
         (
             "    effect: allow\n    remove_headers: [X-Token]\n",

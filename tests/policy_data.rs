@@ -227,3 +227,73 @@ fn grpc_keys_are_fixed() {
     let d = policy.decide(&req, std::time::SystemTime::now());
     assert!(d.is_allowed(), "a query string is ignored: {}", d.reason);
 }
+
+#[test]
+fn yaml_11_booleans_stay_strings_and_data_files_in_the_policy_directory_are_data() {
+    let dir = temp_dir("norway");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!(
+            "{TRUST}data:\n  blocked: [RU, NO, KP]\ndata_files: [countries.yaml, ./countries.yaml]\nrules:\n  - id: r\n    effect: allow\n    when: \"'NO' in data.blocked && 'off' in data.modes\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("countries.yaml"), "modes: [on, off, yes]\n").unwrap();
+    let errors = load(&dir).expect_err("listed twice");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("countries.yaml is already listed at"),
+        "{errors:?}"
+    );
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!(
+            "{TRUST}data:\n  blocked: [RU, NO, KP]\ndata_files: [countries.yaml]\nrules:\n  - id: r\n    effect: allow\n    when: \"'NO' in data.blocked && 'off' in data.modes\"\n"
+        ),
+    )
+    .unwrap();
+    // The directory holds the data file too: it is data, not a policy document.
+    let policy = load_policy(std::slice::from_ref(&dir))
+        .map(|(p, _)| p)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = policy.decide(&request(FRONTEND, "GET", "/"), std::time::SystemTime::now());
+    assert!(d.is_allowed(), "{}", d.reason);
+}
+
+#[test]
+fn metadata_may_hold_a_bool_and_sni_is_lower_case() {
+    let policy = compile("  - id: m\n    effect: allow\n    when: metadata.posture.signed\n");
+    let mut req = request(FRONTEND, "GET", "/");
+    req.metadata
+        .insert("posture".into(), serde_json::json!({"signed": true}));
+    let d = policy.decide(&req, std::time::SystemTime::now());
+    assert!(d.is_allowed(), "{}", d.reason);
+    let errs = errors(&[(
+        "p.yaml",
+        &format!(
+            "{TRUST}rules:\n  - id: s\n    effect: deny\n    when: request.tls_sni == 'PAY.example.org'\n"
+        ),
+    )]);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].contains("request.tls_sni is always in lower case"),
+        "{}",
+        errs[0]
+    );
+    for when in [
+        "'methd' in request.grpc",
+        "request.grpc['servce'] == 'x'",
+        "request.grpc.?servce == optional.of('x')",
+    ] {
+        let errs = errors(&[(
+            "p.yaml",
+            &format!("{TRUST}rules:\n  - id: g\n    effect: deny\n    when: \"{when}\"\n"),
+        )]);
+        assert_eq!(errs.len(), 1, "{when}");
+        assert!(
+            errs[0].contains("request.grpc has service, method"),
+            "{when}: {}",
+            errs[0]
+        );
+    }
+}

@@ -84,9 +84,11 @@ struct CompactRequest {
     destination: Option<String>,
 }
 
-/// A field that is present, even as `null`.
-fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// A field that is present: `T` itself (so `null` is an error unless `T` is an `Option`).
+fn value<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 fn get() -> String {
@@ -101,21 +103,41 @@ fn https() -> String {
     "https".to_owned()
 }
 
+/// What a case expects; a key given as `null` is an error, except `rule: null` ("no rule
+/// decided").
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Expect {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value")]
     allowed: Option<bool>,
     /// A rule id, or `null` for "no rule decided" (`Some(None)`).
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "value")]
     rule: Option<Option<String>>,
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value")]
+    stage: Option<Stage>,
+    #[serde(default, deserialize_with = "value")]
     status: Option<u16>,
     /// The ids of the shadow rules expected to match (in any order).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value")]
     shadow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Stage {
+    Trust,
+    Rules,
+    Default,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Trust => "trust",
+            Stage::Rules => "rules",
+            Stage::Default => "default",
+        }
+    }
 }
 
 impl Expect {
@@ -211,7 +233,7 @@ fn run_file(
 ) -> Result<(), LoadError> {
     let text =
         std::fs::read_to_string(file).map_err(|e| at(file, None, format!("cannot read: {e}")))?;
-    let tests: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
+    let tests: TestFile = crate::yaml::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
         at(file, line, crate::policy::yaml_error_gist(&e.to_string()))
     })?;
@@ -251,6 +273,30 @@ fn run_file(
                 "expect names nothing to check: give allowed, rule, stage, status or shadow",
             ));
         }
+        let known = |id: &String| policy.rule_ids().any(|(_, r)| **r == **id);
+        let known_shadow = |id: &String| policy.shadow_rule_ids().any(|(_, r)| **r == **id);
+        if let Some(Some(rule)) = &case.expect.rule
+            && !known(rule)
+        {
+            return Err(at(
+                file,
+                line,
+                format!("expect.rule: the policy has no enforced rule {rule:?}"),
+            ));
+        }
+        if let Some(unknown) = case
+            .expect
+            .shadow
+            .iter()
+            .flatten()
+            .find(|id| !known_shadow(id))
+        {
+            return Err(at(
+                file,
+                line,
+                format!("expect.shadow: the policy has no shadow rule {unknown:?}"),
+            ));
+        }
         let request = case_request(case, base).map_err(|e| at(file, line, e))?;
         let now = match &case.now {
             Some(now) => parse_time(now).map_err(|e| at(file, line, e))?,
@@ -270,6 +316,13 @@ fn run_file(
                 println!("    {difference}");
             }
             println!("    reason: {}", decision.reason);
+            // The operator's own tool: the engine's full message.
+            for failure in &decision.failures {
+                println!(
+                    "    rule '{}' failed to evaluate: {}",
+                    failure.rule, failure.detail
+                );
+            }
             totals.failed += 1;
         }
     }
@@ -289,7 +342,18 @@ fn case_request(
 ) -> Result<envoy_types::ext_authz::v3::pb::CheckRequest, String> {
     let json = match (&case.request, &case.check_request, &case.check_request_file) {
         (Some(compact), None, None) => compact_json(compact, base)?,
-        (None, Some(json), None) => json.clone(),
+        (None, Some(json), None) => {
+            // Written in YAML: a position in the JSON it becomes would mislead.
+            return request_json::parse(&json.to_string()).map_err(|e| {
+                let message = e.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                format!("check_request is not a CheckRequest: {message}")
+            });
+        }
         (None, None, Some(path)) => {
             let path = base.join(path);
             let text = std::fs::read_to_string(&path)
@@ -394,8 +458,12 @@ fn compare(expect: &Expect, decision: &Decision) -> Vec<String> {
             quoted(decision.rule.as_deref()),
         );
     }
-    if let Some(stage) = &expect.stage {
-        differ("stage", stage.clone(), decision.stage.as_str().to_owned());
+    if let Some(stage) = expect.stage {
+        differ(
+            "stage",
+            stage.as_str().to_owned(),
+            decision.stage.as_str().to_owned(),
+        );
     }
     if let Some(status) = expect.status {
         differ(

@@ -100,9 +100,8 @@ impl Data {
                 if text.trim().is_empty() {
                     Vec::new()
                 } else {
-                    match serde_saphyr::from_str::<HashMap<Spanned<String>, serde_json::Value>>(
-                        text,
-                    ) {
+                    match crate::yaml::from_str::<HashMap<Spanned<String>, serde_json::Value>>(text)
+                    {
                         Ok(map) => map
                             .into_iter()
                             .map(|(k, v)| (k.value, v, Some(k.referenced.line())))

@@ -72,7 +72,12 @@ impl Policy {
             }
         }
         let reason = if self.allow_rules.is_empty() && self.deny_rules.is_empty() {
-            "the policy has no rules: everything is denied".to_owned()
+            if self.shadow_rules.is_empty() {
+                "the policy has no rules: everything is denied".to_owned()
+            } else {
+                "the policy has only shadow rules, which never decide: everything is denied"
+                    .to_owned()
+            }
         } else if failures.is_empty() {
             "no allow rule matched".to_owned()
         } else {

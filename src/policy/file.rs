@@ -110,6 +110,7 @@ pub(super) fn rule_at(text: &str, line: u64, column: u64) -> Option<String> {
     let lenient = || {
         serde_saphyr::options! {
             duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+            strict_booleans: true,
         }
     };
     let Ok(rules) = serde_saphyr::from_str_with_options::<Rules>(text, lenient()) else {

@@ -102,11 +102,38 @@ impl Policy {
         let mut shadow_rules = Vec::new();
         let mut linted = Vec::new();
 
+        // A policy directory may hold the data files its documents name: those are data,
+        // not policy documents.
+        let parsed: Vec<_> = sources
+            .iter()
+            .map(|source| (source, parse_yaml(&source.text)))
+            .collect();
+        let named_data: Vec<PathBuf> = parsed
+            .iter()
+            .filter_map(|(source, parsed)| Some((source, parsed.as_ref().ok()?)))
+            .flat_map(|(source, document)| {
+                let base = source.path.parent().unwrap_or(Path::new(""));
+                document
+                    .data_files
+                    .iter()
+                    .map(move |name| base.join(&name.value))
+            })
+            .collect();
+        let is_data = |path: &Path| {
+            named_data
+                .iter()
+                .any(|data| data.components().eq(path.components()))
+        };
+
         // First every document's data, which rules may read at load.
         let mut documents = Vec::with_capacity(sources.len());
         let mut data = data::Data::default();
-        for source in sources {
-            let mut document: PolicyFile = match parse_yaml(&source.text) {
+        let mut listed: HashMap<PathBuf, data::Place> = HashMap::new();
+        for (source, parsed) in parsed {
+            if is_data(&source.path) {
+                continue;
+            }
+            let mut document: PolicyFile = match parsed {
                 Ok(document) => document,
                 Err((line, rule, message)) => {
                     errors.push(PolicyError {
@@ -128,6 +155,20 @@ impl Policy {
                     line: Some(name.referenced.line()),
                 };
                 let path = base.join(&name.value);
+                let normalized: PathBuf = path.components().collect();
+                if let Some(first) = listed.get(&normalized) {
+                    errors.push(PolicyError {
+                        file: source.path.clone(),
+                        line: named_at.line,
+                        rule: None,
+                        message: format!(
+                            "data file {} is already listed at {first}; list each data file once",
+                            path.display()
+                        ),
+                    });
+                    continue;
+                }
+                listed.insert(normalized, named_at.clone());
                 match reading(&path, FileKind::Data) {
                     Ok(bytes) => data.add_file(&path, &bytes, &named_at, &mut errors),
                     Err(e) => errors.push(PolicyError {
@@ -367,7 +408,7 @@ fn parse_yaml(text: &str) -> Result<PolicyFile, (Option<u64>, Option<String>, St
     if text.trim().is_empty() {
         return Ok(PolicyFile::default());
     }
-    serde_saphyr::from_str(text).map_err(|e| {
+    crate::yaml::from_str(text).map_err(|e| {
         let location = e.location().filter(|l| l.line() > 0);
         let rule = location.and_then(|l| file::rule_at(text, l.line(), l.column()));
         (
@@ -408,6 +449,12 @@ pub fn yaml_error_gist(message: &str) -> String {
         return format!(
             "the YAML is larger than the parser allows ({limit}), which also stops alias bombs"
         );
+    }
+    if gist == "expected sequence start" {
+        return "expected a list here ([a, b] or one `- item` per line)".to_owned();
+    }
+    if gist == "expected mapping start" {
+        return "expected a map here ({key: value} or one `key: value` per line)".to_owned();
     }
     if gist == "invalid u16" {
         return "expected a whole number from 0 to 65535".to_owned();

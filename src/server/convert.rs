@@ -45,9 +45,10 @@ pub fn authz_request(request: CheckRequest) -> AuthzRequest {
             .route_metadata_context
             .map(filter_metadata)
             .unwrap_or_default(),
+        // Host names compare case-insensitively (RFC 4343), as Envoy matches SNI.
         tls_sni: attributes
             .tls_session
-            .map(|tls| tls.sni)
+            .map(|tls| tls.sni.to_ascii_lowercase())
             .unwrap_or_default(),
     }
 }

@@ -215,8 +215,8 @@ fn check_result(expr: &IdedExpr) -> Result<(), CompileError> {
 /// chain below one (not `has(...)`, which is a test).
 fn is_variable_value(expr: &IdedExpr) -> bool {
     match &expr.expr {
-        // Data may hold a bool.
-        Expr::Ident(name) => name != "data" && environment::variable(name).is_some(),
+        // Data and filter metadata (JSON-like) may hold a bool.
+        Expr::Ident(name) => environment::variable(name).is_some_and(|v| !v.may_be_bool()),
         Expr::Select(select) => !select.test && is_variable_value(&select.operand),
         _ => false,
     }

@@ -262,7 +262,7 @@ pub const VARIABLES: &[Variable] = &[
             Field {
                 name: "tls_sni",
                 cel_type: "string",
-                doc: r#"the SNI the client sent in its TLS handshake (`tls_session.sni`, which Envoy sends for TLS connections); `""` when none"#,
+                doc: r#"the SNI the client sent in its TLS handshake, **in lower case** (`tls_session.sni`, which Envoy sends with `include_tls_session`); `""` when none"#,
                 keys: &[],
                 build: |i| string(&i.request.tls_sni),
             },
@@ -340,6 +340,19 @@ impl Variable {
             Shape::Fields(fields) => Some(fields.iter().map(|field| field.name)),
             Shape::Value { .. } | Shape::Loaded { .. } => None,
         }
+    }
+
+    /// Whether the variable, or a value inside it, may be a bool: data and filter metadata,
+    /// whose values come from JSON or YAML.
+    pub fn may_be_bool(&self) -> bool {
+        matches!(
+            self.shape,
+            Shape::Loaded { .. }
+                | Shape::Value {
+                    cel_type: "map",
+                    ..
+                }
+        )
     }
 
     /// Its value for one request; `None` for a value bound once when the policy loads.

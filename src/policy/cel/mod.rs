@@ -305,8 +305,8 @@ impl CelEnv {
             constants::check(&expr, &self.root)?;
             let canonical = without_ids(&format!("{expr:?}"));
             functions::time::rewrite_accessors(&mut expr);
-            functions::compile_arguments(&mut expr, &mut |argument, compile| {
-                self.bind_compiled(argument, compile)
+            functions::compile_arguments(&mut expr, &mut |argument, compile, each| {
+                self.bind_compiled(argument, compile, each)
             })?;
             Ok::<_, CompileError>((expr, references, canonical))
         })?;
@@ -332,13 +332,34 @@ impl CelEnv {
         &mut self,
         argument: &IdedExpr,
         compile: functions::compiled::Compile,
+        each: functions::compiled::Each,
     ) -> Result<Option<String>, String> {
+        use functions::compiled::{Each, Picks};
         // A literal always evaluates; a path into data that does not is checked by
         // `constants` (a missing key) or may be guarded (an index out of range).
         let Ok(value) = Value::resolve(argument, &self.root) else {
             return Ok(None);
         };
-        let compiled = compile(&value)?;
+        let compiled: functions::compiled::Compiled = match each {
+            Each::Value => compile(&value)?,
+            Each::Element => {
+                // A macro iterates a list's elements and a map's keys.
+                let items: Vec<Value> = match &value {
+                    Value::List(items) => items.to_vec(),
+                    Value::Map(map) => map.map.keys().map(|k| Value::from(k.clone())).collect(),
+                    _ => return Ok(None),
+                };
+                let mut picks = Picks::default();
+                for (i, item) in items.iter().enumerate() {
+                    let compiled =
+                        compile(item).map_err(|reason| format!("element {i}: {reason}"))?;
+                    if let Value::String(text) = item {
+                        picks.0.insert(text.to_string(), compiled);
+                    }
+                }
+                std::sync::Arc::new(picks)
+            }
+        };
         let name = format!("@{}", self.compiled_arguments);
         self.compiled_arguments += 1;
         self.root

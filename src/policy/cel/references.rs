@@ -185,7 +185,9 @@ impl Checker<'_> {
         }
         if let Some((variable, field)) = self.field_access(expr) {
             let form = match (variable, field) {
-                ("request", "host" | "scheme") | ("source", "trust_domain") => Form::Lower,
+                ("request", "host" | "scheme" | "tls_sni") | ("source", "trust_domain") => {
+                    Form::Lower
+                }
                 ("request", "hostname") => Form::Hostname,
                 ("request", "method") => Form::Upper,
                 ("source", "spiffe_id" | "principal") => Form::SpiffeId,
@@ -304,10 +306,23 @@ impl Checker<'_> {
         }
     }
 
-    /// Refuses `request.grpc.servce` (and `has(...)` of it): a key a fixed-key map field
-    /// never has.
-    fn check_map_key(&self, select: &cel::common::ast::SelectExpr) -> Result<(), CompileError> {
-        let Some((variable, field)) = self.field_access(&select.operand) else {
+    /// Refuses a key that a fixed-key map field (`request.grpc`) never has, however it is
+    /// written: `request.grpc.servce`, `has(...)` of it, `request.grpc["servce"]`,
+    /// `request.grpc.?servce`, `"servce" in request.grpc`.
+    fn check_map_key(&self, expr: &IdedExpr) -> Result<(), CompileError> {
+        let (map, key) = match &expr.expr {
+            Expr::Select(select) => (&*select.operand, select.field.as_str()),
+            Expr::Call(call) => match (call.func_name.as_str(), &call.args[..]) {
+                (operators::INDEX | operators::OPT_INDEX | operators::OPT_SELECT, [map, key])
+                | (operators::IN, [key, map]) => match string_literal(key) {
+                    Some(key) => (map, key),
+                    None => return Ok(()),
+                },
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let Some((variable, field)) = self.field_access(map) else {
             return Ok(());
         };
         let declared = environment::variable(variable).and_then(|v| match &v.shape {
@@ -315,12 +330,10 @@ impl Checker<'_> {
             _ => None,
         });
         match declared {
-            Some(declared)
-                if !declared.keys.is_empty() && !declared.keys.contains(&select.field.as_str()) =>
-            {
+            Some(declared) if !declared.keys.is_empty() && !declared.keys.contains(&key) => {
                 Err(CompileError::UnknownField {
                     variable: format!("{variable}.{field}"),
-                    field: select.field.clone(),
+                    field: key.to_owned(),
                     known: declared.keys.join(", "),
                 })
             }
@@ -339,7 +352,7 @@ impl Checker<'_> {
             }
             Expr::Select(select) => {
                 self.check_field(expr)?;
-                self.check_map_key(select)?;
+                self.check_map_key(expr)?;
                 if self.is_request_headers(&select.operand) {
                     header_key(&select.field)?;
                 }
@@ -361,6 +374,7 @@ impl Checker<'_> {
                 }
                 self.check_function(&call.func_name, call.target.is_some())?;
                 self.check_field(expr)?;
+                self.check_map_key(expr)?;
                 self.check_header_lookup(&call.func_name, &call.args)?;
                 self.check_normalized_comparison(call)?;
                 if let Some(target) = &call.target {

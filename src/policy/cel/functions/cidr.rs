@@ -42,8 +42,10 @@ fn parse_range(text: &str) -> Result<IpNet, String> {
     };
     let (address, prefix) = text.split_once('/').ok_or_else(invalid)?;
     let address: IpAddr = address.parse().map_err(|_| invalid())?;
-    let digits =
-        !prefix.is_empty() && prefix.len() <= 3 && prefix.bytes().all(|b| b.is_ascii_digit());
+    // Decimal without leading zeros (`/8`, not `/08`), as for the address.
+    let digits = (prefix == "0" || !prefix.starts_with('0'))
+        && (1..=3).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_digit());
     let prefix: u8 = prefix.parse().ok().filter(|_| digits).ok_or_else(invalid)?;
     let net = IpNet::new(address, prefix).map_err(|_| invalid())?.trunc();
     Ok(match net {

@@ -117,7 +117,45 @@ pub fn one_or_list<T>(
 /// Loads one argument known at load: evaluates it, compiles it, binds it and returns the name
 /// it is bound under; `None` when it cannot be evaluated at load (an index out of range that a
 /// guard may protect: it is then compiled per call); or says why its value is invalid.
-pub type Load<'a> = dyn FnMut(&IdedExpr, Compile) -> Result<Option<String>, String> + 'a;
+///
+/// With `Each::Element`, the argument is a macro's variable over a range known at load (`data
+/// .paths.exists(p, request.path.glob(p))`): every element of the range is compiled (an
+/// invalid one fails the load) and the name returned is that of a [`Picks`] table, from which
+/// `@pick` takes the element's compiled form per call.
+pub type Load<'a> = dyn FnMut(&IdedExpr, Compile, Each) -> Result<Option<String>, String> + 'a;
+
+/// Whether [`Load`] compiles the value, or each element of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Each {
+    Value,
+    Element,
+}
+
+/// The compiled forms of the string elements of a range known at load, by element.
+#[derive(Debug, Default)]
+pub struct Picks(pub std::collections::HashMap<String, Compiled>);
+
+/// `@pick(value, picks)`: the compiled form of `value` when the table has it, else `value`.
+pub const PICK: &str = "@pick";
+
+/// The [`PICK`] function.
+pub fn pick_function() -> super::NativeFunction {
+    Box::new(|ftx| {
+        let [value, table] = super::arguments(ftx, PICK, false)?;
+        let picked = table
+            .as_any()
+            .and_then(|any| any.downcast_ref::<Bound>())
+            .and_then(|Bound(table)| table.downcast_ref::<Picks>())
+            .zip(value.downcast_ref::<cel::common::types::CelString>())
+            .and_then(|(picks, text)| picks.0.get(text.inner()));
+        match picked {
+            Some(compiled) => Ok(cel::common::value::CowVal::owned(Bound(Arc::clone(
+                compiled,
+            )))),
+            None => Ok(cel::common::value::CowVal::Owned(value.clone_as_boxed())),
+        }
+    })
+}
 
 /// Checks every call of Warrant's functions in `expr` (arity; method or not) and replaces each
 /// of their compiled arguments known at load by a reference to its compiled form, obtained
@@ -126,6 +164,7 @@ pub fn compile_arguments(expr: &mut IdedExpr, load: &mut Load<'_>) -> Result<(),
     Walk {
         load,
         data_shadowed: false,
+        scope: Vec::new(),
     }
     .walk(expr)
 }
@@ -134,6 +173,9 @@ struct Walk<'l, 'a> {
     load: &'l mut Load<'a>,
     /// Inside a macro whose variable is named `data`, which then is not the policy's data.
     data_shadowed: bool,
+    /// The macro variables in scope, innermost last, each with its range when that is known
+    /// at load.
+    scope: Vec<(String, Option<IdedExpr>)>,
 }
 
 impl Walk<'_, '_> {
@@ -168,10 +210,50 @@ impl Walk<'_, '_> {
                             (false, position) => call.args.get_mut(position),
                         };
                         let Some(slot) = slot else { continue };
+                        if let Expr::Ident(variable) = &slot.expr
+                            && let Some((_, range)) =
+                                self.scope.iter().rev().find(|(name, _)| name == variable)
+                        {
+                            // A macro's variable: per element of a range known at load.
+                            let Some(range) = range else { continue };
+                            let table =
+                                load(range, argument.compile, Each::Element).map_err(|reason| {
+                                    CompileError::InvalidLiteral {
+                                        call: format!(
+                                            "{}{} {variable} (from {})",
+                                            if function.name.starts_with('@') {
+                                                String::new()
+                                            } else {
+                                                format!("{}() ", function.name)
+                                            },
+                                            argument.name,
+                                            describe_range(range)
+                                        ),
+                                        reason,
+                                    }
+                                })?;
+                            let Some(table) = table else { continue };
+                            let original = std::mem::take(slot);
+                            *slot = IdedExpr {
+                                id: original.id,
+                                expr: Expr::Call(cel::common::ast::CallExpr {
+                                    func_name: PICK.to_owned(),
+                                    target: None,
+                                    args: vec![
+                                        original,
+                                        IdedExpr {
+                                            id: 0,
+                                            expr: Expr::Ident(table),
+                                        },
+                                    ],
+                                }),
+                            };
+                            continue;
+                        }
                         if !known_at_load(slot, data_shadowed) {
                             continue;
                         }
-                        let name = load(slot, argument.compile).map_err(|reason| {
+                        let name = load(slot, argument.compile, Each::Value).map_err(|reason| {
                             CompileError::InvalidLiteral {
                                 call: describe(function.name, argument.name, slot),
                                 reason,
@@ -200,7 +282,17 @@ impl Walk<'_, '_> {
                 .iter_mut()
                 .try_for_each(|entry| self.walk_entry(entry)),
             Expr::Comprehension(comp) => {
+                // The range as written, before its own arguments are compiled.
+                let range = (comp.iter_var2.is_none()
+                    && known_at_load(&comp.iter_range, data_shadowed))
+                .then(|| comp.iter_range.clone());
                 self.walk(&mut comp.iter_range)?;
+                let depth = self.scope.len();
+                self.scope.push((comp.iter_var.clone(), range));
+                if let Some(second) = &comp.iter_var2 {
+                    self.scope.push((second.clone(), None));
+                }
+                self.scope.push((comp.accu_var.clone(), None));
                 let shadows = [&comp.iter_var, &comp.accu_var]
                     .into_iter()
                     .chain(&comp.iter_var2)
@@ -216,6 +308,7 @@ impl Walk<'_, '_> {
                 .into_iter()
                 .try_for_each(|part| self.walk(part));
                 self.data_shadowed = outer;
+                self.scope.truncate(depth);
                 result
             }
             _ => Ok(()),
@@ -250,6 +343,18 @@ fn known_at_load(expr: &IdedExpr, data_shadowed: bool) -> bool {
         Expr::Call(call) => call.target.as_deref().is_none_or(known) && call.args.iter().all(known),
         _ => false,
     }
+}
+
+/// `data.paths`, `["…"]`: a macro's range, for messages.
+fn describe_range(expr: &IdedExpr) -> String {
+    fn path(expr: &IdedExpr) -> Option<String> {
+        match &expr.expr {
+            Expr::Ident(name) => Some(name.clone()),
+            Expr::Select(select) => Some(format!("{}.{}", path(&select.operand)?, select.field)),
+            _ => None,
+        }
+    }
+    path(expr).unwrap_or_else(|| "[…]".to_owned())
 }
 
 /// `glob() pattern "/a/b**"`, `in_cidr() cidr […]`, `time zone "Europe/Berln"`.

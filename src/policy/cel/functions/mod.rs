@@ -170,6 +170,16 @@ pub const FUNCTIONS: &[Function] = &[
         implementation: time::in_zone_function,
     },
     Function {
+        name: compiled::PICK,
+        signatures: &[],
+        returns: "dyn",
+        doc: "",
+        arity: 2,
+        method: false,
+        compiled: &[],
+        implementation: compiled::pick_function,
+    },
+    Function {
         name: time::UTC,
         signatures: &[],
         returns: "timestamp",
@@ -209,15 +219,25 @@ pub fn arguments<'f, 'v, const N: usize>(
     }))
 }
 
-/// `kind` with its indefinite article: `an int`, `a string`.
+/// A CEL type name (`int`, `google.protobuf.Timestamp`, `float` as the engine's `Value`
+/// names a double) as a phrase: `an int`, `a timestamp`, `a double`, `bytes`, `null`.
 pub fn a(kind: impl std::fmt::Display) -> String {
-    let kind = kind.to_string();
-    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {kind}")
+    match kind.to_string().as_str() {
+        "int" => "an int",
+        "uint" => "a uint",
+        "float" | "double" => "a double",
+        "bytes" => "bytes",
+        "null" | "null_type" => "null",
+        "bool" => "a bool",
+        "string" => "a string",
+        "list" => "a list",
+        "map" => "a map",
+        "timestamp" | "google.protobuf.Timestamp" => "a timestamp",
+        "duration" | "google.protobuf.Duration" => "a duration",
+        "type" => "a type",
+        _ => "a value of another type",
+    }
+    .to_owned()
 }
 
 /// `value` (function `function`'s `what`) as `T`, or the error saying what it is instead:

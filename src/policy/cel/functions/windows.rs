@@ -76,8 +76,14 @@ fn compile_windows(windows: &Value) -> Result<Windows, String> {
             if let Some(other) = map.map.keys().find(
                 |k| !matches!(k, Key::String(s) if s.as_str() == "start" || s.as_str() == "end"),
             ) {
+                let other = match other {
+                    Key::String(s) => format!("{:?}", s.as_str()),
+                    Key::Int(i) => i.to_string(),
+                    Key::Uint(u) => format!("{u}u"),
+                    Key::Bool(b) => b.to_string(),
+                };
                 return Err(format!(
-                    "window {i} has key {other:?}; a window has only \"start\" and \"end\""
+                    "window {i} has key {other}; a window has only \"start\" and \"end\""
                 ));
             }
             let get = |key: &str| map.map.get(&Key::String(Arc::new(key.to_owned())));

@@ -65,7 +65,7 @@ fn glob_as_function_and_method() {
         "glob() pattern … fails on every request: the pattern is an int, not a string",
     );
     fails_to_load(r#"glob("/a")"#, "glob() takes 2 arguments, not 1");
-    fails_to_evaluate(r#"["/a**"].exists(p, "/a".glob(p))"#);
+    fails_to_evaluate(r#"[request.path].exists(p, "/a".glob(p + "**"))"#);
     fails_to_load(
         r#"source.spiffe_id.glob("spiffe://Prod.example.org/ns/*/sa/frontend")"#,
         r#"never matches; write "spiffe://prod.example.org/ns/*/sa/frontend""#,
@@ -170,8 +170,12 @@ fn business_hours_in_a_zone() {
         r#"business_hours(now, "Mon-Fri 09:00-17:00")"#,
         "business_hours() takes 3 arguments, not 2",
     );
-    fails_to_evaluate(
+    fails_to_load(
         r#"["Mon-Fry 09:00-17:00"].exists(s, business_hours(timestamp("2026-03-02T08:30:00Z"), s, "UTC"))"#,
+        "business_hours() spec s (from […]) fails on every request: element 0",
+    );
+    fails_to_evaluate(
+        r#"[request.path].exists(s, business_hours(timestamp("2026-03-02T08:30:00Z"), s, "UTC"))"#,
     );
     fails_to_evaluate(r#"business_hours(1, "Mon-Fri 09:00-17:00", "UTC")"#);
 }
@@ -180,11 +184,37 @@ fn business_hours_in_a_zone() {
 fn accessor_zones_are_compiled_at_load_and_computed_ones_per_call() {
     holds(r#"timestamp("2026-07-01T12:00:00Z").getHours("Europe/Berlin") == 14"#);
     holds(r#"["Europe/Berlin"].all(z, timestamp("2026-07-01T12:00:00Z").getHours(z) == 14)"#);
-    fails_to_evaluate(
+    fails_to_load(
         r#"["Europe/Berln"].all(z, timestamp("2026-07-01T12:00:00Z").getHours(z) == 14)"#,
+        "time zone z (from […]) fails on every request: element 0",
+    );
+    fails_to_evaluate(
+        r#"[request.path].all(z, timestamp("2026-07-01T12:00:00Z").getHours(z) == 14)"#,
     );
     // Durations have no zone.
     fails_to_evaluate(r#"duration("1h").getHours("UTC") == 1"#);
+}
+
+#[test]
+fn a_macro_over_a_range_known_at_load_compiles_each_element_at_load() {
+    holds(r#"["/a/*", "/b/**"].exists(p, "/b/c/d".glob(p))"#);
+    holds(r#"!["/a/*", "/b/**"].exists(p, "/c".glob(p))"#);
+    holds(r#"{"/a/**": 1}.exists(p, "/a/x".glob(p))"#);
+    holds(r#"["10.0.0.0/8"].exists(c, in_cidr("10.1.1.1", c))"#);
+    fails_to_load(
+        r#"["/a/*", "/admin**"].exists(p, "/b".glob(p))"#,
+        r#"glob() pattern p (from […]) fails on every request: element 1: "**" must be a whole segment"#,
+    );
+    fails_to_load(
+        r#"["Mon 09:00-17:00", "Sun 9-5"].exists(s, business_hours(now, s, "UTC"))"#,
+        "business_hours() spec s (from […]) fails on every request: element 1",
+    );
+    // An inner macro's variable of the same name hides the outer one.
+    holds(r#"["/x/**"].exists(p, [1].all(p, p == 1))"#);
+    let mut env = CelEnv::default();
+    env.compile(r#"["/a/*", "/b/**"].exists(p, "/b/c".glob(p))"#)
+        .expect("compiles");
+    assert_eq!(env.compiled_arguments, 1, "one table of compiled patterns");
 }
 
 #[test]
@@ -193,8 +223,8 @@ fn compiled_arguments_are_bound_once_per_literal() {
     env.compile(r#""/a".glob("/a/**") && in_cidr("10.0.0.1", "10.0.0.0/8")"#)
         .expect("compiles");
     assert_eq!(env.compiled_arguments, 2);
-    // Only literals are compiled: a computed pattern is not.
-    env.compile(r#"["/a"].exists(p, "/a".glob(p))"#)
+    // A pattern computed per request is not compiled at load.
+    env.compile(r#"[request.path].exists(p, "/a".glob(p))"#)
         .expect("compiles");
     assert_eq!(env.compiled_arguments, 2);
 }
