@@ -613,3 +613,22 @@ fn rules_set_response_headers_remove_headers_and_deny_headers() {
         assert!(errs[0].contains(message), "{rule}: {}", errs[0]);
     }
 }
+
+#[test]
+fn every_decision_names_the_policy_revision() {
+    let rules = "  - id: r\n    effect: allow\n    when: request.method == 'GET'\n";
+    let a = compile(rules);
+    let b = compile(rules);
+    assert_eq!(
+        a.revision(),
+        b.revision(),
+        "the same files, the same revision"
+    );
+    assert_eq!(a.revision().len(), 12);
+    let c = compile("  - id: r\n    effect: allow\n    when: request.method == 'PUT'\n");
+    assert_ne!(a.revision(), c.revision());
+    let d = a.decide(&request(FRONTEND, "GET", "/"), SystemTime::now());
+    assert_eq!(d.policy_revision, *a.revision());
+    let untrusted = a.decide(&request("spiffe://x.org/a", "GET", "/"), SystemTime::now());
+    assert_eq!(untrusted.policy_revision, *a.revision());
+}

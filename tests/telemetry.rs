@@ -381,6 +381,11 @@ async fn spans_decision_log_and_metrics() {
     assert_eq!(a["authz.stage"], "rules");
     assert_eq!(a["authz.rule"], "frontend-reads");
     assert_eq!(a["authz.shadow"], "shadow-payments");
+    let revision = a["authz.policy_revision"].clone();
+    assert!(
+        revision.len() == 12 && revision.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{revision}"
+    );
     assert_eq!(a["authz.reason"], "allow rule 'frontend-reads' matched");
     assert_eq!(a["http.request.method"], "GET");
     assert_eq!(a["url.path"], "/payments/1");
@@ -495,6 +500,7 @@ async fn spans_decision_log_and_metrics() {
     assert_eq!(line["spiffe_id"], FRONTEND);
     assert_eq!(line["decision"], "allow");
     assert_eq!(line["path"], "/payments/1");
+    assert_eq!(line["policy_revision"], revision.as_str());
     assert_eq!(
         line["shadow"],
         serde_json::json!([{"rule": "shadow-payments", "effect": "deny", "matched": true}])

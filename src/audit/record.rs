@@ -34,6 +34,7 @@ struct LogLine<'a> {
     decision: &'static str,
     stage: &'static str,
     rule: Option<&'a str>,
+    policy_revision: &'a str,
     reason: &'a str,
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "<[ShadowLine]>::is_empty")]
@@ -84,6 +85,8 @@ pub struct DecisionRecord {
     pub error: Option<String>,
     /// Every shadow rule's would-be outcome (errors scrubbed).
     pub shadow: Vec<ShadowLine>,
+    /// The revision of the policy that decided.
+    pub policy_revision: Arc<str>,
 }
 
 impl DecisionRecord {
@@ -157,6 +160,7 @@ impl DecisionRecord {
                         .map(|e| redactor.scrub(e, request).into_owned()),
                 })
                 .collect(),
+            policy_revision: Arc::clone(&decision.policy_revision),
         }
     }
 
@@ -179,6 +183,7 @@ impl DecisionRecord {
             decision: self.verdict.as_str(),
             stage: self.stage.as_str(),
             rule: self.rule.as_deref(),
+            policy_revision: &self.policy_revision,
             reason: &self.reason,
             error: self.error.as_deref(),
             shadow: &self.shadow,
@@ -201,6 +206,7 @@ impl DecisionRecord {
             KeyValue::new("authz.rule", self.rule.as_deref().unwrap_or("").to_owned()),
             KeyValue::new("authz.reason", self.reason.clone()),
             KeyValue::new("authz.decision_id", self.decision_id.clone()),
+            KeyValue::new("authz.policy_revision", self.policy_revision.to_string()),
             KeyValue::new("peer.principal", self.principal.clone()),
             KeyValue::new("destination.principal", self.destination.clone()),
             KeyValue::new("http.request.method", self.method.clone()),

@@ -95,6 +95,7 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
             .collect::<serde_json::Map<_, _>>(),
         "remove_headers": response::removed_headers(decision, identity_header),
         "decision_id": decision.id,
+        "policy_revision": &*decision.policy_revision,
         "failed_rules": failures,
         "shadow": decision.shadow.iter().map(|s| {
             let mut line = serde_json::json!({

@@ -107,6 +107,8 @@ pub struct Decision {
     /// Every shadow rule's outcome, in policy order (empty when the policy has none or the
     /// request did not reach the rules stage).
     pub shadow: Vec<ShadowResult>,
+    /// The revision of the policy that decided ([`super::Policy::revision`]).
+    pub policy_revision: Arc<str>,
 }
 
 impl Decision {

@@ -19,6 +19,7 @@ mod error;
 mod evaluate;
 mod file;
 mod lint;
+mod revision;
 mod rule;
 
 use std::collections::{BTreeSet, HashMap};
@@ -79,6 +80,8 @@ pub struct Policy {
     files: Vec<PathBuf>,
     /// What loads but is almost certainly a mistake (see [`lint`]).
     warnings: Vec<PolicyError>,
+    /// A short hash of everything the policy was compiled from (see [`revision`]).
+    revision: Arc<str>,
 }
 
 impl Policy {
@@ -90,9 +93,15 @@ impl Policy {
     ) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
         let mut files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+        let mut revision = revision::Revision::default();
+        for source in sources {
+            revision.add(&source.path, source.text.as_bytes());
+        }
         let mut reading = |path: &Path, kind| {
             files.push(path.to_path_buf());
-            read_file(path, kind)
+            let bytes = read_file(path, kind)?;
+            revision.add(path, &bytes);
+            Ok(bytes)
         };
         let mut cel = CelEnv::default();
         let mut trust: Option<(PathBuf, u64, TrustPolicy)> = None;
@@ -296,6 +305,7 @@ impl Policy {
                     needed_variables,
                     files,
                     warnings: lint::lint(&linted),
+                    revision: revision.finish(),
                 })
             }
             _ => Err(PolicyErrors(errors)),
@@ -331,6 +341,12 @@ impl Policy {
     /// files they name (what a reload watches).
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The policy's revision: a short hash of the names and contents of every file it was
+    /// compiled from, in load order. Equal policies have equal revisions on any machine.
+    pub fn revision(&self) -> &Arc<str> {
+        &self.revision
     }
 
     /// Lint warnings: rules that load but are almost certainly mistakes, each as
@@ -398,6 +414,7 @@ impl Policy {
             remove_headers,
             failures: outcome.failures,
             shadow,
+            policy_revision: Arc::clone(&self.revision),
         }
     }
 }

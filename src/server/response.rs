@@ -154,6 +154,7 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
             string(decision.identity.as_ref().map_or("", |id| id.as_str())),
         ),
         ("decision_id", string(&decision.id)),
+        ("policy_revision", string(&decision.policy_revision)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
