@@ -25,6 +25,7 @@ use warrant::audit::{
     AuditSettings, Auditor, DecisionLogTarget, Metrics, OtlpProtocol, OtlpTarget, Sink, TraceParent,
 };
 use warrant::policy::{Policy, PolicySource, Verdict};
+use warrant::server::live::LivePolicy;
 use warrant::server::{AuthzService, convert};
 
 const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
@@ -237,10 +238,14 @@ fn bench_audit(c: &mut Criterion) {
         );
         addr
     });
-    let policy = Arc::new(compile_policy(&common::Ca::new("prod"), false));
+    let ca = common::Ca::new("prod");
     let request = check_request(String::new());
     let service = |otlp: Option<OtlpTarget>, decision_log: DecisionLogTarget| {
-        let metrics = Arc::new(Metrics::for_rules(policy.rule_ids()));
+        let metrics = Arc::new(Metrics::default());
+        let live = Arc::new(LivePolicy::fixed(
+            compile_policy(&ca, false),
+            Arc::clone(&metrics),
+        ));
         let settings = AuditSettings {
             service_name: "bench".into(),
             otlp,
@@ -249,8 +254,7 @@ fn bench_audit(c: &mut Criterion) {
             sensitive_headers: Vec::new(),
         };
         let auditor = Arc::new(Auditor::start(&settings, metrics).unwrap());
-        let service = AuthzService::new(Arc::clone(&policy), "x-spiffe-id")
-            .with_auditor(Arc::clone(&auditor));
+        let service = AuthzService::serving(live, "x-spiffe-id").with_auditor(Arc::clone(&auditor));
         (service, auditor)
     };
     let live_collector = OtlpTarget {

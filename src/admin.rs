@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (process up) and
-//! `/readyz` (policy loaded). Plain HTTP/1.1; keep it on loopback or a private interface.
+//! `/readyz` (a policy serving: 200 with its revision and the last reload error, if any; 503
+//! while shutting down). Plain HTTP/1.1; keep it on loopback or a private interface.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,12 +12,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::audit::Metrics;
+use crate::server::live::LivePolicy;
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
+    policy: Arc<LivePolicy>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -31,11 +32,11 @@ pub async fn serve(
                 }
             },
         };
-        let metrics = Arc::clone(&metrics);
+        let policy = Arc::clone(&policy);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let metrics = Arc::clone(&metrics);
-                async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
+                let policy = Arc::clone(&policy);
+                async move { Ok::<_, Infallible>(respond(&request, &policy)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -44,7 +45,7 @@ pub async fn serve(
     }
 }
 
-fn respond(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn respond(request: &Request<Incoming>, policy: &LivePolicy) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, content_type: &'static str, body: String| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -65,15 +66,25 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Byte
         "/metrics" => text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
+            policy.metrics().encode(),
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "text/plain", "ready\n".into()),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "policy not loaded\n".into(),
-        ),
+        "/readyz" => match policy.readiness() {
+            Ok(revision) => {
+                let mut body = format!("ready: policy revision {revision}\n");
+                if let Some((_, error)) = policy.status().last_error {
+                    body.push_str("the last reload failed; the revision above keeps serving:\n");
+                    body.push_str(&error);
+                    body.push('\n');
+                }
+                text(StatusCode::OK, "text/plain", body)
+            }
+            Err(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {reason}\n"),
+            ),
+        },
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

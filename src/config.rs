@@ -61,9 +61,57 @@ pub struct Config {
     /// `authorization`, `proxy-authorization` and `cookie`, which always are.
     #[serde(default)]
     pub sensitive_headers: Vec<String>,
+    /// Policy reloads: on SIGHUP always, and on changes to its files when `watch` is on.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// The file this came from, for error messages.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// `reload:` — when the policy is loaded again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the policy and every file it loads (data files, bundles), and the directories
+    /// holding them (a Kubernetes ConfigMap swaps its `..data` symlink there).
+    #[serde(default = "default_watch")]
+    pub watch: bool,
+    /// How long the files must stay quiet after a change before the reload: an editor or a
+    /// ConfigMap update writes several files in a burst.
+    #[serde(default = "default_debounce", with = "humantime_serde_duration")]
+    pub debounce: std::time::Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: default_watch(),
+            debounce: default_debounce(),
+        }
+    }
+}
+
+fn default_watch() -> bool {
+    true
+}
+
+fn default_debounce() -> std::time::Duration {
+    std::time::Duration::from_millis(250)
+}
+
+/// A duration written as `250ms`, `2s`, `1m`.
+mod humantime_serde_duration {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as 250ms or 2s: {e}"
+            ))
+        })
+    }
 }
 
 /// `telemetry:` — OpenTelemetry span export.
@@ -160,6 +208,7 @@ impl Default for Config {
             decision_log: DecisionLogConfig::default(),
             admin: None,
             sensitive_headers: Vec::new(),
+            reload: ReloadConfig::default(),
             source: PathBuf::from(DEFAULT_CONFIG_PATH),
         }
     }

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::Ca;
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};
@@ -87,7 +86,7 @@ struct Server {
 async fn start(ca: &Ca) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = AuthzService::new(Arc::new(policy(ca)), "x-spiffe-id");
+    let service = AuthzService::new(policy(ca), "x-spiffe-id");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         serve(listener, service, async {
@@ -249,7 +248,7 @@ async fn rules_at_the_nesting_limit_evaluate_on_runtime_workers() {
     .unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = AuthzService::new(Arc::new(policy), "x-spiffe-id");
+    let service = AuthzService::new(policy, "x-spiffe-id");
     let server = tokio::spawn(serve(listener, service, std::future::pending()));
     let mut client = AuthorizationClient::connect(format!("http://{addr}"))
         .await

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use std::collections::HashMap;
@@ -18,7 +18,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::policy::{Decision, Stage, Verdict};
+use arc_swap::ArcSwap;
+
+use crate::policy::{Decision, Policy, Stage, Verdict};
 
 /// A rule id as a label value ("" when no rule decided).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,35 +129,46 @@ impl EncodeMetric for DurationHistogram {
     }
 }
 
+/// The counters of one policy's outcomes, resolved when it is loaded so that counting a
+/// Check takes no lock (the families' maps do); replaced whole on a reload.
+#[derive(Debug, Default)]
+struct PolicyCounters {
+    /// Every (decision, stage, rule) the policy can produce.
+    checks: HashMap<(Verdict, Stage, Option<Arc<str>>), Counter>,
+    /// `warrant_shadow_matches_total` per shadow rule.
+    shadow: HashMap<Arc<str>, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RevisionLabels {
+    revision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
 /// All of Warrant's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     checks: Family<CheckLabels, Counter>,
-    /// The check counters of every (decision, stage, rule) the loaded policy can produce,
-    /// resolved once so that counting a check takes no lock (the family's map does).
-    known_checks: HashMap<(Verdict, Stage, Option<Arc<str>>), Counter>,
+    counters: ArcSwap<PolicyCounters>,
     duration: DurationHistogram,
-    /// `warrant_shadow_matches_total` per shadow rule, resolved once.
-    shadow_matches: HashMap<Arc<str>, Counter>,
     shadow_family: Family<ShadowLabels, Counter>,
     rules: Gauge<i64, AtomicI64>,
+    policy_info: Family<RevisionLabels, Gauge<i64, AtomicI64>>,
+    reloads_succeeded: Counter,
+    reloads_failed: Counter,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
     dropped_decision_log: Counter,
     dropped_otlp: Counter,
-    ready: AtomicBool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::for_rules(std::iter::empty())
-    }
-}
-
-impl Metrics {
-    /// Metrics for a policy whose rules are `rules` (effect, id).
-    pub fn for_rules<'a>(policy_rules: impl IntoIterator<Item = (Verdict, &'a Arc<str>)>) -> Self {
         let mut registry = Registry::with_prefix("warrant");
         let checks = Family::<CheckLabels, Counter>::default();
         registry.register("checks", "Check decisions", checks.clone());
@@ -166,7 +179,25 @@ impl Metrics {
             duration.clone(),
         );
         let rules = Gauge::<i64, AtomicI64>::default();
-        registry.register("policy_rules", "Rules in the loaded policy", rules.clone());
+        registry.register(
+            "policy_rules",
+            "Rules in the serving policy (shadow rules included)",
+            rules.clone(),
+        );
+        let policy_info = Family::<RevisionLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "policy_info",
+            "The serving policy's revision (one series, value 1)",
+            policy_info.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads: success (a new revision serves) or failure (the old one keeps serving)",
+            reloads.clone(),
+        );
+        let reload = |result| reloads.get_or_create(&ReloadLabels { result }).clone();
+        let (reloads_succeeded, reloads_failed) = (reload("success"), reload("failure"));
         let dropped = Family::<SinkLabels, Counter>::default();
         registry.register(
             "audit_dropped",
@@ -183,25 +214,6 @@ impl Metrics {
         };
         let dropped_decision_log = dropped_counter(Sink::DecisionLog);
         let dropped_otlp = dropped_counter(Sink::Otlp);
-        let outcomes = policy_rules
-            .into_iter()
-            .map(|(verdict, id)| (verdict, Stage::Rules, Some(Arc::clone(id))))
-            .chain([
-                (Verdict::Deny, Stage::Trust, None),
-                (Verdict::Deny, Stage::Default, None),
-            ]);
-        let known_checks = outcomes
-            .map(|(verdict, stage, rule)| {
-                let counter = checks
-                    .get_or_create(&CheckLabels {
-                        decision: verdict.as_str(),
-                        stage: stage.as_str(),
-                        rule: RuleLabel(rule.clone()),
-                    })
-                    .clone();
-                ((verdict, stage, rule), counter)
-            })
-            .collect();
         let shadow_family = Family::<ShadowLabels, Counter>::default();
         registry.register(
             "shadow_matches",
@@ -211,44 +223,100 @@ impl Metrics {
         Self {
             registry,
             checks,
-            known_checks,
+            counters: ArcSwap::default(),
             duration,
-            shadow_matches: HashMap::new(),
             shadow_family,
             rules,
+            policy_info,
+            reloads_succeeded,
+            reloads_failed,
             dropped_decision_log,
             dropped_otlp,
-            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    /// Metrics with `policy` serving.
+    pub fn for_policy(policy: &Policy) -> Self {
+        let metrics = Self::default();
+        metrics.set_policy(policy);
+        metrics
+    }
+
+    /// Makes `policy` the one counted: resolves its rules' counters (each series exists, at 0,
+    /// before its rule first decides or matches), sets `warrant_policy_rules` and
+    /// `warrant_policy_info{revision}`. Call it when a policy starts serving.
+    pub fn set_policy(&self, policy: &Policy) {
+        let outcomes = policy
+            .rule_ids()
+            .map(|(verdict, id)| (verdict, Stage::Rules, Some(Arc::clone(id))))
+            .chain([
+                (Verdict::Deny, Stage::Trust, None),
+                (Verdict::Deny, Stage::Default, None),
+            ]);
+        let checks = outcomes
+            .map(|(verdict, stage, rule)| {
+                let counter = self
+                    .checks
+                    .get_or_create(&CheckLabels {
+                        decision: verdict.as_str(),
+                        stage: stage.as_str(),
+                        rule: RuleLabel(rule.clone()),
+                    })
+                    .clone();
+                ((verdict, stage, rule), counter)
+            })
+            .collect();
+        let shadow = policy
+            .shadow_rule_ids()
+            .map(|(verdict, id)| {
+                let counter = self
+                    .shadow_family
+                    .get_or_create(&ShadowLabels {
+                        rule: RuleLabel(Some(Arc::clone(id))),
+                        effect: verdict.as_str(),
+                    })
+                    .clone();
+                (Arc::clone(id), counter)
+            })
+            .collect();
+        self.counters
+            .store(Arc::new(PolicyCounters { checks, shadow }));
+        self.rules
+            .set(i64::try_from(policy.rule_count()).unwrap_or(i64::MAX));
+        self.policy_info.clear();
+        self.policy_info
+            .get_or_create(&RevisionLabels {
+                revision: policy.revision().to_string(),
+            })
+            .set(1);
+    }
+
+    /// Counts a reload attempt: `true` when a new policy now serves.
+    pub fn reloaded(&self, success: bool) {
+        if success {
+            self.reloads_succeeded.inc();
+        } else {
+            self.reloads_failed.inc();
         }
     }
 
-    /// Adds the counters of a policy's shadow rules (effect, id): each series exists, at 0,
-    /// before its rule first matches.
-    pub fn with_shadow_rules<'a>(
-        mut self,
-        shadow_rules: impl IntoIterator<Item = (Verdict, &'a Arc<str>)>,
-    ) -> Self {
-        for (verdict, id) in shadow_rules {
-            let counter = self
-                .shadow_family
-                .get_or_create(&ShadowLabels {
-                    rule: RuleLabel(Some(Arc::clone(id))),
-                    effect: verdict.as_str(),
-                })
-                .clone();
-            self.shadow_matches.insert(Arc::clone(id), counter);
-        }
-        self
+    /// Reload attempts so far: (succeeded, failed).
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (self.reloads_succeeded.get(), self.reloads_failed.get())
     }
 
     /// Counts one decision and its duration.
     pub fn observe(&self, decision: &Decision, duration: Duration) {
+        let counters = self.counters.load();
         let key = (decision.verdict, decision.stage, decision.rule.clone());
-        match self.known_checks.get(&key) {
+        match counters.checks.get(&key) {
             Some(counter) => {
                 counter.inc();
             }
             None => {
+                // A decision of a policy that no longer serves (a reload raced this Check).
                 self.checks
                     .get_or_create(&CheckLabels {
                         decision: decision.verdict.as_str(),
@@ -260,7 +328,7 @@ impl Metrics {
         }
         self.duration.observe(duration);
         for shadow in decision.shadow_matches() {
-            match self.shadow_matches.get(&shadow.rule) {
+            match counters.shadow.get(&shadow.rule) {
                 Some(counter) => {
                     counter.inc();
                 }
@@ -274,17 +342,6 @@ impl Metrics {
                 }
             }
         }
-    }
-
-    /// Records that a policy with `rules` rules is loaded and the server is ready.
-    pub fn policy_loaded(&self, rules: usize) {
-        self.rules.set(i64::try_from(rules).unwrap_or(i64::MAX));
-        self.ready.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Whether a policy is loaded.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn dropped_counter(&self, sink: Sink) -> &Counter {

@@ -2,6 +2,8 @@
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
 pub mod convert;
+pub mod live;
+mod reload;
 pub mod response;
 
 use std::future::Future;
@@ -19,6 +21,8 @@ use crate::audit::{AuditError, Auditor, Metrics, TraceParent};
 use crate::config::Config;
 use crate::loader::load_policy;
 use crate::policy::{Policy, PolicyErrors};
+
+use live::LivePolicy;
 
 /// How long shutdown waits for the audit sinks to write and export what is queued.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -48,19 +52,30 @@ pub enum ServerError {
 /// The ext_authz service.
 #[derive(Debug, Clone)]
 pub struct AuthzService {
-    policy: Arc<Policy>,
+    policy: Arc<LivePolicy>,
     identity_header: Option<Arc<str>>,
     auditor: Arc<Auditor>,
 }
 
 impl AuthzService {
+    /// A service deciding with `policy`, which never reloads (tests, benchmarks).
     /// `identity_header`: the upstream header set to the verified SPIFFE ID on allow; empty
     /// disables it. Audits into metrics only until [`AuthzService::with_auditor`].
-    pub fn new(policy: Arc<Policy>, identity_header: &str) -> Self {
+    pub fn new(policy: Policy, identity_header: &str) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        Self::serving(
+            Arc::new(LivePolicy::fixed(policy, Arc::clone(&metrics))),
+            identity_header,
+        )
+    }
+
+    /// A service deciding with whatever policy `policy` serves at each Check.
+    pub fn serving(policy: Arc<LivePolicy>, identity_header: &str) -> Self {
+        let metrics = Arc::clone(policy.metrics());
         Self {
             policy,
             identity_header: (!identity_header.is_empty()).then(|| Arc::from(identity_header)),
-            auditor: Arc::new(Auditor::metrics_only(Arc::new(Metrics::default()))),
+            auditor: Arc::new(Auditor::metrics_only(metrics)),
         }
     }
 
@@ -80,7 +95,7 @@ impl AuthzService {
         let timer = Instant::now();
         let malformed = request.attributes.is_none();
         let request = convert::authz_request(request);
-        let decision = self.policy.decide(&request, start);
+        let decision = self.policy.current().decide(&request, start);
         let response = response::check_response(&decision, self.identity_header.as_deref());
         let parent = metadata_parent.or_else(|| {
             request
@@ -136,6 +151,8 @@ pub struct BoundServer {
     admin: Option<TcpListener>,
     service: AuthzService,
     auditor: Arc<Auditor>,
+    live: Arc<LivePolicy>,
+    reloads: reload::Reloads,
 }
 
 /// Loads the policy named by `config`, starts audit and binds the listeners.
@@ -156,9 +173,12 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         trust_domains = ?policy.trust().trust_domains(),
         "policy loaded"
     );
-    let metrics =
-        Arc::new(Metrics::for_rules(policy.rule_ids()).with_shadow_rules(policy.shadow_rule_ids()));
-    metrics.policy_loaded(policy.rule_count());
+    let metrics = Arc::new(Metrics::default());
+    let live = Arc::new(LivePolicy::new(
+        policy,
+        vec![config.policy.clone()],
+        Arc::clone(&metrics),
+    ));
     let settings = config.audit_settings(|name| std::env::var(name).ok())?;
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);
     tracing::info!(
@@ -177,13 +197,15 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         Some(admin) => Some(bind(admin.listen).await?),
         None => None,
     };
-    let service = AuthzService::new(Arc::new(policy), &config.identity_header)
+    let service = AuthzService::serving(Arc::clone(&live), &config.identity_header)
         .with_auditor(Arc::clone(&auditor));
     Ok(BoundServer {
         grpc,
         admin,
         service,
         auditor,
+        reloads: reload::Reloads::start(Arc::clone(&live), &config.reload),
+        live,
     })
 }
 
@@ -203,23 +225,46 @@ impl BoundServer {
         &self.auditor
     }
 
+    /// The serving policy (to reload it in tests).
+    pub fn policy(&self) -> &Arc<LivePolicy> {
+        &self.live
+    }
+
     /// Serves until `shutdown` completes, then flushes the audit sinks.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(listener) = self.admin {
-            let metrics = Arc::clone(self.auditor.metrics());
             let mut stop = stop_rx.clone();
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(listen = %addr, "admin listener (/metrics, /healthz, /readyz)");
             }
-            tokio::spawn(crate::admin::serve(listener, metrics, async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            }));
+            tokio::spawn(crate::admin::serve(
+                listener,
+                Arc::clone(&self.live),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            ));
+        }
+        {
+            let mut stop = stop_rx.clone();
+            let reloads = self.reloads.run();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = reloads => {}
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                }
+            });
         }
         if let Ok(addr) = self.grpc.local_addr() {
             tracing::info!(listen = %addr, "warrant ext_authz gRPC server listening");
         }
-        let result = serve(self.grpc, self.service, shutdown).await;
+        let live = Arc::clone(&self.live);
+        let result = serve(self.grpc, self.service, async move {
+            shutdown.await;
+            live.stop_serving();
+        })
+        .await;
         let _ = stop_tx.send(true);
         drop(stop_rx);
         let auditor = self.auditor;

@@ -1,0 +1,205 @@
+//! What triggers a policy reload: SIGHUP, and with `reload.watch` a change to any file the
+//! policy loads. Reloads run one at a time, off the async workers.
+//!
+//! The watcher watches the *directories* holding the policy and every file it loads (data
+//! files, bundles), not the files: an editor replaces a file by renaming a new one over it,
+//! and a Kubernetes ConfigMap volume swaps its `..data` symlink atomically, so the file
+//! watched would be gone and the change missed. Any change there starts the debounce; when
+//! the directories stay quiet for `debounce`, the policy is reloaded, and a reload that finds
+//! the same revision changes nothing. Directories of files a new policy adds are watched from
+//! then on.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::live::LivePolicy;
+use crate::config::ReloadConfig;
+
+/// Why a reload happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Hangup,
+    Changed,
+}
+
+/// The reload triggers of one server, set up before it serves (so no change made after
+/// [`Reloads::start`] returns is missed).
+pub struct Reloads {
+    policy: Arc<LivePolicy>,
+    debounce: std::time::Duration,
+    tx: mpsc::Sender<Trigger>,
+    rx: mpsc::Receiver<Trigger>,
+    watch: Option<Watch>,
+}
+
+impl std::fmt::Debug for Reloads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloads")
+            .field("debounce", &self.debounce)
+            .field("watching", &self.watch.as_ref().map(|w| w.directories.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloads {
+    /// Starts watching `policy`'s files when `settings.watch` is on.
+    pub fn start(policy: Arc<LivePolicy>, settings: &ReloadConfig) -> Self {
+        let (tx, rx) = mpsc::channel::<Trigger>(64);
+        let mut watch = settings.watch.then(|| Watch::start(tx.clone())).flatten();
+        if let Some(watch) = &mut watch {
+            watch.add(&policy);
+        }
+        Self {
+            policy,
+            debounce: settings.debounce,
+            tx,
+            rx,
+            watch,
+        }
+    }
+
+    /// Reloads on SIGHUP and on changes, until the returned future is dropped.
+    pub async fn run(self) {
+        let Self {
+            policy,
+            debounce,
+            tx,
+            mut rx,
+            mut watch,
+        } = self;
+        let _hangups = AbortOnDrop(tokio::spawn(hangups(tx)));
+        run(policy, debounce, &mut rx, &mut watch).await;
+    }
+}
+
+async fn run(
+    policy: Arc<LivePolicy>,
+    debounce: std::time::Duration,
+    rx: &mut mpsc::Receiver<Trigger>,
+    watcher: &mut Option<Watch>,
+) {
+    while let Some(trigger) = rx.recv().await {
+        if trigger == Trigger::Changed {
+            // Wait for the burst to end: every new change restarts the wait. A SIGHUP in
+            // the meantime reloads at once.
+            loop {
+                match tokio::time::timeout(debounce, rx.recv()).await {
+                    Ok(Some(Trigger::Changed)) => continue,
+                    Ok(Some(Trigger::Hangup)) | Err(_) => break,
+                    Ok(None) => return,
+                }
+            }
+        } else {
+            tracing::info!("SIGHUP: reloading the policy");
+        }
+        let reloading = Arc::clone(&policy);
+        let _ = tokio::task::spawn_blocking(move || reloading.reload()).await;
+        if let Some(watch) = watcher {
+            watch.add(&policy);
+        }
+    }
+}
+
+/// Stops a task when dropped (when the reloads stop, so does the SIGHUP listener).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn hangups(tx: mpsc::Sender<Trigger>) {
+    #[cfg(unix)]
+    {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload by restarting");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            if tx.send(Trigger::Hangup).await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+}
+
+/// The file watcher and the directories it watches.
+struct Watch {
+    watcher: RecommendedWatcher,
+    directories: HashSet<PathBuf>,
+}
+
+impl Watch {
+    fn start(tx: mpsc::Sender<Trigger>) -> Option<Self> {
+        let handler = move |event: notify::Result<notify::Event>| {
+            let relevant = match event {
+                Ok(event) => changes(&event.kind),
+                // An overflowed or failed watch may have missed a change.
+                Err(_) => true,
+            };
+            if relevant {
+                // Full: a reload is already due.
+                let _ = tx.try_send(Trigger::Changed);
+            }
+        };
+        match notify::recommended_watcher(handler) {
+            Ok(watcher) => Some(Self {
+                watcher,
+                directories: HashSet::new(),
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the policy files; reload with SIGHUP");
+                None
+            }
+        }
+    }
+
+    /// Watches the directories of every file `policy` loads, and the policy directories.
+    fn add(&mut self, policy: &LivePolicy) {
+        for file in policy.watched_files() {
+            let directory = if file.is_dir() {
+                file
+            } else {
+                match file.parent() {
+                    Some(parent) if parent != Path::new("") => parent.to_path_buf(),
+                    _ => PathBuf::from("."),
+                }
+            };
+            if self.directories.contains(&directory) {
+                continue;
+            }
+            match self.watcher.watch(&directory, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(directory = %directory.display(), "watching for policy changes");
+                    self.directories.insert(directory);
+                }
+                Err(error) => tracing::warn!(
+                    directory = %directory.display(),
+                    %error,
+                    "cannot watch; changes there need a SIGHUP"
+                ),
+            }
+        }
+    }
+}
+
+/// Whether an event may have changed a file: anything but reading.
+fn changes(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}

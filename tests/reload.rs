@@ -1,0 +1,461 @@
+//! Policy reloads: atomic replacement, invalid policies rejected whole, SIGHUP, and the
+//! revision every decision reports.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use envoy_types::pb::google::protobuf::value::Kind;
+use warrant::config::Config;
+use warrant::server::live::Reload;
+
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warrant-reload-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A policy that allows exactly `path`.
+fn policy_allowing(path: &str) -> String {
+    format!(
+        "trust: {{trust_domains: [prod.example.org]}}\nrules:\n  - id: only-{0}\n    effect: allow\n    when: request.path == \"/{0}\"\n",
+        path.trim_start_matches('/')
+    )
+}
+
+fn check_request(path: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: FRONTEND.into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".into(),
+                    path: path.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// (allowed, revision) from a CheckResponse.
+fn outcome(response: &CheckResponse) -> (bool, String) {
+    let allowed = response.status.as_ref().is_some_and(|s| s.code == 0);
+    let revision = response
+        .dynamic_metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("policy_revision"))
+        .and_then(|v| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    (allowed, revision)
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn config(dir: &Path, policy: &Path) -> Config {
+    Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nadmin: {{listen: 127.0.0.1:0}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_replaces_the_policy_whole_and_an_invalid_one_changes_nothing() {
+    let dir = temp_dir("whole");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_allowing("a")).unwrap();
+    let bound = warrant::server::bind(config(&dir, &policy)).await.unwrap();
+    let grpc = bound.grpc_addr().unwrap();
+    let admin = bound.admin_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let mut check = async |path: &str| {
+        outcome(
+            &client
+                .check(check_request(path))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+    };
+    let (allowed, first) = check("/a").await;
+    assert!(allowed);
+    assert_eq!(first.len(), 12);
+    let ready = tokio::task::spawn_blocking(move || http_get(admin, "/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready, (200, format!("ready: policy revision {first}\n")));
+
+    // Unchanged files: nothing happens.
+    let reload = |live: std::sync::Arc<warrant::server::live::LivePolicy>| async move {
+        tokio::task::spawn_blocking(move || live.reload())
+            .await
+            .unwrap()
+    };
+    assert_eq!(reload(live.clone()).await, Reload::Unchanged);
+
+    // A new policy serves whole.
+    std::fs::write(&policy, policy_allowing("b")).unwrap();
+    let Reload::Replaced { from, to } = reload(live.clone()).await else {
+        panic!("not replaced");
+    };
+    assert_eq!(*from, *first);
+    assert_eq!(check("/a").await, (false, to.to_string()));
+    assert_eq!(check("/b").await, (true, to.to_string()));
+
+    // An invalid one is refused whole: the previous one keeps serving.
+    std::fs::write(
+        &policy,
+        policy_allowing("c").replace("request.path", "request.pth"),
+    )
+    .unwrap();
+    let Reload::Failed(error) = reload(live.clone()).await else {
+        panic!("not refused");
+    };
+    assert!(
+        error.contains("policy.yaml:5: rule 'only-c': unknown field request.pth"),
+        "{error}"
+    );
+    assert_eq!(check("/b").await, (true, to.to_string()));
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(admin, "/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "the old policy still serves");
+    assert!(
+        body.contains(&format!("ready: policy revision {to}")),
+        "{body}"
+    );
+    assert!(
+        body.contains("the last reload failed") && body.contains("request.pth"),
+        "{body}"
+    );
+    let (_, metrics) = tokio::task::spawn_blocking(move || http_get(admin, "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "warrant_policy_reloads_total{result=\"success\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "warrant_policy_reloads_total{result=\"failure\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("warrant_policy_info{{revision=\"{to}\"}}")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&format!("revision=\"{first}\"")),
+        "one series: {metrics}"
+    );
+    assert!(
+        metrics.contains("rule=\"only-b\""),
+        "the new policy's rules are counted: {metrics}"
+    );
+
+    // Fixed: it serves, and the error is gone.
+    std::fs::write(&policy, policy_allowing("c")).unwrap();
+    assert!(matches!(
+        reload(live.clone()).await,
+        Reload::Replaced { .. }
+    ));
+    assert!(check("/c").await.0);
+    let (_, body) = tokio::task::spawn_blocking(move || http_get(admin, "/readyz"))
+        .await
+        .unwrap();
+    assert!(!body.contains("failed"), "{body}");
+}
+
+#[test]
+fn sighup_reloads_the_policy() {
+    let dir = temp_dir("sighup");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_allowing("a")).unwrap();
+    let admin_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        dir.join("warrant.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nadmin: {{listen: 127.0.0.1:{admin_port}}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .args([
+            "serve",
+            "--config",
+            dir.join("warrant.yaml").to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let ready = |admin| {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(admin).is_ok() {
+                return http_get(admin, "/readyz").1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not start");
+    };
+    let before = ready(admin);
+    assert!(before.starts_with("ready: policy revision "), "{before}");
+    std::fs::write(&policy, policy_allowing("b")).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after = http_get(admin, "/readyz").1;
+        if after != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(after, before, "SIGHUP did not reload");
+    assert!(after.starts_with("ready: policy revision "), "{after}");
+}
+
+fn watching_config(dir: &Path, policy: &Path) -> Config {
+    Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: true, debounce: 50ms}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap()
+}
+
+/// Waits until the serving revision differs from `old`; returns it.
+async fn next_revision(live: &warrant::server::live::LivePolicy, old: &str) -> String {
+    for _ in 0..200 {
+        let now = live.current().revision().to_string();
+        if now != old {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no reload happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_to_the_policy_and_its_data_files_reload_it() {
+    let dir = temp_dir("watch");
+    let policy = dir.join("policy.yaml");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/paths.json"), r#"{"paths": ["/a"]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        "trust: {trust_domains: [prod.example.org]}\ndata_files: [data/paths.json]\nrules:\n  - id: listed\n    effect: allow\n    when: request.path in data.paths\n",
+    )
+    .unwrap();
+    let bound = warrant::server::bind(watching_config(&dir, &policy))
+        .await
+        .unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let first = live.current().revision().to_string();
+    // A data file in a directory of its own.
+    std::fs::write(dir.join("data/paths.json"), r#"{"paths": ["/b"]}"#).unwrap();
+    let second = next_revision(&live, &first).await;
+    let decide = |path: &str| {
+        let request = warrant::server::convert::authz_request(check_request(path));
+        live.current()
+            .decide(&request, std::time::SystemTime::now())
+            .is_allowed()
+    };
+    assert!(decide("/b") && !decide("/a"));
+    // The policy file, replaced by a rename as editors do.
+    let tmp = dir.join(".policy.yaml.swp");
+    std::fs::write(&tmp, policy_allowing("c")).unwrap();
+    std::fs::rename(&tmp, &policy).unwrap();
+    let third = next_revision(&live, &second).await;
+    assert_ne!(third, first);
+    assert!(decide("/c"));
+}
+
+/// A Kubernetes ConfigMap volume: `policy.yaml -> ..data/policy.yaml`, `..data -> ..<ts>`,
+/// updated by writing a new `..<ts>` directory and renaming a new `..data` link over the old.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_symlink_swap_reloads() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir("configmap");
+    let version = |name: &str, allowed: &str| {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("policy.yaml"), policy_allowing(allowed)).unwrap();
+    };
+    version("..2026_11_30_01", "a");
+    symlink("..2026_11_30_01", dir.join("..data")).unwrap();
+    symlink("..data/policy.yaml", dir.join("policy.yaml")).unwrap();
+    let bound = warrant::server::bind(watching_config(&dir, &dir.join("policy.yaml")))
+        .await
+        .unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let first = live.current().revision().to_string();
+    version("..2026_11_30_02", "b");
+    symlink("..2026_11_30_02", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("..2026_11_30_01")).unwrap();
+    next_revision(&live, &first).await;
+    let request = warrant::server::convert::authz_request(check_request("/b"));
+    assert!(
+        live.current()
+            .decide(&request, std::time::SystemTime::now())
+            .is_allowed()
+    );
+}
+
+/// Checks keep flowing while the policy is rewritten many times, valid and invalid versions
+/// alternating: no Check fails, and every decision is the one its reported revision makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_load_lose_no_check_and_decisions_match_their_revision() {
+    let dir = temp_dir("load");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_allowing("v0")).unwrap();
+    let bound = warrant::server::bind(watching_config(&dir, &policy))
+        .await
+        .unwrap();
+    let grpc = bound.grpc_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut checkers = Vec::new();
+    for worker in 0..4u64 {
+        let done = std::sync::Arc::clone(&done);
+        checkers.push(tokio::spawn(async move {
+            let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+                .await
+                .unwrap();
+            let mut seen = Vec::new();
+            let mut n = worker;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                n = (n + 1) % 10;
+                let response = client
+                    .check(check_request(&format!("/v{n}")))
+                    .await
+                    .expect("no Check fails during reloads")
+                    .into_inner();
+                let (allowed, revision) = outcome(&response);
+                seen.push((n, allowed, revision));
+            }
+            seen
+        }));
+    }
+    let mut reloads = 0;
+    for round in 1..=30u64 {
+        let version = round % 10;
+        let text = if round % 3 == 0 {
+            policy_allowing(&format!("v{version}")).replace("effect: allow", "effect: maybe")
+        } else {
+            policy_allowing(&format!("v{version}"))
+        };
+        std::fs::write(&policy, text).unwrap();
+        if round % 5 == 0 {
+            let live = std::sync::Arc::clone(&live);
+            tokio::task::spawn_blocking(move || live.reload())
+                .await
+                .unwrap();
+        }
+        // Longer than the debounce, so the watcher reloads most versions.
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        reloads += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for checker in checkers {
+        seen.extend(checker.await.unwrap());
+    }
+    assert!(
+        seen.len() > 100,
+        "{} Checks during {reloads} rewrites",
+        seen.len()
+    );
+    // Each revision allows exactly one version, and only that one.
+    let mut allows: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (n, allowed, revision) in &seen {
+        if *allowed {
+            let previous = allows.insert(revision.clone(), *n);
+            assert!(
+                previous.is_none_or(|p| p == *n),
+                "revision {revision} allowed /v{p:?} and /v{n}",
+                p = previous
+            );
+        }
+    }
+    for (n, allowed, revision) in &seen {
+        if !allowed && let Some(version) = allows.get(revision) {
+            assert_ne!(
+                version, n,
+                "revision {revision} both allowed and denied /v{n}"
+            );
+        }
+    }
+    assert!(allows.len() > 3, "several revisions served: {allows:?}");
+    let (succeeded, failed) = live.metrics().reload_counts();
+    assert!(
+        succeeded > 3 && failed > 0,
+        "succeeded {succeeded}, failed {failed}"
+    );
+}
