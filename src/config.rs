@@ -64,6 +64,13 @@ pub struct Config {
     /// Policy reloads: on SIGHUP always, and on changes to its files when `watch` is on.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// On SIGTERM, how long Checks in flight may take to finish before they are cut off.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde_duration")]
+    pub shutdown_grace: std::time::Duration,
+    /// Serve gRPC server reflection (`grpc.reflection.v1`) on the ext_authz listener, for
+    /// `grpcurl` and friends. Off by default: it describes the API to anyone who can connect.
+    #[serde(default)]
+    pub grpc_reflection: bool,
     /// The file this came from, for error messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -90,6 +97,10 @@ impl Default for ReloadConfig {
             debounce: default_debounce(),
         }
     }
+}
+
+fn default_shutdown_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
 }
 
 fn default_watch() -> bool {
@@ -209,6 +220,8 @@ impl Default for Config {
             admin: None,
             sensitive_headers: Vec::new(),
             reload: ReloadConfig::default(),
+            shutdown_grace: default_shutdown_grace(),
+            grpc_reflection: false,
             source: PathBuf::from(DEFAULT_CONFIG_PATH),
         }
     }

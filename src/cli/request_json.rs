@@ -16,8 +16,7 @@ use envoy_types::ext_authz::v3::pb::CheckRequest;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage};
 
-/// The compiled descriptor set of `envoy.service.auth.v3` and its dependencies.
-const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptors.binpb"));
+use crate::server::EXT_AUTHZ_DESCRIPTORS as DESCRIPTORS;
 
 const CHECK_REQUEST: &str = "envoy.service.auth.v3.CheckRequest";
 

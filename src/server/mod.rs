@@ -27,6 +27,14 @@ use live::LivePolicy;
 /// How long shutdown waits for the audit sinks to write and export what is queued.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
+/// The descriptor set of `envoy.service.auth.v3` and its dependencies, compiled by `build.rs`
+/// from the protos in `proto/`: for reading CheckRequests in JSON and for gRPC reflection.
+pub const EXT_AUTHZ_DESCRIPTORS: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptors.binpb"));
+
+/// The gRPC name of the ext_authz service, as health checks name it.
+pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +55,8 @@ pub enum ServerError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
 }
 
 /// The ext_authz service.
@@ -130,18 +140,86 @@ impl Authorization for AuthzService {
     }
 }
 
-/// Serves `service` on `listener` until `shutdown` completes.
+/// Serves `service` on `listener` until `shutdown` completes, with gRPC health checking and
+/// a drain of at most 10 s (no reflection): for embedding and tests.
 pub async fn serve(
     listener: TcpListener,
     service: AuthzService,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let options = ServeOptions {
+        reflection: false,
+        grace: Duration::from_secs(10),
+    };
+    serve_with(listener, service, options, shutdown).await
+}
+
+/// Serves `service` (with gRPC health checking, and reflection when `reflection`) on
+/// `listener` until `shutdown` completes; then health turns NOT_SERVING, the listener stops
+/// accepting and Checks in flight finish, for at most `grace`.
+async fn serve_with(
+    listener: TcpListener,
+    service: AuthzService,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(AUTHORIZATION_SERVICE, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = if options.reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(EXT_AUTHZ_DESCRIPTORS)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .map_err(|e| ServerError::Reflection(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let policy = Arc::clone(&service.policy);
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_optional_service(reflection)
         .add_service(AuthorizationServer::new(service))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            // Readiness and health turn first, so load balancers stop sending.
+            policy.stop_serving();
+            for name in ["", AUTHORIZATION_SERVICE] {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!(grace = ?options.grace, "shutting down: draining Checks in flight");
+            let _ = draining_tx.send(());
+        });
+    tokio::pin!(server);
+    let grace = async {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(options.grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => result?,
+        () = grace => tracing::warn!(
+            grace = ?options.grace,
+            "Checks still in flight after shutdown_grace are cut off"
+        ),
+    }
     Ok(())
+}
+
+/// How the gRPC listener serves.
+#[derive(Debug, Clone, Copy)]
+struct ServeOptions {
+    reflection: bool,
+    grace: Duration,
 }
 
 /// A server whose policy is loaded, audit started and listeners bound, ready to serve.
@@ -153,6 +231,7 @@ pub struct BoundServer {
     auditor: Arc<Auditor>,
     live: Arc<LivePolicy>,
     reloads: reload::Reloads,
+    options: ServeOptions,
 }
 
 /// Loads the policy named by `config`, starts audit and binds the listeners.
@@ -206,6 +285,10 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         auditor,
         reloads: reload::Reloads::start(Arc::clone(&live), &config.reload),
         live,
+        options: ServeOptions {
+            reflection: config.grpc_reflection,
+            grace: config.shutdown_grace,
+        },
     })
 }
 
@@ -259,12 +342,7 @@ impl BoundServer {
         if let Ok(addr) = self.grpc.local_addr() {
             tracing::info!(listen = %addr, "warrant ext_authz gRPC server listening");
         }
-        let live = Arc::clone(&self.live);
-        let result = serve(self.grpc, self.service, async move {
-            shutdown.await;
-            live.stop_serving();
-        })
-        .await;
+        let result = serve_with(self.grpc, self.service, self.options, shutdown).await;
         let _ = stop_tx.send(true);
         drop(stop_rx);
         let auditor = self.auditor;

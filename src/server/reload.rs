@@ -41,7 +41,10 @@ impl std::fmt::Debug for Reloads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reloads")
             .field("debounce", &self.debounce)
-            .field("watching", &self.watch.as_ref().map(|w| w.directories.len()))
+            .field(
+                "watching",
+                &self.watch.as_ref().map(|w| w.directories.len()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,212 @@
+//! The server's life: gRPC health checking, opt-in reflection, and a SIGTERM-style shutdown
+//! that turns health and readiness first, drains Checks in flight, and is bounded by
+//! `shutdown_grace`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use warrant::config::Config;
+
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warrant-life-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A policy whose rule on `/slow` takes a while to evaluate (a million-step comprehension),
+/// so a Check can be in flight when shutdown begins.
+const POLICY: &str = r#"trust: {trust_domains: [prod.example.org]}
+data:
+  thousand: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49]
+rules:
+  - id: slow
+    effect: allow
+    when: >
+      request.path == "/slow"
+      && data.thousand.all(a, data.thousand.all(b, data.thousand.all(c, a + b + c >= 0)))
+  - id: fast
+    effect: allow
+    when: request.path == "/fast"
+"#;
+
+fn check_request(path: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: FRONTEND.into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".into(),
+                    path: path.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn config(dir: &Path, extra: &str) -> Config {
+    std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+    Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n{extra}",
+            dir.join("policy.yaml").display()
+        ),
+    )
+    .unwrap()
+}
+
+async fn health(addr: std::net::SocketAddr, service: &str) -> Result<i32, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_serves_and_reflection_is_opt_in() {
+    let dir = temp_dir("health");
+    let bound = warrant::server::bind(config(&dir, "")).await.unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    for service in ["", "envoy.service.auth.v3.Authorization"] {
+        assert_eq!(
+            health(addr, service).await.unwrap(),
+            ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    let unknown = health(addr, "nope.Service").await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    // Reflection is off: its service is unimplemented.
+    assert_eq!(reflection(addr).await, Some(tonic::Code::Unimplemented));
+    let dir = temp_dir("reflection");
+    let bound = warrant::server::bind(config(&dir, "grpc_reflection: true\n"))
+        .await
+        .unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    assert_eq!(reflection(addr).await, None, "served when asked for");
+}
+
+/// Calls gRPC reflection with no request: `None` when the service answers, else the error.
+async fn reflection(addr: std::net::SocketAddr) -> Option<tonic::Code> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    );
+    grpc.streaming::<_, (), (), _>(
+        tonic::Request::new(tokio_stream::empty()),
+        path,
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .err()
+    .map(|s| s.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
+    let dir = temp_dir("drain");
+    let bound = warrant::server::bind(config(&dir, "shutdown_grace: 30s\n"))
+        .await
+        .unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let slow = tokio::spawn(async move { client.check(check_request("/slow")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!slow.is_finished(), "the slow Check is in flight");
+    let _ = stop_tx.send(());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(live.readiness().unwrap_err(), "shutting down");
+    let response = slow
+        .await
+        .unwrap()
+        .expect("the Check in flight finishes")
+        .into_inner();
+    assert_eq!(response.status.map(|s| s.code), Some(0), "and is allowed");
+    server.await.unwrap().expect("a clean shutdown");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The listener is closed.
+    assert!(
+        AuthorizationClient::connect(format!("http://{addr}"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_grace_bounds_the_drain() {
+    let dir = temp_dir("grace");
+    let bound = warrant::server::bind(config(&dir, "shutdown_grace: 200ms\n"))
+        .await
+        .unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    // Three slow Checks in a row on one connection: far longer than the grace.
+    let slow = tokio::spawn(async move {
+        for _ in 0..3 {
+            let _ = client.check(check_request("/slow")).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = Instant::now();
+    let _ = stop_tx.send(());
+    server.await.unwrap().expect("shutdown returns");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    slow.abort();
+}
