@@ -228,8 +228,9 @@ fn sighup_reloads_the_policy() {
     std::fs::write(
         dir.join("warrant.yaml"),
         format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nadmin: {{listen: 127.0.0.1:{admin_port}}}\nreload: {{watch: false}}\n",
-            policy.display()
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: {}}}\nadmin: {{listen: 127.0.0.1:{admin_port}}}\nreload: {{watch: false}}\n",
+            policy.display(),
+            dir.join("decisions.jsonl").display()
         ),
     )
     .unwrap();
@@ -255,6 +256,8 @@ fn sighup_reloads_the_policy() {
     let before = ready(admin);
     assert!(before.starts_with("ready: policy revision "), "{before}");
     std::fs::write(&policy, policy_allowing("b")).unwrap();
+    // logrotate moved the decision log away: SIGHUP reopens it at its path.
+    std::fs::rename(dir.join("decisions.jsonl"), dir.join("decisions.jsonl.1")).unwrap();
     let status = std::process::Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
@@ -268,9 +271,17 @@ fn sighup_reloads_the_policy() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let reopened = (0..100).any(|_| {
+        let exists = dir.join("decisions.jsonl").exists();
+        if !exists {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        exists
+    });
     let _ = child.kill();
     let _ = child.wait();
     assert_ne!(after, before, "SIGHUP did not reload");
+    assert!(reopened, "SIGHUP did not reopen the decision log");
     assert!(after.starts_with("ready: policy revision "), "{after}");
 }
 
@@ -458,4 +469,61 @@ async fn reloads_under_load_lose_no_check_and_decisions_match_their_revision() {
         succeeded > 3 && failed > 0,
         "succeeded {succeeded}, failed {failed}"
     );
+}
+
+/// logrotate renames the decision log away: the next lines go to a new file at the path, and
+/// no line is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_follows_rotation() {
+    let dir = temp_dir("rotate");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_allowing("a")).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let config = Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: {}}}\nreload: {{watch: false}}\n",
+            policy.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let grpc = bound.grpc_addr().unwrap();
+    let auditor = std::sync::Arc::clone(bound.auditor());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let lines = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let flush = |auditor: std::sync::Arc<warrant::audit::Auditor>| async move {
+        tokio::task::spawn_blocking(move || assert!(auditor.flush(Duration::from_secs(5))))
+            .await
+            .unwrap();
+    };
+    for _ in 0..3 {
+        client.check(check_request("/a")).await.unwrap();
+    }
+    flush(auditor.clone()).await;
+    assert_eq!(lines(&log), 3);
+    // Rotated without a signal: detected before the next write.
+    std::fs::rename(&log, dir.join("decisions.jsonl.1")).unwrap();
+    for _ in 0..2 {
+        client.check(check_request("/a")).await.unwrap();
+    }
+    flush(auditor.clone()).await;
+    assert_eq!((lines(&dir.join("decisions.jsonl.1")), lines(&log)), (3, 2));
+    // Rotated, then SIGHUP's reopen.
+    std::fs::rename(&log, dir.join("decisions.jsonl.2")).unwrap();
+    let reopening = auditor.clone();
+    tokio::task::spawn_blocking(move || reopening.reopen_decision_log())
+        .await
+        .unwrap();
+    client.check(check_request("/a")).await.unwrap();
+    flush(auditor.clone()).await;
+    assert_eq!((lines(&dir.join("decisions.jsonl.2")), lines(&log)), (2, 1));
 }

@@ -82,6 +82,8 @@ enum Message {
     Record(Arc<DecisionRecord>),
     /// Drain, flush and acknowledge.
     Flush(SyncSender<()>),
+    /// Write what is queued, then reopen the decision-log file (SIGHUP, after logrotate).
+    Reopen,
 }
 
 /// The audit front end the Check path calls.
@@ -188,6 +190,15 @@ impl Auditor {
             && tx.try_send(Message::Record(record)).is_err()
         {
             self.metrics.dropped(Sink::Otlp, 1);
+        }
+    }
+
+    /// Has the decision log write what is queued and reopen its file (a no-op for stdout,
+    /// stderr and off): what `logrotate` expects on SIGHUP. Blocks while the queue is full;
+    /// call it off the async workers.
+    pub fn reopen_decision_log(&self) {
+        if let Some(tx) = &self.decision_log {
+            let _ = tx.send(Message::Reopen);
         }
     }
 

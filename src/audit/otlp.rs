@@ -209,6 +209,7 @@ fn export_loop(
                 export(&mut batch);
                 let _ = ack.try_send(());
             }
+            Message::Reopen => {}
         }
     }
 }

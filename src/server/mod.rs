@@ -329,6 +329,34 @@ impl BoundServer {
                 },
             ));
         }
+        #[cfg(unix)]
+        {
+            // SIGHUP also reopens the decision-log file, as logrotate expects.
+            let mut stop = stop_rx.clone();
+            let auditor = Arc::clone(&self.auditor);
+            if let Ok(mut hangup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            received = hangup.recv() => {
+                                if received.is_none() {
+                                    return;
+                                }
+                                let auditor = Arc::clone(&auditor);
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    auditor.reopen_decision_log();
+                                })
+                                .await;
+                            }
+                            // The only change is to "stopped".
+                            _ = stop.changed() => return,
+                        }
+                    }
+                });
+            }
+        }
         {
             let mut stop = stop_rx.clone();
             let reloads = self.reloads.run();
