@@ -37,9 +37,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// gRPC ext_authz listen address.
+    /// gRPC ext_authz listen address: `HOST:PORT`, or `unix:/path/to/socket`.
     #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
     /// A policy file or a directory of `*.yaml` policy files. Relative paths are resolved
     /// against the working directory.
     #[serde(default = "default_policy")]
@@ -197,8 +197,50 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9191))
+fn default_listen() -> Listen {
+    Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9191)))
+}
+
+/// Where the gRPC listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `127.0.0.1:9191`, `[::]:9191`.
+    Tcp(SocketAddr),
+    /// `unix:/run/warrant/authz.sock`: for a sidecar next to Envoy on the same pod or host.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(addr) => write!(f, "{addr}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, as in unix:/run/warrant/authz.sock".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(Listen::Tcp).map_err(|_| {
+            format!("{text:?} is not HOST:PORT (127.0.0.1:9191, [::]:9191) or unix:/path/to/socket")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 fn default_policy() -> PathBuf {
@@ -425,7 +467,11 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let config = Config::parse(Path::new("w.yaml"), "listen: 0.0.0.0:9000\n").unwrap();
-        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.listen, Listen::Tcp("0.0.0.0:9000".parse().unwrap()));
+        let config = Config::parse(Path::new("w.yaml"), "listen: unix:/run/w.sock\n").unwrap();
+        assert_eq!(config.listen, Listen::Unix("/run/w.sock".into()));
+        assert!(Config::parse(Path::new("w.yaml"), "listen: \"unix:\"\n").is_err());
+        assert!(Config::parse(Path::new("w.yaml"), "listen: localhost\n").is_err());
         assert_eq!(config.policy, PathBuf::from(DEFAULT_POLICY_PATH));
         assert_eq!(config.identity_header, DEFAULT_IDENTITY_HEADER);
         assert_eq!(

@@ -210,3 +210,58 @@ async fn shutdown_grace_bounds_the_drain() {
     );
     slow.abort();
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_listener_for_sidecars() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("uds");
+    let socket = dir.join("authz.sock");
+    // A stale socket from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let mut config = config(&dir, "");
+    config.listen = format!("unix:{}", socket.display()).parse().unwrap();
+    let bound = warrant::server::bind(config.clone()).await.unwrap();
+    assert_eq!(bound.grpc_addr(), None);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    // A live socket is not taken over.
+    let refused = warrant::server::bind(config.clone()).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("another process is listening"),
+        "{refused}"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let path = socket.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    let response = AuthorizationClient::new(channel)
+        .check(check_request("/fast"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.status.map(|s| s.code), Some(0));
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+    // A path that is not a socket is never replaced.
+    std::fs::write(&socket, "not a socket").unwrap();
+    let refused = warrant::server::bind(config).await.unwrap_err();
+    assert!(refused.to_string().contains("is not a socket"), "{refused}");
+}

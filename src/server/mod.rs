@@ -2,6 +2,7 @@
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
 pub mod convert;
+pub mod listener;
 pub mod live;
 mod reload;
 pub mod response;
@@ -46,7 +47,7 @@ pub enum ServerError {
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        addr: SocketAddr,
+        addr: String,
         source: std::io::Error,
     },
     #[error("gRPC server failed: {0}")]
@@ -151,18 +152,29 @@ pub async fn serve(
         reflection: false,
         grace: Duration::from_secs(10),
     };
-    serve_with(listener, service, options, shutdown).await
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_with(incoming, service, options, shutdown).await
 }
 
 /// Serves `service` (with gRPC health checking, and reflection when `reflection`) on
 /// `listener` until `shutdown` completes; then health turns NOT_SERVING, the listener stops
 /// accepting and Checks in flight finish, for at most `grace`.
-async fn serve_with(
-    listener: TcpListener,
+async fn serve_with<I, IO, IE>(
+    incoming: I,
     service: AuthzService,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
+) -> Result<(), ServerError>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(AUTHORIZATION_SERVICE, tonic_health::ServingStatus::Serving)
@@ -178,7 +190,6 @@ async fn serve_with(
     } else {
         None
     };
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let policy = Arc::clone(&service.policy);
     let server = tonic::transport::Server::builder()
@@ -225,7 +236,7 @@ struct ServeOptions {
 /// A server whose policy is loaded, audit started and listeners bound, ready to serve.
 #[derive(Debug)]
 pub struct BoundServer {
-    grpc: TcpListener,
+    grpc: listener::GrpcListener,
     admin: Option<TcpListener>,
     service: AuthzService,
     auditor: Arc<Auditor>,
@@ -266,14 +277,18 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         decision_log = ?settings.decision_log,
         "audit started"
     );
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })
-    };
-    let grpc = bind(config.listen).await?;
+    let grpc = listener::GrpcListener::bind(&config.listen).await?;
     let admin = match &config.admin {
-        Some(admin) => Some(bind(admin.listen).await?),
+        Some(admin) => {
+            Some(
+                TcpListener::bind(admin.listen)
+                    .await
+                    .map_err(|source| ServerError::Bind {
+                        addr: admin.listen.to_string(),
+                        source,
+                    })?,
+            )
+        }
         None => None,
     };
     let service = AuthzService::serving(Arc::clone(&live), &config.identity_header)
@@ -293,9 +308,9 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
 }
 
 impl BoundServer {
-    /// The gRPC listener's address (useful with port 0).
+    /// The gRPC listener's address when it is TCP (useful with port 0).
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
-        self.grpc.local_addr().ok()
+        self.grpc.local_addr()
     }
 
     /// The admin listener's address, when configured.
@@ -367,10 +382,21 @@ impl BoundServer {
                 }
             });
         }
-        if let Ok(addr) = self.grpc.local_addr() {
-            tracing::info!(listen = %addr, "warrant ext_authz gRPC server listening");
-        }
-        let result = serve_with(self.grpc, self.service, self.options, shutdown).await;
+        tracing::info!(listen = %self.grpc.describe(), "warrant ext_authz gRPC server listening");
+        let socket = listener::socket_path(&self.grpc);
+        let result = match self.grpc {
+            listener::GrpcListener::Tcp(tcp) => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+                serve_with(incoming, self.service, self.options, shutdown).await
+            }
+            #[cfg(unix)]
+            listener::GrpcListener::Unix(unix, _) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(unix);
+                serve_with(incoming, self.service, self.options, shutdown).await
+            }
+        };
+        listener::remove_socket(socket.as_deref());
         let _ = stop_tx.send(true);
         drop(stop_rx);
         let auditor = self.auditor;
