@@ -474,10 +474,7 @@ mod tests {
         assert!(Config::parse(Path::new("w.yaml"), "listen: localhost\n").is_err());
         assert_eq!(config.policy, PathBuf::from(DEFAULT_POLICY_PATH));
         assert_eq!(config.identity_header, DEFAULT_IDENTITY_HEADER);
-        assert_eq!(
-            DEFAULT_LISTEN.parse::<SocketAddr>().unwrap(),
-            default_listen()
-        );
+        assert_eq!(DEFAULT_LISTEN.parse::<Listen>().unwrap(), default_listen());
     }
 
     #[test]
