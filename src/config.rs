@@ -64,6 +64,9 @@ pub struct Config {
     /// Policy reloads: on SIGHUP always, and on changes to its files when `watch` is on.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// Bounds on what one Check, and all of them together, may take.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// On SIGTERM, how long Checks in flight may take to finish before they are cut off.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde_duration")]
     pub shutdown_grace: std::time::Duration,
@@ -74,6 +77,46 @@ pub struct Config {
     /// The file this came from, for error messages.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// `limits:` — bounded resources. At each limit Envoy gets a gRPC error, never a decision:
+/// with `failure_mode_allow: false` it denies (with its `status_on_error`), and the audit does
+/// not show a policy deny.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest CheckRequest accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Checks decided at once; one more is answered RESOURCE_EXHAUSTED at once, not queued.
+    #[serde(default = "default_max_concurrent_checks")]
+    pub max_concurrent_checks: usize,
+    /// A Check that takes longer (or longer than the caller's `grpc-timeout`) is answered
+    /// DEADLINE_EXCEEDED instead of its decision.
+    #[serde(default = "default_check_timeout", with = "humantime_serde_duration")]
+    pub check_timeout: std::time::Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: default_max_request_bytes(),
+            max_concurrent_checks: default_max_concurrent_checks(),
+            check_timeout: default_check_timeout(),
+        }
+    }
+}
+
+fn default_max_request_bytes() -> usize {
+    1 << 20
+}
+
+fn default_max_concurrent_checks() -> usize {
+    1024
+}
+
+fn default_check_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
 }
 
 /// `reload:` — when the policy is loaded again.
@@ -262,6 +305,7 @@ impl Default for Config {
             admin: None,
             sensitive_headers: Vec::new(),
             reload: ReloadConfig::default(),
+            limits: LimitsConfig::default(),
             shutdown_grace: default_shutdown_grace(),
             grpc_reflection: false,
             source: PathBuf::from(DEFAULT_CONFIG_PATH),

@@ -265,3 +265,73 @@ async fn a_unix_socket_listener_for_sidecars() {
     let refused = warrant::server::bind(config).await.unwrap_err();
     assert!(refused.to_string().contains("is not a socket"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_limit_answers_with_an_error_not_a_decision() {
+    let dir = temp_dir("limits");
+    let bound = warrant::server::bind(config(
+        &dir,
+        "limits: {max_request_bytes: 2000, max_concurrent_checks: 1, check_timeout: 50ms}\n",
+    ))
+    .await
+    .unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let connect = || AuthorizationClient::connect(format!("http://{addr}"));
+    let mut client = connect().await.unwrap();
+    // Within the limits.
+    let ok = client
+        .check(check_request("/fast"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.status.map(|s| s.code), Some(0));
+    // Too large.
+    let mut large = check_request("/fast");
+    if let Some(http) = large
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.headers.insert("x-padding".into(), "x".repeat(4000));
+    }
+    let too_large = client.check(large).await.unwrap_err();
+    assert!(
+        matches!(
+            too_large.code(),
+            tonic::Code::ResourceExhausted | tonic::Code::OutOfRange
+        ),
+        "{too_large:?}"
+    );
+    // Past check_timeout: the slow rule takes longer than 50 ms.
+    let late = client.check(check_request("/slow")).await.unwrap_err();
+    assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+    // One Check at a time: a second one while the first is decided is refused at once.
+    let mut other = connect().await.unwrap();
+    let slow = tokio::spawn(async move { client.check(check_request("/slow")).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let refused = other.check(check_request("/fast")).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let _ = slow.await;
+    let metrics = live.metrics().encode();
+    assert!(
+        metrics.contains("warrant_checks_refused_total{reason=\"overloaded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warrant_checks_refused_total{reason=\"timeout\"} 2"),
+        "{metrics}"
+    );
+    // A refusal is not a decision: the one allowed /fast Check is the only one counted.
+    assert!(
+        metrics
+            .contains("warrant_checks_total{decision=\"allow\",stage=\"rules\",rule=\"fast\"} 1"),
+        "{metrics}"
+    );
+}

@@ -149,6 +149,11 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusedLabels {
+    reason: &'static str,
+}
+
 /// All of Warrant's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -161,6 +166,8 @@ pub struct Metrics {
     policy_info: Family<RevisionLabels, Gauge<i64, AtomicI64>>,
     reloads_succeeded: Counter,
     reloads_failed: Counter,
+    refused_overloaded: Counter,
+    refused_timeout: Counter,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
     dropped_decision_log: Counter,
@@ -197,6 +204,20 @@ impl Default for Metrics {
             reloads.clone(),
         );
         let reload = |result| reloads.get_or_create(&ReloadLabels { result }).clone();
+        let refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "checks_refused",
+            "Checks answered with a gRPC error at a limit, not a decision: overloaded (max_concurrent_checks) or timeout (check_timeout, grpc-timeout)",
+            refused.clone(),
+        );
+        let refused_overloaded = refused
+            .get_or_create(&RefusedLabels {
+                reason: "overloaded",
+            })
+            .clone();
+        let refused_timeout = refused
+            .get_or_create(&RefusedLabels { reason: "timeout" })
+            .clone();
         let (reloads_succeeded, reloads_failed) = (reload("success"), reload("failure"));
         let dropped = Family::<SinkLabels, Counter>::default();
         registry.register(
@@ -230,6 +251,8 @@ impl Default for Metrics {
             policy_info,
             reloads_succeeded,
             reloads_failed,
+            refused_overloaded,
+            refused_timeout,
             dropped_decision_log,
             dropped_otlp,
         }
@@ -300,6 +323,14 @@ impl Metrics {
         } else {
             self.reloads_failed.inc();
         }
+    }
+
+    /// Counts a Check refused at a limit: `overloaded` or `timeout`.
+    pub fn refused(&self, reason: &str) {
+        match reason {
+            "overloaded" => self.refused_overloaded.inc(),
+            _ => self.refused_timeout.inc(),
+        };
     }
 
     /// Reload attempts so far: (succeeded, failed).

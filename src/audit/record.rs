@@ -81,7 +81,8 @@ pub struct DecisionRecord {
     pub span_id: [u8; 8],
     pub parent: Option<TraceParent>,
     pub sampled: bool,
-    /// Set when the request was malformed or a rule failed to evaluate: the span's status.
+    /// Set when the request was malformed, the Check was not answered with this decision, or
+    /// a rule failed to evaluate: the span's status.
     pub error: Option<String>,
     /// Every shadow rule's would-be outcome (errors scrubbed).
     pub shadow: Vec<ShadowLine>,
@@ -96,14 +97,14 @@ impl DecisionRecord {
         decision: &Decision,
         request: &AuthzRequest,
         redactor: &Redactor,
-        malformed: bool,
+        problem: Option<&str>,
         (start, duration): (SystemTime, Duration),
         parent: Option<TraceParent>,
         (trace_id, span_id, sampled): ([u8; 16], [u8; 8], bool),
     ) -> Self {
         let http = request.http.as_ref();
-        let error = if malformed {
-            Some("malformed CheckRequest: no attributes".to_owned())
+        let error = if let Some(problem) = problem {
+            Some(problem.to_owned())
         } else if decision.failures.is_empty() {
             None
         } else {

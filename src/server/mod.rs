@@ -2,6 +2,7 @@
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
 pub mod convert;
+mod limits;
 pub mod listener;
 pub mod live;
 mod reload;
@@ -66,6 +67,7 @@ pub struct AuthzService {
     policy: Arc<LivePolicy>,
     identity_header: Option<Arc<str>>,
     auditor: Arc<Auditor>,
+    limits: limits::Limits,
 }
 
 impl AuthzService {
@@ -87,6 +89,15 @@ impl AuthzService {
             policy,
             identity_header: (!identity_header.is_empty()).then(|| Arc::from(identity_header)),
             auditor: Arc::new(Auditor::metrics_only(metrics)),
+            limits: limits::Limits::default(),
+        }
+    }
+
+    /// With these limits (the defaults until then).
+    pub fn with_limits(self, config: &crate::config::LimitsConfig) -> Self {
+        Self {
+            limits: limits::Limits::new(config),
+            ..self
         }
     }
 
@@ -102,27 +113,56 @@ impl AuthzService {
         request: CheckRequest,
         metadata_parent: Option<TraceParent>,
     ) -> CheckResponse {
+        match self.check_within(request, metadata_parent, Duration::MAX) {
+            Ok(response) => response,
+            // Unreachable without a deadline; a deny all the same.
+            Err(_) => CheckResponse::default(),
+        }
+    }
+
+    /// [`AuthzService::check_request`], answered with DEADLINE_EXCEEDED when deciding took
+    /// longer than `deadline` (the decision is audited with that error).
+    fn check_within(
+        &self,
+        request: CheckRequest,
+        metadata_parent: Option<TraceParent>,
+        deadline: Duration,
+    ) -> Result<CheckResponse, Status> {
         let start = SystemTime::now();
         let timer = Instant::now();
         let malformed = request.attributes.is_none();
         let request = convert::authz_request(request);
         let decision = self.policy.current().decide(&request, start);
-        let response = response::check_response(&decision, self.identity_header.as_deref());
+        let elapsed = timer.elapsed();
+        let late = (elapsed > deadline).then(|| {
+            format!(
+                "the Check took {elapsed:?}, past its deadline of {deadline:?}: Envoy was answered DEADLINE_EXCEEDED, not this decision"
+            )
+        });
+        let problem = match (&late, malformed) {
+            (Some(late), _) => Some(late.as_str()),
+            (None, true) => Some("malformed CheckRequest: no attributes"),
+            (None, false) => None,
+        };
         let parent = metadata_parent.or_else(|| {
             request
                 .http
                 .as_ref()
                 .and_then(|http| TraceParent::extract(|name| http.header(name)))
         });
-        self.auditor.record(
+        self.auditor
+            .record(&decision, &request, problem, start, elapsed, parent);
+        if late.is_some() {
+            self.auditor.metrics().refused("timeout");
+            return Err(Status::deadline_exceeded(format!(
+                "{} decided after its deadline ({deadline:?})",
+                decision.id
+            )));
+        }
+        Ok(response::check_response(
             &decision,
-            &request,
-            malformed,
-            start,
-            timer.elapsed(),
-            parent,
-        );
-        response
+            self.identity_header.as_deref(),
+        ))
     }
 }
 
@@ -132,12 +172,19 @@ impl Authorization for AuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let Some(_permit) = self.limits.admit() else {
+            self.auditor.metrics().refused("overloaded");
+            return Err(Status::resource_exhausted(
+                "warrant is deciding limits.max_concurrent_checks Checks already; this one was not decided",
+            ));
+        };
         // Envoy's tracer injects the ext_authz call's span context into the gRPC metadata.
         let metadata = request.metadata();
-        let parent = TraceParent::extract(|name| metadata.get(name).and_then(|v| v.to_str().ok()));
-        Ok(Response::new(
-            self.check_request(request.into_inner(), parent),
-        ))
+        let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
+        let parent = TraceParent::extract(header);
+        let deadline = self.limits.deadline(header("grpc-timeout"));
+        self.check_within(request.into_inner(), parent, deadline)
+            .map(Response::new)
     }
 }
 
@@ -151,6 +198,7 @@ pub async fn serve(
     let options = ServeOptions {
         reflection: false,
         grace: Duration::from_secs(10),
+        max_request_bytes: crate::config::LimitsConfig::default().max_request_bytes,
     };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     serve_with(incoming, service, options, shutdown).await
@@ -195,7 +243,9 @@ where
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_optional_service(reflection)
-        .add_service(AuthorizationServer::new(service))
+        .add_service(
+            AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             // Readiness and health turn first, so load balancers stop sending.
@@ -231,6 +281,7 @@ where
 struct ServeOptions {
     reflection: bool,
     grace: Duration,
+    max_request_bytes: usize,
 }
 
 /// A server whose policy is loaded, audit started and listeners bound, ready to serve.
@@ -292,7 +343,8 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         None => None,
     };
     let service = AuthzService::serving(Arc::clone(&live), &config.identity_header)
-        .with_auditor(Arc::clone(&auditor));
+        .with_auditor(Arc::clone(&auditor))
+        .with_limits(&config.limits);
     Ok(BoundServer {
         grpc,
         admin,
@@ -303,6 +355,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         options: ServeOptions {
             reflection: config.grpc_reflection,
             grace: config.shutdown_grace,
+            max_request_bytes: config.limits.max_request_bytes,
         },
     })
 }
