@@ -86,6 +86,23 @@ pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> Che
     }
 }
 
+/// A CheckResponse that denies with `status`'s (non-OK) code and no decision: what a
+/// CheckResponse must carry when the Check was not decided.
+pub fn refused(status: &tonic::Status) -> CheckResponse {
+    let code = match status.code() as i32 {
+        GRPC_OK => GRPC_PERMISSION_DENIED,
+        code => code,
+    };
+    CheckResponse {
+        status: Some(rpc::Status {
+            code,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        }),
+        ..Default::default()
+    }
+}
+
 /// The headers an allowed request carries upstream: the rule's headers, then the verified
 /// identity (last, so a rule cannot override it).
 pub fn upstream_headers(
