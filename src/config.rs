@@ -64,6 +64,9 @@ pub struct Config {
     /// Policy reloads: on SIGHUP always, and on changes to its files when `watch` is on.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// TLS (and mTLS) on the gRPC listener; omitted = plaintext (keep it on loopback).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Bounds on what one Check, and all of them together, may take.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -77,6 +80,23 @@ pub struct Config {
     /// The file this came from, for error messages.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// `tls:` — the authz channel's TLS. Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM), re-read when it changes.
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Require client certificates chaining to this CA bundle (PEM): mTLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: the SPIFFE IDs (exact, or glob patterns) whose client certificates
+    /// may call Check; any other caller's connection is closed after the handshake.
+    #[serde(default)]
+    pub allowed_callers: Vec<String>,
 }
 
 /// `limits:` — bounded resources. At each limit Envoy gets a gRPC error, never a decision:
@@ -305,6 +325,7 @@ impl Default for Config {
             admin: None,
             sensitive_headers: Vec::new(),
             reload: ReloadConfig::default(),
+            tls: None,
             limits: LimitsConfig::default(),
             shutdown_grace: default_shutdown_grace(),
             grpc_reflection: false,

@@ -168,6 +168,7 @@ pub struct Metrics {
     reloads_failed: Counter,
     refused_overloaded: Counter,
     refused_timeout: Counter,
+    tls_refused: Family<RefusedLabels, Counter>,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
     dropped_decision_log: Counter,
@@ -218,6 +219,12 @@ impl Default for Metrics {
         let refused_timeout = refused
             .get_or_create(&RefusedLabels { reason: "timeout" })
             .clone();
+        let tls_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "tls_refused",
+            "Connections to the gRPC listener closed by TLS: handshake (failed or timed out) or caller (not in tls.allowed_callers)",
+            tls_refused.clone(),
+        );
         let (reloads_succeeded, reloads_failed) = (reload("success"), reload("failure"));
         let dropped = Family::<SinkLabels, Counter>::default();
         registry.register(
@@ -253,6 +260,7 @@ impl Default for Metrics {
             reloads_failed,
             refused_overloaded,
             refused_timeout,
+            tls_refused,
             dropped_decision_log,
             dropped_otlp,
         }
@@ -331,6 +339,13 @@ impl Metrics {
             "overloaded" => self.refused_overloaded.inc(),
             _ => self.refused_timeout.inc(),
         };
+    }
+
+    /// Counts a connection closed by TLS: `handshake` or `caller`.
+    pub fn tls_refused(&self, reason: &'static str) {
+        self.tls_refused
+            .get_or_create(&RefusedLabels { reason })
+            .inc();
     }
 
     /// Reload attempts so far: (succeeded, failed).

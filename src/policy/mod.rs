@@ -31,7 +31,7 @@ use crate::request::AuthzRequest;
 use crate::trust::{TrustPolicy, TrustSettings};
 
 use self::cel::DATA_KEY_MISSING;
-pub use self::cel::{CompileError, EvalError, Field, MAX_DEPTH, Shape, VARIABLES, Variable};
+pub use self::cel::{CompileError, EvalError, Field, Glob, MAX_DEPTH, Shape, VARIABLES, Variable};
 pub use decision::{Decision, RuleFailure, ShadowResult, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{Explanation, RuleExplanation, RuleResult};

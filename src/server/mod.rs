@@ -7,6 +7,7 @@ pub mod listener;
 pub mod live;
 mod reload;
 pub mod response;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ pub enum ServerError {
     Config(#[from] crate::config::ConfigError),
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// The ext_authz service.
@@ -293,6 +296,7 @@ pub struct BoundServer {
     live: Arc<LivePolicy>,
     reloads: reload::Reloads,
     options: ServeOptions,
+    tls: Option<Arc<tls::Tls>>,
 }
 
 /// Loads the policy named by `config`, starts audit and binds the listeners.
@@ -327,6 +331,15 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         decision_log = ?settings.decision_log,
         "audit started"
     );
+    let tls = match (&config.tls, &config.listen) {
+        (Some(_), crate::config::Listen::Unix(_)) => {
+            return Err(ServerError::Tls(tls::TlsError::Config(
+                "tls is for a TCP listener; a Unix socket is reachable only on this host".into(),
+            )));
+        }
+        (Some(settings), _) => Some(Arc::new(tls::Tls::new(settings)?)),
+        (None, _) => None,
+    };
     let grpc = listener::GrpcListener::bind(&config.listen).await?;
     let admin = match &config.admin {
         Some(admin) => {
@@ -351,6 +364,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         auditor,
         reloads: reload::Reloads::start(Arc::clone(&live), &config.reload),
         live,
+        tls,
         options: ServeOptions {
             reflection: config.grpc_reflection,
             grace: config.shutdown_grace,
@@ -434,14 +448,30 @@ impl BoundServer {
                 }
             });
         }
-        tracing::info!(listen = %self.grpc.describe(), "warrant ext_authz gRPC server listening");
+        tracing::info!(
+            listen = %self.grpc.describe(),
+            tls = match &self.tls {
+                None => "off",
+                Some(tls) if tls.mutual() => "mTLS",
+                Some(_) => "TLS",
+            },
+            "warrant ext_authz gRPC server listening"
+        );
         let socket = listener::socket_path(&self.grpc);
         let result = match self.grpc {
-            listener::GrpcListener::Tcp(tcp) => {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
-                serve_with(incoming, self.service, self.options, shutdown).await
-            }
+            listener::GrpcListener::Tcp(tcp) => match self.tls {
+                Some(tls) => {
+                    let incoming = tokio_stream::wrappers::ReceiverStream::new(
+                        tls.accept(tcp, Arc::clone(self.auditor.metrics())),
+                    );
+                    serve_with(incoming, self.service, self.options, shutdown).await
+                }
+                None => {
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+                    serve_with(incoming, self.service, self.options, shutdown).await
+                }
+            },
             #[cfg(unix)]
             listener::GrpcListener::Unix(unix, _) => {
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(unix);

@@ -42,6 +42,7 @@ use crate::request::AuthzRequest;
 use crate::trust::VerifiedPeer;
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
+pub use functions::glob::Glob;
 pub use nesting::MAX_DEPTH;
 
 use functions::FUNCTIONS;

@@ -1,0 +1,390 @@
+//! TLS and mTLS on the authz channel (rustls).
+//!
+//! - `tls.cert` / `tls.key`: the server's certificate chain and key (PEM). They are re-read
+//!   when they change (an SVID rotates hourly): new handshakes get the new certificate, open
+//!   connections keep going. A broken new pair is refused and the old one kept (logged).
+//! - `tls.client_ca`: client certificates are required and must chain to this CA bundle
+//!   (re-read on change too).
+//! - `tls.allowed_callers`: the client certificate must be an X.509-SVID whose SPIFFE ID
+//!   matches one of these (exactly, or as a `glob` pattern: `*` within a segment, `**` any
+//!   segments). Any other caller's connection is closed after the handshake, logged and
+//!   counted (`warrant_tls_refused_total{reason}`): without this, anything in the cluster that
+//!   can reach Warrant could probe the policy.
+//!
+//! Handshakes run off the accept loop (each bounded by [`HANDSHAKE_TIMEOUT`]), so a slow or
+//! silent client never holds up others.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::audit::Metrics;
+use crate::config::TlsConfig;
+use crate::identity::X509Svid;
+use crate::policy::Glob;
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the certificate, key and CA files are checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// Why the TLS settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("tls: {0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The ring crypto provider, explicitly (no process-wide default is installed).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads the certificate chain and key into a signing key.
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file_error(cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(cert, e))?;
+    if chain.is_empty() {
+        return Err(file_error(cert, "holds no CERTIFICATE"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| file_error(key, e))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| file_error(key, format!("does not match the certificate: {e}")))?;
+    Ok(certified)
+}
+
+/// Builds a verifier requiring client certificates that chain to the CA bundle at `path`.
+fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| file_error(path, e))? {
+        let cert = cert.map_err(|e| file_error(path, e))?;
+        roots.add(cert).map_err(|e| file_error(path, e))?;
+    }
+    if roots.is_empty() {
+        return Err(file_error(path, "holds no CA CERTIFICATE"));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| file_error(path, e))
+}
+
+/// The server certificate, swapped whole when its files change.
+#[derive(Debug)]
+struct ReloadingCert(ArcSwap<CertifiedKey>);
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// The client verifier, swapped whole when the CA file changes.
+#[derive(Debug)]
+struct ReloadingVerifier(ArcSwap<Arc<dyn ClientCertVerifier>>);
+
+impl ClientCertVerifier for ReloadingVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // The hints of the verifier at hand; a reload only changes them for new handshakes.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0
+            .load()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.load().supported_verify_schemes()
+    }
+}
+
+/// Who may call Check, by the client certificate's SPIFFE ID.
+#[derive(Debug, Clone)]
+struct AllowedCallers(Vec<Glob>);
+
+impl AllowedCallers {
+    fn allows(&self, spiffe_id: &str) -> bool {
+        self.0.iter().any(|glob| glob.matches(spiffe_id))
+    }
+}
+
+/// The TLS side of the gRPC listener.
+pub struct Tls {
+    config: TlsConfig,
+    cert: Arc<ReloadingCert>,
+    verifier: Option<Arc<ReloadingVerifier>>,
+    acceptor: TlsAcceptor,
+    allowed: Option<AllowedCallers>,
+    /// Each file's (modification time, size) when last read.
+    seen: std::sync::Mutex<std::collections::HashMap<PathBuf, Stamp>>,
+}
+
+/// What tells a file changed: its modification time and size (`None` when unreadable).
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("config", &self.config)
+            .field("mutual", &self.mutual())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Loads the certificate, key and CA named by `config`.
+    pub fn new(config: &TlsConfig) -> Result<Self, TlsError> {
+        // Stamped before reading, so a change made any time after is seen.
+        let seen = [
+            Some(&config.cert),
+            Some(&config.key),
+            config.client_ca.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|path| (path.clone(), stamp(path)))
+        .collect();
+        let cert = Arc::new(ReloadingCert(ArcSwap::from_pointee(certified_key(
+            &config.cert,
+            &config.key,
+        )?)));
+        let verifier = config
+            .client_ca
+            .as_deref()
+            .map(|ca| {
+                client_verifier(ca).map(|v| Arc::new(ReloadingVerifier(ArcSwap::from_pointee(v))))
+            })
+            .transpose()?;
+        let allowed = match (&config.allowed_callers, &verifier) {
+            (callers, _) if callers.is_empty() => None,
+            (_, None) => {
+                return Err(TlsError::Config(
+                    "allowed_callers needs client_ca: callers are known by their client certificates".into(),
+                ));
+            }
+            (callers, Some(_)) => Some(AllowedCallers(
+                callers
+                    .iter()
+                    .map(|pattern| {
+                        Glob::new(pattern).map_err(|e| {
+                            TlsError::Config(format!("allowed_callers {pattern:?}: {e}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            )),
+        };
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match &verifier {
+            Some(verifier) => builder
+                .with_client_cert_verifier(Arc::clone(verifier) as Arc<dyn ClientCertVerifier>),
+            None => builder.with_no_client_auth(),
+        };
+        let mut server =
+            builder.with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Self {
+            config: config.clone(),
+            cert,
+            verifier,
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            allowed,
+            seen: std::sync::Mutex::new(seen),
+        })
+    }
+
+    /// Whether client certificates are required (mTLS).
+    pub fn mutual(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Re-reads the files whose modification time or size changed since they were last read;
+    /// a broken new pair or CA is refused and the old one kept.
+    fn reload_changed(&self) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut changed = |path: &Path| {
+            let now = stamp(path);
+            let before = seen.insert(path.to_path_buf(), now);
+            before != Some(now)
+        };
+        let (cert_changed, key_changed) = (changed(&self.config.cert), changed(&self.config.key));
+        let ca_changed = self.config.client_ca.as_deref().is_some_and(&mut changed);
+        drop(seen);
+        if cert_changed || key_changed {
+            match certified_key(&self.config.cert, &self.config.key) {
+                Ok(key) => {
+                    self.cert.0.store(Arc::new(key));
+                    tracing::info!(cert = %self.config.cert.display(), "TLS certificate reloaded");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate not reloaded; the previous one stays")
+                }
+            }
+        }
+        if let (Some(ca), Some(verifier)) = (&self.config.client_ca, &self.verifier)
+            && ca_changed
+        {
+            match client_verifier(ca) {
+                Ok(new) => {
+                    verifier.0.store(Arc::new(new));
+                    tracing::info!(client_ca = %ca.display(), "TLS client CA reloaded");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS client CA not reloaded; the previous one stays")
+                }
+            }
+        }
+    }
+
+    /// Accepts TCP connections on `listener`, handshakes (refusing callers not allowed) and
+    /// yields the TLS streams, until the returned receiver is dropped.
+    pub fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        metrics: Arc<Metrics>,
+    ) -> mpsc::Receiver<Result<TlsStream<TcpStream>, std::io::Error>> {
+        let (tx, rx) = mpsc::channel(64);
+        let reloader = Arc::clone(&self);
+        let reload_tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOAD_CHECK).await;
+                if reload_tx.is_closed() {
+                    return;
+                }
+                let tls = Arc::clone(&reloader);
+                let _ = tokio::task::spawn_blocking(move || tls.reload_changed()).await;
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            tracing::warn!(%error, "accept failed");
+                            continue;
+                        }
+                    },
+                    () = tx.closed() => return,
+                };
+                let _ = stream.set_nodelay(true);
+                let tls = Arc::clone(&self);
+                let tx = tx.clone();
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            metrics.tls_refused("handshake");
+                            tracing::warn!(%peer, %error, "TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.tls_refused("handshake");
+                            tracing::warn!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    if let Some(allowed) = &tls.allowed {
+                        let caller = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|certs| certs.first())
+                            .map(|leaf| X509Svid::from_der(leaf.to_vec()));
+                        let allowed_id = matches!(
+                            &caller,
+                            Some(Ok(svid)) if allowed.allows(svid.spiffe_id().as_str())
+                        );
+                        if !allowed_id {
+                            metrics.tls_refused("caller");
+                            match caller {
+                                Some(Ok(svid)) => {
+                                    tracing::warn!(%peer, caller = %svid.spiffe_id(), "caller not in tls.allowed_callers: connection closed")
+                                }
+                                Some(Err(error)) => {
+                                    tracing::warn!(%peer, %error, "client certificate is not an X.509-SVID: connection closed")
+                                }
+                                None => {
+                                    tracing::warn!(%peer, "no client certificate: connection closed")
+                                }
+                            }
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Ok(stream)).await;
+                });
+            }
+        });
+        rx
+    }
+}
