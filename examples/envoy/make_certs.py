@@ -33,6 +33,7 @@ FRONTEND = f"spiffe://{PROD}/ns/shop/sa/frontend"
 CHECKOUT = f"spiffe://{PROD}/ns/shop/sa/checkout"
 OPS_ADMIN = f"spiffe://{PROD}/ns/ops/sa/admin"
 PAYMENTS = f"spiffe://{PROD}/ns/shop/sa/payments"
+WARRANT = f"spiffe://{PROD}/ns/warrant/sa/warrant"
 DEV_FRONTEND = f"spiffe://{DEV}/ns/shop/sa/frontend"
 
 
@@ -129,6 +130,8 @@ def write_all(out_dir):
     (out / "client-cas.pem").write_bytes(prod.pem + dev.pem)
     leaves = {
         "envoy": prod.issue(uris=[PAYMENTS], dns=["localhost"], ips=["127.0.0.1"]),
+        # Warrant's own SVID, for the mTLS authz channel between Envoy and Warrant.
+        "warrant": prod.issue(uris=[WARRANT], dns=["localhost"], ips=["127.0.0.1"]),
         "frontend": prod.issue(uris=[FRONTEND]),
         "checkout": prod.issue(uris=[CHECKOUT]),
         "ops-admin": prod.issue(uris=[OPS_ADMIN]),

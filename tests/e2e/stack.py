@@ -10,6 +10,7 @@ import http.client
 import os
 import socket
 import ssl
+import re
 import subprocess
 import sys
 import threading
@@ -65,9 +66,15 @@ class Stack:
         policy = (EXAMPLE / "policy.yaml").read_text()
         assert "\nrules:\n" in policy
         (tmp / "policy.yaml").write_text(policy.replace("\nrules:\n", "\nrules:" + extra_rules + "\n", 1))
+        # As examples/envoy/warrant.yaml: the authz channel over mTLS, Envoy's SVID allowed.
+        mtls = authz is None and "# BEGIN warrant-mtls" in Path(envoy_yaml).read_text()
+        tls = "" if "tls:" in warrant_config or not mtls else (
+            "tls:\n  cert: certs/warrant.pem\n  key: certs/warrant.key\n  client_ca: certs/prod-ca.pem\n"
+            f"  allowed_callers: [\"{make_certs.PAYMENTS}\"]\n"
+        )
         (tmp / "warrant.yaml").write_text(
             f"listen: 127.0.0.1:{self.ports['warrant']}\npolicy: policy.yaml\nidentity_header: x-spiffe-id\n"
-            + warrant_config
+            + tls + warrant_config
         )
         envoy_cfg = Path(envoy_yaml).read_text()
         for old, new in (
@@ -78,6 +85,9 @@ class Stack:
         ):
             assert old in envoy_cfg, old
             envoy_cfg = envoy_cfg.replace(old, new)
+        if authz is not None:
+            # Another ext_authz server (plaintext): no mTLS on the authz channel.
+            envoy_cfg = re.sub(r"\n *# BEGIN warrant-mtls.*?# END warrant-mtls", "", envoy_cfg, flags=re.S)
         if envoy_config is not None:
             envoy_cfg = envoy_config(envoy_cfg)
         (tmp / "envoy.yaml").write_text(envoy_cfg)

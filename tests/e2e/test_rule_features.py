@@ -137,3 +137,28 @@ def test_metadata_from_an_earlier_filter_reaches_rules(context_stack):
     status, _, body = context_stack.request("frontend", "GET", path, headers={"x-image-signed": "false"})
     assert status == 403
     assert json.loads(body)["rule"] == "unsigned-image"
+
+
+@pytest.fixture(scope="module")
+def refusing_stack(tmp_path_factory):
+    # Warrant admits another caller only: Envoy's connection is closed after the handshake.
+    yield from running(
+        tmp_path_factory, "mtls-refused",
+        warrant_config=(
+            "tls:\n  cert: certs/warrant.pem\n  key: certs/warrant.key\n  client_ca: certs/prod-ca.pem\n"
+            "  allowed_callers: [\"spiffe://prod.example.org/ns/ops/sa/*\"]\n"
+        ),
+    )
+
+
+def test_the_authz_channel_is_mtls_and_admits_allowed_callers_only(stack, refusing_stack):
+    # The shipped setup: Envoy presents its SVID to Warrant, which admits it.
+    assert stack.request("frontend", "GET", "/payments/42")[0] == 200
+    # An Envoy not in allowed_callers gets no decision: it fails closed.
+    before = len(refusing_stack.upstream.seen)
+    status, _, _ = refusing_stack.request("frontend", "GET", "/payments/42")
+    assert status == 403
+    assert refusing_stack.upstream.seen[before:] == []
+    refusing_stack.warrant_log.flush()
+    log = (refusing_stack.tmp / "warrant.log").read_text()
+    assert "caller not in tls.allowed_callers" in log, log
