@@ -162,3 +162,34 @@ def test_the_authz_channel_is_mtls_and_admits_allowed_callers_only(stack, refusi
     refusing_stack.warrant_log.flush()
     log = (refusing_stack.tmp / "warrant.log").read_text()
     assert "caller not in tls.allowed_callers" in log, log
+
+
+def access_log_lines(stack):
+    stack.envoy_log.flush()
+    lines = []
+    for text in (stack.tmp / "envoy.log").read_text().splitlines():
+        if text.startswith("{"):
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                pass
+    return lines
+
+
+def test_envoys_access_log_carries_warrants_decision(stack):
+    import time
+    status, _, body = stack.request("frontend", "GET", "/tea")
+    assert status == 418
+    decision_id = json.loads(body)["decision_id"]
+    for _ in range(50):
+        matching = [l for l in access_log_lines(stack) if l.get("authz_decision_id") == decision_id]
+        if matching:
+            break
+        time.sleep(0.1)
+    assert matching, "the access log names the decision"
+    line = matching[0]
+    assert line["authz_decision"] == "deny"
+    assert line["authz_rule"] == "teapot"
+    assert line["authz_spiffe_id"] == make_certs.FRONTEND
+    assert len(line["authz_policy_revision"]) == 12
+    assert line["status"] == 418
