@@ -63,6 +63,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: explain::Format,
     },
+    /// Exit 0 when the server on this host is ready (its admin listener's /readyz answers 200),
+    /// 1 otherwise: for container health checks (the image has no curl).
+    Ready {
+        /// The admin listener.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+    },
     /// Run policy test files (`*_test.yaml` in directories): each case a request and the
     /// decision expected.
     Test {
@@ -99,6 +106,7 @@ pub fn run(cli: Cli) -> ExitCode {
             identity_header,
         } => eval::eval(&input, &identity_header),
         Command::Explain { input, format } => explain::explain(&input, format),
+        Command::Ready { admin } => return ready(admin),
         Command::Test { paths, filter } => {
             return policy_test::run(&paths, filter.as_deref());
         }
@@ -177,6 +185,30 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
             for error in &errors.0 {
                 println!("{error}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GET /readyz on `admin`: 200 => ready.
+fn ready(admin: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let status = std::net::TcpStream::connect_timeout(&admin, timeout).and_then(|mut stream| {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(b"GET /readyz HTTP/1.1\r\nhost: warrant\r\nconnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head)
+    });
+    match status {
+        Ok(head) if head.starts_with(b"HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(head) => {
+            eprintln!("warrant: not ready: {}", String::from_utf8_lossy(&head));
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("warrant: not ready: {admin}: {error}");
             ExitCode::FAILURE
         }
     }
