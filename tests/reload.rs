@@ -255,6 +255,18 @@ fn sighup_reloads_the_policy() {
     };
     let before = ready(admin);
     assert!(before.starts_with("ready: policy revision "), "{before}");
+    // The container health check.
+    let probe = |admin: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
+            .args(["ready", "--admin", admin])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(probe(&admin.to_string()), Some(0));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert_eq!(probe(&closed.to_string()), Some(1));
     std::fs::write(&policy, policy_allowing("b")).unwrap();
     // logrotate moved the decision log away: SIGHUP reopens it at its path.
     std::fs::rename(dir.join("decisions.jsonl"), dir.join("decisions.jsonl.1")).unwrap();
