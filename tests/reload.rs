@@ -265,7 +265,10 @@ fn sighup_reloads_the_policy() {
             .code()
     };
     assert_eq!(probe(&admin.to_string()), Some(0));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     assert_eq!(probe(&closed.to_string()), Some(1));
     std::fs::write(&policy, policy_allowing("b")).unwrap();
     // logrotate moved the decision log away: SIGHUP reopens it at its path.
