@@ -1,4 +1,5 @@
-//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (process up) and
+//! The admin HTTP listener: `/` (status page) and `/status` (the same in JSON, see
+//! [`crate::status`]), `/metrics` (Prometheus text), `/healthz` (process up) and
 //! `/readyz` (a policy serving: 200 with its revision and the last reload error, if any; 503
 //! while shutting down). Plain HTTP/1.1; keep it on loopback or a private interface.
 
@@ -13,11 +14,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::server::live::LivePolicy;
+use crate::status::{self, ServerInfo};
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     policy: Arc<LivePolicy>,
+    info: Arc<ServerInfo>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -33,10 +36,12 @@ pub async fn serve(
             },
         };
         let policy = Arc::clone(&policy);
+        let info = Arc::clone(&info);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let policy = Arc::clone(&policy);
-                async move { Ok::<_, Infallible>(respond(&request, &policy)) }
+                let info = Arc::clone(&info);
+                async move { Ok::<_, Infallible>(respond(&request, &policy, &info)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -45,7 +50,11 @@ pub async fn serve(
     }
 }
 
-fn respond(request: &Request<Incoming>, policy: &LivePolicy) -> Response<Full<Bytes>> {
+fn respond(
+    request: &Request<Incoming>,
+    policy: &LivePolicy,
+    info: &ServerInfo,
+) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, content_type: &'static str, body: String| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -69,6 +78,16 @@ fn respond(request: &Request<Incoming>, policy: &LivePolicy) -> Response<Full<By
             policy.metrics().encode(),
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/status" => text(
+            StatusCode::OK,
+            "application/json",
+            status::json(info, policy).to_string(),
+        ),
+        "/" => text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status::html(&status::json(info, policy)),
+        ),
         "/readyz" => match policy.readiness() {
             Ok(revision) => {
                 let mut body = format!("ready: policy revision {revision}\n");

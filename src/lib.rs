@@ -18,5 +18,6 @@ pub mod loader;
 pub mod policy;
 pub mod request;
 pub mod server;
+pub mod status;
 pub mod trust;
 pub mod yaml;

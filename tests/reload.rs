@@ -542,3 +542,72 @@ async fn the_decision_log_follows_rotation() {
     flush(auditor.clone()).await;
     assert_eq!((lines(&dir.join("decisions.jsonl.2")), lines(&log)), (2, 1));
 }
+
+/// The admin listener's status page, as JSON and as HTML: no secrets, no request data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
+    let dir = temp_dir("status");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}  - id: shadow-<x>\n    effect: deny\n    mode: audit\n    when: request.path == \"/a\"\n",
+            policy_allowing("a")
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config(&dir, &policy)).await.unwrap();
+    let grpc = bound.grpc_addr().unwrap();
+    let admin = bound.admin_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        client.check(check_request("/a")).await.unwrap();
+    }
+    // A failed reload shows.
+    std::fs::write(&policy, "trust: {trust_domains: []}\n").unwrap();
+    let reloading = std::sync::Arc::clone(&live);
+    tokio::task::spawn_blocking(move || reloading.reload())
+        .await
+        .unwrap();
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(admin, "/status"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["ready"], true);
+    assert_eq!(
+        json["policy"]["revision"],
+        live.current().revision().to_string()
+    );
+    assert_eq!(json["policy"]["reloads"]["failure"], 1);
+    assert!(
+        json["policy"]["last_reload_error"]["errors"]
+            .as_str()
+            .unwrap()
+            .contains("trust.trust_domains is empty")
+    );
+    assert_eq!(
+        json["rules"],
+        serde_json::json!([
+            {"id": "only-a", "effect": "allow", "mode": "enforce", "decided": 3},
+            {"id": "shadow-<x>", "effect": "deny", "mode": "audit", "shadow_matches": 3},
+        ])
+    );
+    assert_eq!(json["audit"]["decision_log"]["to"], "off");
+    assert_eq!(json["listeners"]["grpc"]["tls"], "off");
+    assert_eq!(json["listeners"]["admin"], admin.to_string());
+    let (status, page) = tokio::task::spawn_blocking(move || http_get(admin, "/"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(page.contains(&*live.current().revision().to_string()));
+    assert!(page.contains("shadow-&lt;x&gt;"), "ids are escaped: {page}");
+    assert!(!page.contains("shadow-<x>"));
+    assert!(page.contains("trust.trust_domains is empty"));
+}

@@ -163,6 +163,7 @@ fn write(rx: Receiver<Message>, mut output: Output, metrics: &Metrics) {
         {
             metrics.dropped(Sink::DecisionLog, lines);
         }
+        metrics.queued(Sink::DecisionLog, -i64::try_from(lines).unwrap_or(i64::MAX));
         burst.clear();
         if reopen && let Output::File(log) = &mut output {
             log.reopen();

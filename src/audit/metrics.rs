@@ -173,6 +173,9 @@ pub struct Metrics {
     /// exactly when a lock on the Check path would hurt most.
     dropped_decision_log: Counter,
     dropped_otlp: Counter,
+    /// `warrant_audit_queue_depth` per sink: records queued and not yet written or exported.
+    queued_decision_log: Gauge<i64, AtomicI64>,
+    queued_otlp: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -242,6 +245,21 @@ impl Default for Metrics {
         };
         let dropped_decision_log = dropped_counter(Sink::DecisionLog);
         let dropped_otlp = dropped_counter(Sink::Otlp);
+        let queued = Family::<SinkLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "audit_queue_depth",
+            "Audit records queued for a sink and not yet written or exported",
+            queued.clone(),
+        );
+        let queued_gauge = |sink: Sink| {
+            queued
+                .get_or_create(&SinkLabels {
+                    sink: sink.as_str(),
+                })
+                .clone()
+        };
+        let queued_decision_log = queued_gauge(Sink::DecisionLog);
+        let queued_otlp = queued_gauge(Sink::Otlp);
         let shadow_family = Family::<ShadowLabels, Counter>::default();
         registry.register(
             "shadow_matches",
@@ -263,6 +281,8 @@ impl Default for Metrics {
             tls_refused,
             dropped_decision_log,
             dropped_otlp,
+            queued_decision_log,
+            queued_otlp,
         }
     }
 }
@@ -395,6 +415,45 @@ impl Metrics {
             Sink::DecisionLog => &self.dropped_decision_log,
             Sink::Otlp => &self.dropped_otlp,
         }
+    }
+
+    fn queue(&self, sink: Sink) -> &Gauge<i64, AtomicI64> {
+        match sink {
+            Sink::DecisionLog => &self.queued_decision_log,
+            Sink::Otlp => &self.queued_otlp,
+        }
+    }
+
+    /// `n` records were queued for `sink` (positive) or taken off its queue (negative).
+    pub fn queued(&self, sink: Sink, n: i64) {
+        self.queue(sink).inc_by(n);
+    }
+
+    /// Records queued for `sink` and not yet handled.
+    pub fn queue_depth(&self, sink: Sink) -> i64 {
+        self.queue(sink).get().max(0)
+    }
+
+    /// How often each rule of the serving policy decided, and each shadow rule matched,
+    /// since the server started: (rule id → count).
+    pub fn rule_counts(&self) -> (HashMap<Arc<str>, u64>, HashMap<Arc<str>, u64>) {
+        let counters = self.counters.load();
+        let decided = counters
+            .checks
+            .iter()
+            .filter_map(|((_, _, rule), counter)| Some((Arc::clone(rule.as_ref()?), counter.get())))
+            .collect();
+        let shadow = counters
+            .shadow
+            .iter()
+            .map(|(rule, counter)| (Arc::clone(rule), counter.get()))
+            .collect();
+        (decided, shadow)
+    }
+
+    /// Checks refused at a limit so far: (overloaded, timeout).
+    pub fn refused_counts(&self) -> (u64, u64) {
+        (self.refused_overloaded.get(), self.refused_timeout.get())
     }
 
     /// Counts `n` records dropped at `sink`.

@@ -180,16 +180,17 @@ impl Auditor {
             parent,
             (trace_id, span_id, sampled),
         ));
-        if let Some(tx) = &self.decision_log
-            && tx.try_send(Message::Record(Arc::clone(&record))).is_err()
-        {
-            self.metrics.dropped(Sink::DecisionLog, 1);
+        if let Some(tx) = &self.decision_log {
+            match tx.try_send(Message::Record(Arc::clone(&record))) {
+                Ok(()) => self.metrics.queued(Sink::DecisionLog, 1),
+                Err(_) => self.metrics.dropped(Sink::DecisionLog, 1),
+            }
         }
-        if sampled
-            && let Some(tx) = &self.otlp
-            && tx.try_send(Message::Record(record)).is_err()
-        {
-            self.metrics.dropped(Sink::Otlp, 1);
+        if sampled && let Some(tx) = &self.otlp {
+            match tx.try_send(Message::Record(record)) {
+                Ok(()) => self.metrics.queued(Sink::Otlp, 1),
+                Err(_) => self.metrics.dropped(Sink::Otlp, 1),
+            }
         }
     }
 

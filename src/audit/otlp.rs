@@ -197,6 +197,7 @@ fn export_loop(
         };
         match message {
             Message::Record(record) => {
+                metrics.queued(Sink::Otlp, -1);
                 if batch.is_empty() {
                     deadline = Instant::now() + EXPORT_DELAY;
                 }

@@ -297,6 +297,7 @@ pub struct BoundServer {
     reloads: reload::Reloads,
     options: ServeOptions,
     tls: Option<Arc<tls::Tls>>,
+    info: crate::status::ServerInfo,
 }
 
 /// Loads the policy named by `config`, starts audit and binds the listeners.
@@ -357,12 +358,38 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     let service = AuthzService::serving(Arc::clone(&live), &config.identity_header)
         .with_auditor(Arc::clone(&auditor))
         .with_limits(&config.limits);
+    let grpc_described = grpc.describe();
+    let admin_described = admin
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
     Ok(BoundServer {
         grpc,
         admin,
         service,
         auditor,
         reloads: reload::Reloads::start(Arc::clone(&live), &config.reload),
+        info: crate::status::ServerInfo {
+            started: SystemTime::now(),
+            grpc: grpc_described,
+            tls: match &tls {
+                None => "off",
+                Some(tls) if tls.mutual() => "mTLS",
+                Some(_) => "TLS",
+            },
+            allowed_callers: config.tls.as_ref().map_or(0, |t| t.allowed_callers.len()),
+            admin: admin_described,
+            decision_log: match &settings.decision_log {
+                crate::audit::DecisionLogTarget::Stdout => "stdout".to_owned(),
+                crate::audit::DecisionLogTarget::Stderr => "stderr".to_owned(),
+                crate::audit::DecisionLogTarget::Off => "off".to_owned(),
+                crate::audit::DecisionLogTarget::File(path) => path.display().to_string(),
+            },
+            otlp: settings
+                .otlp
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |o| o.endpoint.clone()),
+        },
         live,
         tls,
         options: ServeOptions {
@@ -400,11 +427,12 @@ impl BoundServer {
         if let Some(listener) = self.admin {
             let mut stop = stop_rx.clone();
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(listen = %addr, "admin listener (/metrics, /healthz, /readyz)");
+                tracing::info!(listen = %addr, "admin listener (/, /status, /metrics, /healthz, /readyz)");
             }
             tokio::spawn(crate::admin::serve(
                 listener,
                 Arc::clone(&self.live),
+                Arc::new(self.info.clone()),
                 async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 },
