@@ -152,12 +152,34 @@ async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
     let mut client = AuthorizationClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
+    // A health watcher (as a load balancer might keep) sees SERVING, then NOT_SERVING.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "envoy.service.auth.v3.Authorization".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap().status;
+    assert_eq!(first, ServingStatus::Serving as i32);
     let started = Instant::now();
     let slow = tokio::spawn(async move { client.check(check_request("/slow")).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!slow.is_finished(), "the slow Check is in flight");
     let _ = stop_tx.send(());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let turned = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("health turns before the drain ends")
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(turned, ServingStatus::NotServing as i32);
+    drop(watch);
     assert_eq!(live.readiness().unwrap_err(), "shutting down");
     let response = slow
         .await
