@@ -30,7 +30,9 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
+                    // Out of file descriptors, say: back off instead of spinning.
                     tracing::warn!(%error, "admin listener accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -43,7 +45,10 @@ pub async fn serve(
                 let info = Arc::clone(&info);
                 async move { Ok::<_, Infallible>(respond(&request, &policy, &info)) }
             });
+            // A client that never finishes its request head is dropped.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -70,6 +70,11 @@ pub struct Config {
     /// Bounds on what one Check, and all of them together, may take.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// On SIGTERM, how long Warrant keeps serving after turning health and readiness to not
+    /// serving, so load balancers (Envoy's health checks, Kubernetes endpoints) stop sending
+    /// before it stops accepting.
+    #[serde(default, with = "humantime_serde_duration")]
+    pub shutdown_delay: std::time::Duration,
     /// On SIGTERM, how long Checks in flight may take to finish before they are cut off.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde_duration")]
     pub shutdown_grace: std::time::Duration,
@@ -105,7 +110,7 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest CheckRequest accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    /// Largest CheckRequest accepted, in bytes (larger: OUT_OF_RANGE, before decoding).
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
     /// Checks decided at once; one more is answered RESOURCE_EXHAUSTED at once, not queued.
@@ -327,6 +332,7 @@ impl Default for Config {
             reload: ReloadConfig::default(),
             tls: None,
             limits: LimitsConfig::default(),
+            shutdown_delay: std::time::Duration::ZERO,
             shutdown_grace: default_shutdown_grace(),
             grpc_reflection: false,
             source: PathBuf::from(DEFAULT_CONFIG_PATH),

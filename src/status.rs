@@ -29,6 +29,24 @@ pub struct ServerInfo {
     pub otlp: String,
 }
 
+/// An endpoint URL without what may be a secret: userinfo (`user:password@`), query and
+/// fragment (`?token=…`).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{host}{path}")
+}
+
 fn rfc3339(time: SystemTime) -> String {
     let time: chrono::DateTime<chrono::Utc> = time.into();
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -211,4 +229,19 @@ pub fn html(status: &Value) -> String {
     ));
     page.push_str("</table><p>JSON: <a href=\"/status\">/status</a> · metrics: <a href=\"/metrics\">/metrics</a></p></body></html>\n");
     page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn endpoints_lose_credentials() {
+        assert_eq!(
+            redact_url("http://admin:s3cr3t@collector:4318/v1/traces?token=abc#x"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:4317"), "http://127.0.0.1:4317");
+        assert_eq!(redact_url("collector:4317"), "collector:4317");
+    }
 }

@@ -350,10 +350,60 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
         metrics.contains("warrant_checks_refused_total{reason=\"timeout\"} 2"),
         "{metrics}"
     );
+    // Late Checks are not counted as decisions: Envoy never got them.
+    assert!(
+        metrics
+            .contains("warrant_checks_total{decision=\"allow\",stage=\"rules\",rule=\"slow\"} 0"),
+        "{metrics}"
+    );
     // A refusal is not a decision: the one allowed /fast Check is the only one counted.
     assert!(
         metrics
             .contains("warrant_checks_total{decision=\"allow\",stage=\"rules\",rule=\"fast\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delay_keeps_serving_while_health_says_not_serving() {
+    let dir = temp_dir("delay");
+    let bound = warrant::server::bind(config(&dir, "shutdown_delay: 500ms\n"))
+        .await
+        .unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    assert_eq!(
+        health(addr, "").await.unwrap(),
+        ServingStatus::Serving as i32
+    );
+    let stopping = Instant::now();
+    let _ = stop_tx.send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Within the delay: health says NOT_SERVING on a new connection, and Checks are still
+    // answered, so a load balancer has time to move away.
+    assert_eq!(
+        health(addr, "envoy.service.auth.v3.Authorization")
+            .await
+            .unwrap(),
+        ServingStatus::NotServing as i32
+    );
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let response = client
+        .check(check_request("/fast"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.status.map(|s| s.code), Some(0));
+    drop(client);
+    server.await.unwrap().unwrap();
+    assert!(stopping.elapsed() >= Duration::from_millis(500));
 }

@@ -611,3 +611,62 @@ async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
     assert!(!page.contains("shadow-<x>"));
     assert!(page.contains("trust.trust_domains is empty"));
 }
+
+/// Only the policy's own files reload it: a log written next to it does not (an invalid policy
+/// would otherwise be reloaded, and fail, on every write); a symlinked policy file is followed
+/// to its target; a data directory replaced whole keeps being watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_follows_the_policys_own_files_only() {
+    let dir = temp_dir("own");
+    let store = dir.join("store");
+    std::fs::create_dir_all(store.join("data")).unwrap();
+    std::fs::write(store.join("data/paths.json"), r#"{"paths": ["/a"]}"#).unwrap();
+    std::fs::write(
+        store.join("policy.yaml"),
+        "trust: {trust_domains: [prod.example.org]}\ndata_files: [data/paths.json]\nrules:\n  - id: listed\n    effect: allow\n    when: request.path in data.paths\n",
+    )
+    .unwrap();
+    // The policy is read through a symlinked directory.
+    let conf = dir.join("conf");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&store, &conf).unwrap();
+    let bound = warrant::server::bind(watching_config(&dir, &conf.join("policy.yaml")))
+        .await
+        .unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let first = live.current().revision().to_string();
+    // The symlink's target changes.
+    std::fs::write(store.join("data/paths.json"), r#"{"paths": ["/b"]}"#).unwrap();
+    let second = next_revision(&live, &first).await;
+    // The data directory replaced whole, then edited.
+    std::fs::create_dir_all(store.join("data.new")).unwrap();
+    std::fs::write(store.join("data.new/paths.json"), r#"{"paths": ["/c"]}"#).unwrap();
+    std::fs::remove_dir_all(store.join("data")).unwrap();
+    std::fs::rename(store.join("data.new"), store.join("data")).unwrap();
+    let third = next_revision(&live, &second).await;
+    std::fs::write(store.join("data/paths.json"), r#"{"paths": ["/d"]}"#).unwrap();
+    let fourth = next_revision(&live, &third).await;
+    assert_ne!(fourth, first);
+    // An invalid policy fails once; a log written next to it does not retry it.
+    std::fs::write(store.join("policy.yaml"), "trust: {trust_domains: []}\n").unwrap();
+    for _ in 0..100 {
+        if live.metrics().reload_counts().1 > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let failed = live.metrics().reload_counts().1;
+    assert!(failed >= 1);
+    for i in 0..10 {
+        std::fs::write(store.join("decisions.log"), format!("line {i}\n")).unwrap();
+        std::fs::write(dir.join("err.log"), format!("line {i}\n")).unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        live.metrics().reload_counts().1,
+        failed,
+        "unrelated writes do not reload"
+    );
+}

@@ -373,8 +373,12 @@ impl Metrics {
         (self.reloads_succeeded.get(), self.reloads_failed.get())
     }
 
-    /// Counts one decision and its duration.
-    pub fn observe(&self, decision: &Decision, duration: Duration) {
+    /// Counts one decision (when `answered`: Envoy got it) and its duration.
+    pub fn observe(&self, decision: &Decision, duration: Duration, answered: bool) {
+        self.duration.observe(duration);
+        if !answered {
+            return;
+        }
         let counters = self.counters.load();
         let key = (decision.verdict, decision.stage, decision.rule.clone());
         match counters.checks.get(&key) {
@@ -392,7 +396,6 @@ impl Metrics {
                     .inc();
             }
         }
-        self.duration.observe(duration);
         for shadow in decision.shadow_matches() {
             match counters.shadow.get(&shadow.rule) {
                 Some(counter) => {

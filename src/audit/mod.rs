@@ -30,6 +30,9 @@ pub use trace_context::TraceParent;
 use crate::policy::Decision;
 use crate::request::AuthzRequest;
 
+/// Marks a record's problem when Envoy was answered with an error, not the decision.
+pub const UNANSWERED: &str = "Envoy was answered";
+
 /// Records queued per sink before new ones are dropped.
 const QUEUE_CAPACITY: usize = 16_384;
 
@@ -139,7 +142,10 @@ impl Auditor {
         &self.metrics
     }
 
-    /// Audits one decision. `parent` is the caller's trace context, if any. Never blocks.
+    /// Audits one decision. `parent` is the caller's trace context, if any. `problem`: why the
+    /// record is an error (a malformed request; a Check answered with an error instead of this
+    /// decision, which then is not counted as a decision in `warrant_checks_total`). Never
+    /// blocks.
     pub fn record(
         &self,
         decision: &Decision,
@@ -149,7 +155,8 @@ impl Auditor {
         duration: Duration,
         parent: Option<TraceParent>,
     ) {
-        self.metrics.observe(decision, duration);
+        self.metrics
+            .observe(decision, duration, !self.unanswered(problem));
         // Warrant's own log; the reason is only built when debug logging is on.
         tracing::debug!(
             decision_id = %decision.id,
@@ -192,6 +199,11 @@ impl Auditor {
                 Err(_) => self.metrics.dropped(Sink::Otlp, 1),
             }
         }
+    }
+
+    /// Whether `problem` says Envoy did not get this decision.
+    fn unanswered(&self, problem: Option<&str>) -> bool {
+        problem.is_some_and(|p| p.contains(UNANSWERED))
     }
 
     /// Has the decision log write what is queued and reopen its file (a no-op for stdout,

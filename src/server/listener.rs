@@ -80,10 +80,19 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
                 "the path exists and is not a socket; refusing to replace it".to_owned(),
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(refuse(
-                "another process is listening on this socket".to_owned(),
-            ));
+        match std::os::unix::net::UnixStream::connect(path) {
+            // Nobody listens: a stale socket from an earlier run.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Ok(_) => {
+                return Err(refuse(
+                    "another process is listening on this socket".to_owned(),
+                ));
+            }
+            Err(e) => {
+                return Err(refuse(format!(
+                    "cannot tell whether another process listens on this socket ({e}); refusing to replace it"
+                )));
+            }
         }
         // A stale socket from a previous run.
         std::fs::remove_file(path)

@@ -138,7 +138,8 @@ impl AuthzService {
         let elapsed = timer.elapsed();
         let late = (elapsed > deadline).then(|| {
             format!(
-                "the Check took {elapsed:?}, past its deadline of {deadline:?}: Envoy was answered DEADLINE_EXCEEDED, not this decision"
+                "the Check took {elapsed:?}, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
+                crate::audit::UNANSWERED
             )
         });
         let problem = match (&late, malformed) {
@@ -199,6 +200,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let options = ServeOptions {
         reflection: false,
+        delay: Duration::ZERO,
         grace: Duration::from_secs(10),
         max_request_bytes: crate::config::LimitsConfig::default().max_request_bytes,
     };
@@ -257,6 +259,10 @@ where
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
                     .await;
             }
+            if !options.delay.is_zero() {
+                tracing::info!(delay = ?options.delay, "shutting down: not serving; still accepting for shutdown_delay");
+                tokio::time::sleep(options.delay).await;
+            }
             tracing::info!(grace = ?options.grace, "shutting down: draining Checks in flight");
             let _ = draining_tx.send(());
         });
@@ -282,6 +288,7 @@ where
 #[derive(Debug, Clone, Copy)]
 struct ServeOptions {
     reflection: bool,
+    delay: Duration,
     grace: Duration,
     max_request_bytes: usize,
 }
@@ -327,7 +334,10 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     let settings = config.audit_settings(|name| std::env::var(name).ok())?;
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);
     tracing::info!(
-        otlp = settings.otlp.as_ref().map_or("off", |otlp| otlp.endpoint.as_str()),
+        otlp = settings
+            .otlp
+            .as_ref()
+            .map_or_else(|| "off".to_owned(), |otlp| crate::status::redact_url(&otlp.endpoint)),
         otlp_protocol = ?settings.otlp.as_ref().map(|otlp| otlp.protocol),
         decision_log = ?settings.decision_log,
         "audit started"
@@ -385,15 +395,16 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
                 crate::audit::DecisionLogTarget::Off => "off".to_owned(),
                 crate::audit::DecisionLogTarget::File(path) => path.display().to_string(),
             },
-            otlp: settings
-                .otlp
-                .as_ref()
-                .map_or_else(|| "off".to_owned(), |o| o.endpoint.clone()),
+            otlp: settings.otlp.as_ref().map_or_else(
+                || "off".to_owned(),
+                |o| crate::status::redact_url(&o.endpoint),
+            ),
         },
         live,
         tls,
         options: ServeOptions {
             reflection: config.grpc_reflection,
+            delay: config.shutdown_delay,
             grace: config.shutdown_grace,
             max_request_bytes: config.limits.max_request_bytes,
         },

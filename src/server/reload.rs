@@ -138,17 +138,66 @@ async fn hangups(tx: mpsc::Sender<Trigger>) {
     drop(tx);
 }
 
-/// The file watcher and the directories it watches.
+/// The file watcher, the directories it watches and the paths in them that matter.
 struct Watch {
     watcher: RecommendedWatcher,
     directories: HashSet<PathBuf>,
+    interest: Arc<std::sync::RwLock<Interest>>,
+}
+
+/// Which changes reload the policy: to a file it loaded (by the path given and by the path a
+/// symlink resolves to), to a `*.yaml` of a policy directory, to a `..`-named entry (a
+/// Kubernetes ConfigMap's `..data` swap), or to a watched directory itself (replaced whole).
+/// Anything else in those directories — a decision log or Warrant's own log written next to
+/// the policy — is ignored.
+#[derive(Debug, Default)]
+struct Interest {
+    files: HashSet<PathBuf>,
+    policy_directories: HashSet<PathBuf>,
+    directories: HashSet<PathBuf>,
+}
+
+impl Interest {
+    fn matters(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        self.files.contains(path)
+            || self.directories.contains(path)
+            || name.starts_with("..")
+            || (yaml
+                && path
+                    .parent()
+                    .is_some_and(|parent| self.policy_directories.contains(parent)))
+    }
+}
+
+/// `path` absolute and without `.` segments (symlinks kept).
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 impl Watch {
     fn start(tx: mpsc::Sender<Trigger>) -> Option<Self> {
+        let interest = Arc::new(std::sync::RwLock::new(Interest::default()));
+        let filter = Arc::clone(&interest);
         let handler = move |event: notify::Result<notify::Event>| {
             let relevant = match event {
-                Ok(event) => changes(&event.kind),
+                Ok(event) => {
+                    changes(&event.kind) && {
+                        let interest = filter
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        event.paths.iter().any(|path| interest.matters(path))
+                    }
+                }
                 // An overflowed or failed watch may have missed a change.
                 Err(_) => true,
             };
@@ -161,6 +210,7 @@ impl Watch {
             Ok(watcher) => Some(Self {
                 watcher,
                 directories: HashSet::new(),
+                interest,
             }),
             Err(error) => {
                 tracing::warn!(%error, "cannot watch the policy files; reload with SIGHUP");
@@ -169,20 +219,45 @@ impl Watch {
         }
     }
 
-    /// Watches the directories of every file `policy` loads, and the policy directories.
+    /// Watches what `policy` loads: the directories of its files (where symlinks point too),
+    /// the policy directories, and their parents (a directory replaced whole shows there).
+    /// Called after every reload, so a replaced directory is watched again.
     fn add(&mut self, policy: &LivePolicy) {
+        let mut interest = Interest::default();
+        let mut directories = HashSet::new();
         for file in policy.watched_files() {
-            let directory = if file.is_dir() {
-                file
-            } else {
-                match file.parent() {
-                    Some(parent) if parent != Path::new("") => parent.to_path_buf(),
-                    _ => PathBuf::from("."),
-                }
-            };
-            if self.directories.contains(&directory) {
-                continue;
+            let file = absolute(&file);
+            let mut paths = vec![file.clone()];
+            if let Ok(resolved) = std::fs::canonicalize(&file) {
+                paths.push(resolved);
             }
+            for path in paths {
+                let directory = if path.is_dir() {
+                    interest.policy_directories.insert(path.clone());
+                    path.clone()
+                } else {
+                    interest.files.insert(path.clone());
+                    match path.parent() {
+                        Some(parent) => parent.to_path_buf(),
+                        None => continue,
+                    }
+                };
+                interest.directories.insert(directory.clone());
+                if let Some(parent) = directory.parent() {
+                    directories.insert(parent.to_path_buf());
+                }
+                directories.insert(directory);
+            }
+        }
+        *self
+            .interest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = interest;
+        // Watch again: a directory replaced since is a new directory at the same path.
+        for directory in self.directories.drain() {
+            let _ = self.watcher.unwatch(&directory);
+        }
+        for directory in directories {
             match self.watcher.watch(&directory, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     tracing::debug!(directory = %directory.display(), "watching for policy changes");

@@ -328,7 +328,9 @@ impl Tls {
                     accepted = listener.accept() => match accepted {
                         Ok(accepted) => accepted,
                         Err(error) => {
+                            // Out of file descriptors, say: back off instead of spinning.
                             tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
                     },
