@@ -397,6 +397,35 @@ impl Config {
                 "decision_log.to must be stdout, stderr, off or a file path".into(),
             ));
         }
+        let limits = &config.limits;
+        if limits.max_request_bytes < 1024 {
+            return Err(invalid(
+                None,
+                format!(
+                    "limits.max_request_bytes {} is too small for any CheckRequest (at least 1024)",
+                    limits.max_request_bytes
+                ),
+            ));
+        }
+        if limits.max_concurrent_checks == 0 || limits.check_timeout.is_zero() {
+            return Err(invalid(
+                None,
+                "limits.max_concurrent_checks and limits.check_timeout must be above zero, or every Check is refused".into(),
+            ));
+        }
+        if let Some(tls) = &config.tls
+            && let Some(pattern) = tls
+                .allowed_callers
+                .iter()
+                .find(|p| !p.starts_with("spiffe://") || p.len() <= "spiffe://".len())
+        {
+            return Err(invalid(
+                None,
+                format!(
+                    "tls.allowed_callers {pattern:?} is not a SPIFFE ID or pattern (spiffe://trust.domain/path, * and ** allowed)"
+                ),
+            ));
+        }
         Ok(config)
     }
 
@@ -692,6 +721,24 @@ mod tests {
         // A protocol without an endpoint (set for other processes) leaves spans off.
         let off = from_env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap();
         assert_eq!(off.otlp, None);
+    }
+
+    #[test]
+    fn degenerate_limits_and_callers_are_refused() {
+        for (text, message) in [
+            ("limits: {max_request_bytes: 0}\n", "too small"),
+            ("limits: {max_concurrent_checks: 0}\n", "above zero"),
+            ("limits: {check_timeout: 0s}\n", "above zero"),
+            (
+                "tls: {cert: c, key: k, client_ca: ca, allowed_callers: [\"not an id\"]}\n",
+                "not a SPIFFE ID",
+            ),
+        ] {
+            let error = Config::parse(Path::new("w.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(message), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -208,8 +208,19 @@ fn explain_shows_trust_checks_and_every_rule() {
     let request = write(&dir, "request.json", REQUEST);
     let output = warrant(&["explain", "--policy", &policy, "--request", &request]);
     assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let (revision_line, text) = {
+        let mut lines: Vec<&str> = text.lines().collect();
+        let line = lines.remove(2);
+        (line.to_owned(), lines.join("\n") + "\n")
+    };
+    assert!(
+        revision_line.starts_with("policy:   revision "),
+        "{revision_line}"
+    );
+    assert_eq!(revision_line.len(), "policy:   revision ".len() + 12);
     assert_eq!(
-        stdout(&output),
+        text,
         "decision: deny (stage rules, rule 'no-admin', HTTP 404)\n\
          reason:   deny rule 'no-admin' matched\n\
          \n\

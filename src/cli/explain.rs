@@ -103,6 +103,7 @@ pub fn text(explanation: &Explanation) -> String {
         decision.verdict, decision.stage, decision.http_status
     );
     let _ = writeln!(out, "reason:   {}", decision.reason);
+    let _ = writeln!(out, "policy:   revision {}", decision.policy_revision);
     let _ = writeln!(out, "\ntrust");
     for check in &explanation.trust {
         let (result, reason) = trust_result(check);

@@ -32,16 +32,16 @@ impl GrpcListener {
             Listen::Tcp(addr) => TcpListener::bind(addr)
                 .await
                 .map(GrpcListener::Tcp)
-                .map_err(|source| ServerError::Bind {
+                .map_err(|reason| ServerError::Bind {
                     addr: listen.to_string(),
-                    source,
+                    reason,
                 }),
             #[cfg(unix)]
             Listen::Unix(path) => bind_unix(path).map(|l| GrpcListener::Unix(l, path.clone())),
             #[cfg(not(unix))]
             Listen::Unix(_) => Err(ServerError::Bind {
                 addr: listen.to_string(),
-                source: std::io::Error::other("Unix sockets need a Unix system"),
+                reason: std::io::Error::other("Unix sockets need a Unix system"),
             }),
         }
     }
@@ -72,7 +72,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let refuse = |reason: String| ServerError::Bind {
         addr: format!("unix:{}", path.display()),
-        source: std::io::Error::other(reason),
+        reason: std::io::Error::other(reason),
     };
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         if !metadata.file_type().is_socket() {
@@ -98,9 +98,9 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
         std::fs::remove_file(path)
             .map_err(|e| refuse(format!("cannot remove the stale socket: {e}")))?;
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(|source| ServerError::Bind {
+    let listener = tokio::net::UnixListener::bind(path).map_err(|reason| ServerError::Bind {
         addr: format!("unix:{}", path.display()),
-        source,
+        reason,
     })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(|e| refuse(format!("cannot set the socket's mode: {e}")))?;

@@ -47,10 +47,10 @@ pub enum ServerError {
         path: std::path::PathBuf,
         errors: PolicyErrors,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {reason}")]
     Bind {
         addr: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -357,9 +357,9 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
             Some(
                 TcpListener::bind(admin.listen)
                     .await
-                    .map_err(|source| ServerError::Bind {
+                    .map_err(|reason| ServerError::Bind {
                         addr: admin.listen.to_string(),
-                        source,
+                        reason,
                     })?,
             )
         }
