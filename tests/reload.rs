@@ -202,6 +202,10 @@ async fn a_reload_replaces_the_policy_whole_and_an_invalid_one_changes_nothing()
         metrics.contains("rule=\"only-b\""),
         "the new policy's rules are counted: {metrics}"
     );
+    assert!(
+        !metrics.contains("rule=\"only-a\""),
+        "a rule no longer loaded has no series: {metrics}"
+    );
 
     // Fixed: it serves, and the error is gone.
     std::fs::write(&policy, policy_allowing("c")).unwrap();

@@ -332,8 +332,34 @@ impl Metrics {
                 (Arc::clone(id), counter)
             })
             .collect();
-        self.counters
-            .store(Arc::new(PolicyCounters { checks, shadow }));
+        let previous = self
+            .counters
+            .swap(Arc::new(PolicyCounters { checks, shadow }));
+        // Series of rules the new policy no longer has go away.
+        let current = self.counters.load();
+        for (verdict, stage, rule) in previous.checks.keys() {
+            if rule.is_some()
+                && !current
+                    .checks
+                    .contains_key(&(*verdict, *stage, rule.clone()))
+            {
+                self.checks.remove(&CheckLabels {
+                    decision: verdict.as_str(),
+                    stage: stage.as_str(),
+                    rule: RuleLabel(rule.clone()),
+                });
+            }
+        }
+        for rule in previous.shadow.keys() {
+            if !current.shadow.contains_key(rule) {
+                for effect in [Verdict::Allow, Verdict::Deny] {
+                    self.shadow_family.remove(&ShadowLabels {
+                        rule: RuleLabel(Some(Arc::clone(rule))),
+                        effect: effect.as_str(),
+                    });
+                }
+            }
+        }
         self.rules
             .set(i64::try_from(policy.rule_count()).unwrap_or(i64::MAX));
         self.policy_info.clear();

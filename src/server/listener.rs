@@ -122,3 +122,33 @@ pub fn socket_path(listener: &GrpcListener) -> Option<PathBuf> {
         GrpcListener::Unix(_, path) => Some(path.clone()),
     }
 }
+
+/// Accepts plaintext TCP connections on `listener` (no delay on them), backing off after an
+/// accept error (out of file descriptors, say) instead of spinning, until the returned
+/// receiver is dropped.
+pub fn accept_tcp(
+    listener: TcpListener,
+) -> tokio::sync::mpsc::Receiver<Result<tokio::net::TcpStream, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    if tx.send(Ok(stream)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    rx
+}

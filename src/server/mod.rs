@@ -507,7 +507,7 @@ impl BoundServer {
                 }
                 None => {
                     let incoming =
-                        tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+                        tokio_stream::wrappers::ReceiverStream::new(listener::accept_tcp(tcp));
                     serve_with(incoming, self.service, self.options, shutdown).await
                 }
             },
