@@ -2,25 +2,18 @@
 //! that turns health and readiness first, drains Checks in flight, and is bounded by
 //! `shutdown_grace`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use warrant::config::Config;
 
 const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warrant-life-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A policy whose rule on `/slow` takes a while to evaluate (a million-step comprehension),
 /// so a Check can be in flight when shutdown begins.
@@ -37,26 +30,6 @@ rules:
     effect: allow
     when: request.path == "/fast"
 "#;
-
-fn check_request(path: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: FRONTEND.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".into(),
-                    path: path.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
 
 fn config(dir: &Path, extra: &str) -> Config {
     std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
@@ -87,7 +60,7 @@ async fn health(addr: std::net::SocketAddr, service: &str) -> Result<i32, tonic:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_serves_and_reflection_is_opt_in() {
-    let dir = temp_dir("health");
+    let dir = common::fixtures::temp_dir("life", "health");
     let bound = warrant::server::bind(config(&dir, "")).await.unwrap();
     let addr = bound.grpc_addr().unwrap();
     tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
@@ -102,7 +75,7 @@ async fn health_serves_and_reflection_is_opt_in() {
     assert_eq!(unknown.code(), tonic::Code::NotFound);
     // Reflection is off: its service is unimplemented.
     assert_eq!(reflection(addr).await, Some(tonic::Code::Unimplemented));
-    let dir = temp_dir("reflection");
+    let dir = common::fixtures::temp_dir("life", "reflection");
     let bound = warrant::server::bind(config(&dir, "grpc_reflection: true\n"))
         .await
         .unwrap();
@@ -135,7 +108,7 @@ async fn reflection(addr: std::net::SocketAddr) -> Option<tonic::Code> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
-    let dir = temp_dir("drain");
+    let dir = common::fixtures::temp_dir("life", "drain");
     let bound = warrant::server::bind(config(&dir, "shutdown_grace: 30s\n"))
         .await
         .unwrap();
@@ -168,7 +141,8 @@ async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
     let first = watch.message().await.unwrap().unwrap().status;
     assert_eq!(first, ServingStatus::Serving as i32);
     let started = Instant::now();
-    let slow = tokio::spawn(async move { client.check(check_request("/slow")).await });
+    let slow =
+        tokio::spawn(async move { client.check(common::fixtures::get(FRONTEND, "/slow")).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!slow.is_finished(), "the slow Check is in flight");
     let _ = stop_tx.send(());
@@ -199,7 +173,7 @@ async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_grace_bounds_the_drain() {
-    let dir = temp_dir("grace");
+    let dir = common::fixtures::temp_dir("life", "grace");
     let bound = warrant::server::bind(config(&dir, "shutdown_grace: 200ms\n"))
         .await
         .unwrap();
@@ -218,7 +192,7 @@ async fn shutdown_grace_bounds_the_drain() {
     // Three slow Checks in a row on one connection: far longer than the grace.
     let slow = tokio::spawn(async move {
         for _ in 0..3 {
-            let _ = client.check(check_request("/slow")).await;
+            let _ = client.check(common::fixtures::get(FRONTEND, "/slow")).await;
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -237,7 +211,7 @@ async fn shutdown_grace_bounds_the_drain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unix_socket_listener_for_sidecars() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = temp_dir("uds");
+    let dir = common::fixtures::temp_dir("life", "uds");
     let socket = dir.join("authz.sock");
     // A stale socket from an earlier run is replaced.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
@@ -274,7 +248,7 @@ async fn a_unix_socket_listener_for_sidecars() {
         .await
         .unwrap();
     let response = AuthorizationClient::new(channel)
-        .check(check_request("/fast"))
+        .check(common::fixtures::get(FRONTEND, "/fast"))
         .await
         .unwrap()
         .into_inner();
@@ -290,7 +264,7 @@ async fn a_unix_socket_listener_for_sidecars() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_answers_with_an_error_not_a_decision() {
-    let dir = temp_dir("limits");
+    let dir = common::fixtures::temp_dir("life", "limits");
     let bound = warrant::server::bind(config(
         &dir,
         "limits: {max_request_bytes: 2000, max_concurrent_checks: 1, check_timeout: 50ms}\n",
@@ -304,13 +278,13 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
     let mut client = connect().await.unwrap();
     // Within the limits.
     let ok = client
-        .check(check_request("/fast"))
+        .check(common::fixtures::get(FRONTEND, "/fast"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ok.status.map(|s| s.code), Some(0));
     // Too large.
-    let mut large = check_request("/fast");
+    let mut large = common::fixtures::get(FRONTEND, "/fast");
     if let Some(http) = large
         .attributes
         .as_mut()
@@ -328,13 +302,20 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
         "{too_large:?}"
     );
     // Past check_timeout: the slow rule takes longer than 50 ms.
-    let late = client.check(check_request("/slow")).await.unwrap_err();
+    let late = client
+        .check(common::fixtures::get(FRONTEND, "/slow"))
+        .await
+        .unwrap_err();
     assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
     // One Check at a time: a second one while the first is decided is refused at once.
     let mut other = connect().await.unwrap();
-    let slow = tokio::spawn(async move { client.check(check_request("/slow")).await });
+    let slow =
+        tokio::spawn(async move { client.check(common::fixtures::get(FRONTEND, "/slow")).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let refused = other.check(check_request("/fast")).await.unwrap_err();
+    let refused = other
+        .check(common::fixtures::get(FRONTEND, "/fast"))
+        .await
+        .unwrap_err();
     assert_eq!(
         refused.code(),
         tonic::Code::ResourceExhausted,
@@ -366,7 +347,7 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delay_keeps_serving_while_health_says_not_serving() {
-    let dir = temp_dir("delay");
+    let dir = common::fixtures::temp_dir("life", "delay");
     let bound = warrant::server::bind(config(&dir, "shutdown_delay: 500ms\n"))
         .await
         .unwrap();
@@ -398,7 +379,7 @@ async fn shutdown_delay_keeps_serving_while_health_says_not_serving() {
         .await
         .unwrap();
     let response = client
-        .check(check_request("/fast"))
+        .check(common::fixtures::get(FRONTEND, "/fast"))
         .await
         .unwrap()
         .into_inner();

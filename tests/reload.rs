@@ -1,26 +1,20 @@
 //! Policy reloads: atomic replacement, invalid policies rejected whole, SIGHUP, and the
 //! revision every decision reports.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use envoy_types::ext_authz::v3::pb::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 use envoy_types::pb::google::protobuf::value::Kind;
 use warrant::config::Config;
 use warrant::server::live::Reload;
 
 const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warrant-reload-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A policy that allows exactly `path`.
 fn policy_allowing(path: &str) -> String {
@@ -28,26 +22,6 @@ fn policy_allowing(path: &str) -> String {
         "trust: {{trust_domains: [prod.example.org]}}\nrules:\n  - id: only-{0}\n    effect: allow\n    when: request.path == \"/{0}\"\n",
         path.trim_start_matches('/')
     )
-}
-
-fn check_request(path: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: FRONTEND.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".into(),
-                    path: path.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
 }
 
 /// (allowed, revision) from a CheckResponse.
@@ -103,7 +77,7 @@ fn config(dir: &Path, policy: &Path) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_replaces_the_policy_whole_and_an_invalid_one_changes_nothing() {
-    let dir = temp_dir("whole");
+    let dir = common::fixtures::temp_dir("reload", "whole");
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, policy_allowing("a")).unwrap();
     let bound = warrant::server::bind(config(&dir, &policy)).await.unwrap();
@@ -117,7 +91,7 @@ async fn a_reload_replaces_the_policy_whole_and_an_invalid_one_changes_nothing()
     let mut check = async |path: &str| {
         outcome(
             &client
-                .check(check_request(path))
+                .check(common::fixtures::get(FRONTEND, path))
                 .await
                 .unwrap()
                 .into_inner(),
@@ -222,7 +196,7 @@ async fn a_reload_replaces_the_policy_whole_and_an_invalid_one_changes_nothing()
 
 #[test]
 fn sighup_reloads_the_policy() {
-    let dir = temp_dir("sighup");
+    let dir = common::fixtures::temp_dir("reload", "sighup");
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, policy_allowing("a")).unwrap();
     let admin_port = {
@@ -329,7 +303,7 @@ async fn next_revision(live: &warrant::server::live::LivePolicy, old: &str) -> S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_to_the_policy_and_its_data_files_reload_it() {
-    let dir = temp_dir("watch");
+    let dir = common::fixtures::temp_dir("reload", "watch");
     let policy = dir.join("policy.yaml");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::write(dir.join("data/paths.json"), r#"{"paths": ["/a"]}"#).unwrap();
@@ -348,7 +322,8 @@ async fn changes_to_the_policy_and_its_data_files_reload_it() {
     std::fs::write(dir.join("data/paths.json"), r#"{"paths": ["/b"]}"#).unwrap();
     let second = next_revision(&live, &first).await;
     let decide = |path: &str| {
-        let request = warrant::server::convert::authz_request(check_request(path));
+        let request =
+            warrant::server::convert::authz_request(common::fixtures::get(FRONTEND, path));
         live.current()
             .decide(&request, std::time::SystemTime::now())
             .is_allowed()
@@ -369,7 +344,7 @@ async fn changes_to_the_policy_and_its_data_files_reload_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_symlink_swap_reloads() {
     use std::os::unix::fs::symlink;
-    let dir = temp_dir("configmap");
+    let dir = common::fixtures::temp_dir("reload", "configmap");
     let version = |name: &str, allowed: &str| {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("policy.yaml"), policy_allowing(allowed)).unwrap();
@@ -388,7 +363,7 @@ async fn a_configmap_symlink_swap_reloads() {
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(dir.join("..2026_11_30_01")).unwrap();
     next_revision(&live, &first).await;
-    let request = warrant::server::convert::authz_request(check_request("/b"));
+    let request = warrant::server::convert::authz_request(common::fixtures::get(FRONTEND, "/b"));
     assert!(
         live.current()
             .decide(&request, std::time::SystemTime::now())
@@ -400,7 +375,7 @@ async fn a_configmap_symlink_swap_reloads() {
 /// alternating: no Check fails, and every decision is the one its reported revision makes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_no_check_and_decisions_match_their_revision() {
-    let dir = temp_dir("load");
+    let dir = common::fixtures::temp_dir("reload", "load");
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, policy_allowing("v0")).unwrap();
     let bound = warrant::server::bind(watching_config(&dir, &policy))
@@ -422,7 +397,7 @@ async fn reloads_under_load_lose_no_check_and_decisions_match_their_revision() {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 n = (n + 1) % 10;
                 let response = client
-                    .check(check_request(&format!("/v{n}")))
+                    .check(common::fixtures::get(FRONTEND, &format!("/v{n}")))
                     .await
                     .expect("no Check fails during reloads")
                     .into_inner();
@@ -494,7 +469,7 @@ async fn reloads_under_load_lose_no_check_and_decisions_match_their_revision() {
 /// no line is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_decision_log_follows_rotation() {
-    let dir = temp_dir("rotate");
+    let dir = common::fixtures::temp_dir("reload", "rotate");
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, policy_allowing("a")).unwrap();
     let log = dir.join("decisions.jsonl");
@@ -525,14 +500,20 @@ async fn the_decision_log_follows_rotation() {
             .unwrap();
     };
     for _ in 0..3 {
-        client.check(check_request("/a")).await.unwrap();
+        client
+            .check(common::fixtures::get(FRONTEND, "/a"))
+            .await
+            .unwrap();
     }
     flush(auditor.clone()).await;
     assert_eq!(lines(&log), 3);
     // Rotated without a signal: detected before the next write.
     std::fs::rename(&log, dir.join("decisions.jsonl.1")).unwrap();
     for _ in 0..2 {
-        client.check(check_request("/a")).await.unwrap();
+        client
+            .check(common::fixtures::get(FRONTEND, "/a"))
+            .await
+            .unwrap();
     }
     flush(auditor.clone()).await;
     assert_eq!((lines(&dir.join("decisions.jsonl.1")), lines(&log)), (3, 2));
@@ -542,7 +523,10 @@ async fn the_decision_log_follows_rotation() {
     tokio::task::spawn_blocking(move || reopening.reopen_decision_log())
         .await
         .unwrap();
-    client.check(check_request("/a")).await.unwrap();
+    client
+        .check(common::fixtures::get(FRONTEND, "/a"))
+        .await
+        .unwrap();
     flush(auditor.clone()).await;
     assert_eq!((lines(&dir.join("decisions.jsonl.2")), lines(&log)), (2, 1));
 }
@@ -550,7 +534,7 @@ async fn the_decision_log_follows_rotation() {
 /// The admin listener's status page, as JSON and as HTML: no secrets, no request data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
-    let dir = temp_dir("status");
+    let dir = common::fixtures::temp_dir("reload", "status");
     let policy = dir.join("policy.yaml");
     std::fs::write(
         &policy,
@@ -569,7 +553,10 @@ async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
         .await
         .unwrap();
     for _ in 0..3 {
-        client.check(check_request("/a")).await.unwrap();
+        client
+            .check(common::fixtures::get(FRONTEND, "/a"))
+            .await
+            .unwrap();
     }
     // A failed reload shows.
     std::fs::write(&policy, "trust: {trust_domains: []}\n").unwrap();
@@ -621,7 +608,7 @@ async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
 /// to its target; a data directory replaced whole keeps being watched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_follows_the_policys_own_files_only() {
-    let dir = temp_dir("own");
+    let dir = common::fixtures::temp_dir("reload", "own");
     let store = dir.join("store");
     std::fs::create_dir_all(store.join("data")).unwrap();
     std::fs::write(store.join("data/paths.json"), r#"{"paths": ["/a"]}"#).unwrap();

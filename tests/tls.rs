@@ -3,14 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{Ca, Leaf, LeafSpec};
-use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use warrant::config::Config;
@@ -18,37 +16,10 @@ use warrant::config::Config;
 const ENVOY: &str = "spiffe://prod.example.org/ns/istio-system/sa/ingressgateway";
 const OTHER: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warrant-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn server_leaf(ca: &Ca) -> Leaf {
     let mut spec = LeafSpec::svid("spiffe://prod.example.org/ns/warrant/sa/warrant");
     spec.dns = vec!["localhost".into()];
     ca.leaf(spec)
-}
-
-fn check_request() -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: OTHER.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".into(),
-                    path: "/".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
 }
 
 /// Writes the server's files and starts it; returns its address.
@@ -136,7 +107,7 @@ async fn connect(
 
 async fn check(client: &mut AuthorizationClient<tonic::transport::Channel>) -> Result<i32, String> {
     client
-        .check(check_request())
+        .check(common::fixtures::get(OTHER, "/"))
         .await
         .map(|r| r.into_inner().status.map_or(-1, |s| s.code))
         .map_err(|e| e.to_string())
@@ -144,7 +115,7 @@ async fn check(client: &mut AuthorizationClient<tonic::transport::Channel>) -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_checks_and_plaintext_is_refused() {
-    let dir = temp_dir("tls");
+    let dir = common::fixtures::temp_dir("tls", "tls");
     let ca = Ca::new("prod");
     let addr = start(&dir, &ca, "").await;
     let (mut client, _) = connect(addr, &ca, None).await.unwrap();
@@ -153,14 +124,17 @@ async fn tls_serves_checks_and_plaintext_is_refused() {
         .await
         .unwrap();
     assert!(
-        plain.check(check_request()).await.is_err(),
+        plain
+            .check(common::fixtures::get(OTHER, "/"))
+            .await
+            .is_err(),
         "plaintext is not served"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_admits_allowed_callers_only() {
-    let dir = temp_dir("mtls");
+    let dir = common::fixtures::temp_dir("tls", "mtls");
     let ca = Ca::new("prod");
     let addr = start(
         &dir,
@@ -211,7 +185,7 @@ async fn mtls_admits_allowed_callers_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_serves_new_connections_and_open_ones_keep_going() {
-    let dir = temp_dir("rotate");
+    let dir = common::fixtures::temp_dir("tls", "rotate");
     let ca = Ca::new("prod");
     let addr = start(&dir, &ca, "").await;
     let (mut before, first_leaf) = connect(addr, &ca, None).await.unwrap();

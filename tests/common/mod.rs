@@ -1,6 +1,7 @@
 //! Test certificate factory: CAs per trust domain and X.509-SVIDs shaped as each test needs.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod policy;
 
 use std::time::{Duration, SystemTime};
