@@ -86,11 +86,14 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             "files": policy.files().len(),
             "rules": policy.rule_count(),
             "warnings": policy.warnings().len(),
+            "loop_bound": policy.loop_bound(),
+            "decided_on": crate::server::deciders::placement(&policy),
             "last_reload_error": status.last_error.map(|(at, errors)| json!({"at": rfc3339(at), "errors": errors})),
             "reloads": {"success": reloads_succeeded, "failure": reloads_failed},
         },
         "rules": rules,
         "checks_refused": {"overloaded": overloaded, "timeout": timeout},
+        "checks_in_flight": metrics.in_flight_count(),
         "audit": {
             "decision_log": {
                 "to": info.decision_log,
@@ -169,6 +172,7 @@ pub fn html(status: &Value) -> String {
         ("files", "files"),
         ("rules", "rules"),
         ("warnings", "warnings"),
+        ("decided on", "decided_on"),
     ] {
         page.push_str(&row(label, &policy[key]));
     }
@@ -227,6 +231,7 @@ pub fn html(status: &Value) -> String {
             status["checks_refused"]["overloaded"], status["checks_refused"]["timeout"]
         )),
     ));
+    page.push_str(&row("Checks in flight", &status["checks_in_flight"]));
     page.push_str("</table><p>JSON: <a href=\"/status\">/status</a> · metrics: <a href=\"/metrics\">/metrics</a></p></body></html>\n");
     page
 }

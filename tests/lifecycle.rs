@@ -307,6 +307,10 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
         .await
         .unwrap_err();
     assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+    // Its evaluation still holds the one slot until it ends.
+    while in_flight(&live) > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // One Check at a time: a second one while the first is decided is refused at once.
     let mut other = connect().await.unwrap();
     let slow =
@@ -387,4 +391,113 @@ async fn shutdown_delay_keeps_serving_while_health_says_not_serving() {
     drop(client);
     server.await.unwrap().unwrap();
     assert!(stopping.elapsed() >= Duration::from_millis(500));
+}
+
+/// `warrant_checks_in_flight` now.
+fn in_flight(live: &warrant::server::live::LivePolicy) -> i64 {
+    let metrics = live.metrics().encode();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("warrant_checks_in_flight "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no warrant_checks_in_flight in {metrics}"))
+}
+
+/// GET `path` from the admin listener: the status code.
+async fn admin_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {response}"))
+}
+
+/// Rules are decided on the decider threads, not the async workers: while slow rules keep
+/// every decider busy, the deadline still answers on time, gRPC health and `/readyz` answer, a
+/// Check queued behind them is refused at its deadline and never decided, and shutdown is
+/// bounded by `shutdown_grace`. Each "on time" is an order, not a timing: it happens while
+/// the slow rules are still running (their slots still taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_rules_starve_neither_health_nor_the_limits() {
+    let dir = common::fixtures::temp_dir("life", "starve");
+    let bound = warrant::server::bind(config(
+        &dir,
+        "limits: {check_timeout: 100ms}\nshutdown_grace: 100ms\nadmin: {listen: 127.0.0.1:0}\n",
+    ))
+    .await
+    .unwrap();
+    let (addr, admin) = (bound.grpc_addr().unwrap(), bound.admin_addr().unwrap());
+    let live = std::sync::Arc::clone(bound.policy());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    // One more slow Check than there are deciders (one per CPU): one of them waits in line.
+    let deciders = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut slow = Vec::new();
+    for _ in 0..=deciders {
+        let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(async move {
+            client.check(common::fixtures::get(FRONTEND, "/slow")).await
+        }));
+    }
+    for check in slow {
+        let late = check.await.unwrap().unwrap_err();
+        assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+    }
+    // Every one was answered at its deadline, while the deciders still evaluate.
+    assert!(
+        in_flight(&live) >= deciders as i64,
+        "answered only after deciding"
+    );
+    assert_eq!(
+        health(addr, "").await.unwrap(),
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(admin_status(admin, "/readyz").await, 200);
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let queued = client
+        .check(common::fixtures::get(FRONTEND, "/fast"))
+        .await
+        .unwrap_err();
+    assert_eq!(queued.code(), tonic::Code::DeadlineExceeded, "{queued:?}");
+    assert!(in_flight(&live) >= 1, "the slow rules still run");
+    // Shutdown ends within its grace, whatever the deciders are doing.
+    let _ = stop_tx.send(());
+    server.await.unwrap().expect("a clean shutdown");
+    assert!(in_flight(&live) >= 1, "shutdown waited for the slow rules");
+    // Once they end: every Check was refused at its deadline, none was counted as decided.
+    let waiting = Instant::now();
+    while in_flight(&live) > 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(120),
+            "the deciders never finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = live.metrics().encode();
+    let refused = format!(
+        "warrant_checks_refused_total{{reason=\"timeout\"}} {}",
+        deciders + 2
+    );
+    assert!(metrics.contains(&refused), "{refused} in {metrics}");
+    for rule in ["slow", "fast"] {
+        let decided =
+            format!("warrant_checks_total{{decision=\"allow\",stage=\"rules\",rule=\"{rule}\"}} 0");
+        assert!(metrics.contains(&decided), "{decided} in {metrics}");
+    }
 }

@@ -154,6 +154,16 @@ struct RefusedLabels {
     reason: &'static str,
 }
 
+/// One Check counted in `warrant_checks_in_flight` while this lives.
+#[derive(Debug)]
+pub struct InFlight(Gauge<i64, AtomicI64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// All of Warrant's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -168,6 +178,7 @@ pub struct Metrics {
     reloads_failed: Counter,
     refused_overloaded: Counter,
     refused_timeout: Counter,
+    in_flight: Gauge<i64, AtomicI64>,
     tls_refused: Family<RefusedLabels, Counter>,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
@@ -222,6 +233,12 @@ impl Default for Metrics {
         let refused_timeout = refused
             .get_or_create(&RefusedLabels { reason: "timeout" })
             .clone();
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "checks_in_flight",
+            "Checks admitted and not yet finished deciding: slots of limits.max_concurrent_checks in use",
+            in_flight.clone(),
+        );
         let tls_refused = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "tls_refused",
@@ -278,6 +295,7 @@ impl Default for Metrics {
             reloads_failed,
             refused_overloaded,
             refused_timeout,
+            in_flight,
             tls_refused,
             dropped_decision_log,
             dropped_otlp,
@@ -385,6 +403,17 @@ impl Metrics {
             "overloaded" => self.refused_overloaded.inc(),
             _ => self.refused_timeout.inc(),
         };
+    }
+
+    /// Counts a Check in flight until the returned guard is dropped.
+    pub fn check_in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Checks in flight now.
+    pub fn in_flight_count(&self) -> i64 {
+        self.in_flight.get()
     }
 
     /// Counts a connection closed by TLS: `handshake` or `caller`.

@@ -4,14 +4,17 @@
 //! the caller's `grpc-timeout` when shorter. At a limit Envoy gets a gRPC error, not a
 //! decision: with `failure_mode_allow: false` it denies with its `status_on_error`.
 //!
-//! Evaluation is not interrupted (rules are bounded in depth, not in steps): a Check that
-//! finishes past its deadline is answered DEADLINE_EXCEEDED, and its decision is recorded with
-//! that error so the audit does not show a decision Envoy never received.
+//! Checks are decided on the decider threads (`deciders`), so the deadline answers on time
+//! even while a slow rule runs: DEADLINE_EXCEEDED at the deadline. Evaluation itself is not
+//! interrupted (rules are bounded in depth, not in steps), and its slot stays taken until it
+//! ends; a decision reached after the deadline answered is recorded with that error, so the
+//! audit does not show a decision Envoy never received, and a Check still queued at its
+//! deadline is never decided.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LimitsConfig;
 
@@ -37,8 +40,8 @@ impl Limits {
     }
 
     /// A slot for one Check, or `None` at `max_concurrent_checks`.
-    pub fn admit(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().ok()
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
     }
 
     /// The deadline of a Check whose caller sent `grpc_timeout` (the header's value).

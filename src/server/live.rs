@@ -128,7 +128,15 @@ impl LivePolicy {
         match &outcome {
             Reload::Replaced { from, to } => {
                 self.metrics.reloaded(true);
-                tracing::info!(from = %from, to = %to, rules = self.current().rule_count(), "policy reloaded");
+                let current = self.current();
+                tracing::info!(
+                    from = %from,
+                    to = %to,
+                    rules = current.rule_count(),
+                    loop_bound = ?current.loop_bound(),
+                    decided_on = super::deciders::placement(&current),
+                    "policy reloaded"
+                );
             }
             Reload::Failed(_) => {
                 self.metrics.reloaded(false);

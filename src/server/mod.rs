@@ -2,6 +2,7 @@
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
 pub mod convert;
+pub mod deciders;
 mod limits;
 pub mod listener;
 pub mod live;
@@ -71,6 +72,9 @@ pub struct AuthzService {
     identity_header: Option<Arc<str>>,
     auditor: Arc<Auditor>,
     limits: limits::Limits,
+    /// Started at the first Check served over gRPC; `None` inside when the threads could not
+    /// be started (then Checks are decided on the async workers).
+    deciders: Arc<std::sync::OnceLock<Option<deciders::Deciders>>>,
 }
 
 impl AuthzService {
@@ -93,6 +97,7 @@ impl AuthzService {
             identity_header: (!identity_header.is_empty()).then(|| Arc::from(identity_header)),
             auditor: Arc::new(Auditor::metrics_only(metrics)),
             limits: limits::Limits::default(),
+            deciders: Arc::default(),
         }
     }
 
@@ -118,25 +123,29 @@ impl AuthzService {
     ) -> CheckResponse {
         // Without a deadline there is no error; were there one, it would still be a deny
         // (never an empty CheckResponse, which Envoy reads as OK).
-        self.check_within(request, metadata_parent, Duration::MAX)
+        let policy = self.policy.current();
+        self.check_within(&policy, request, metadata_parent, Duration::MAX, |_| true)
             .unwrap_or_else(|status| response::refused(&status))
     }
 
-    /// [`AuthzService::check_request`], answered with DEADLINE_EXCEEDED when deciding took
-    /// longer than `deadline` (the decision is audited with that error).
+    /// Decides and audits one CheckRequest; then `answered(elapsed)` says whether the decision
+    /// is still what the caller gets. When it is not (the deadline answered first) the
+    /// decision is audited with that error and DEADLINE_EXCEEDED returned.
     fn check_within(
         &self,
+        policy: &Policy,
         request: CheckRequest,
         metadata_parent: Option<TraceParent>,
         deadline: Duration,
+        answered: impl FnOnce(Duration) -> bool,
     ) -> Result<CheckResponse, Status> {
         let start = SystemTime::now();
         let timer = Instant::now();
         let malformed = request.attributes.is_none();
         let request = convert::authz_request(request);
-        let decision = self.policy.current().decide(&request, start);
+        let decision = policy.decide(&request, start);
         let elapsed = timer.elapsed();
-        let late = (elapsed > deadline).then(|| {
+        let late = (!answered(elapsed)).then(|| {
             format!(
                 "the Check took {elapsed:?}, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
                 crate::audit::UNANSWERED
@@ -156,7 +165,6 @@ impl AuthzService {
         self.auditor
             .record(&decision, &request, problem, start, elapsed, parent);
         if late.is_some() {
-            self.auditor.metrics().refused("timeout");
             return Err(Status::deadline_exceeded(format!(
                 "{} decided after its deadline ({deadline:?})",
                 decision.id
@@ -175,7 +183,7 @@ impl Authorization for AuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let Some(_permit) = self.limits.admit() else {
+        let Some(permit) = self.limits.admit() else {
             self.auditor.metrics().refused("overloaded");
             return Err(Status::resource_exhausted(
                 "warrant is deciding limits.max_concurrent_checks Checks already; this one was not decided",
@@ -186,8 +194,68 @@ impl Authorization for AuthzService {
         let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
         let parent = TraceParent::extract(header);
         let deadline = self.limits.deadline(header("grpc-timeout"));
-        self.check_within(request.into_inner(), parent, deadline)
-            .map(Response::new)
+        let request = request.into_inner();
+        let slot = (permit, self.auditor.metrics().check_in_flight());
+        let policy = self.policy.current();
+        // A policy whose rules loop little is decided right here, without a thread hop.
+        let deciders = deciders::needed(&policy).then(|| self.deciders()).flatten();
+        let Some(deciders) = deciders else {
+            let _slot = slot;
+            let result =
+                self.check_within(&policy, request, parent, deadline, |took| took <= deadline);
+            if result.is_err() {
+                self.auditor.metrics().refused("timeout");
+            }
+            return result.map(Response::new);
+        };
+        let answer = deciders::Answer::pending();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        let service = self.clone();
+        let policy = arc_swap::Guard::into_inner(policy);
+        let claim = Arc::clone(&answer);
+        let submitted = deciders.submit(move || {
+            let _slot = slot;
+            // Queued past its deadline: already answered, never decided.
+            if claim.timed_out() {
+                return;
+            }
+            let result = service.check_within(&policy, request, parent, deadline, |_| {
+                claim.claim_decided()
+            });
+            let _ = sender.send(result);
+        });
+        if !submitted {
+            return Err(Status::unavailable(
+                "warrant's deciders have stopped; this Check was not decided",
+            ));
+        }
+        let lost = || Status::internal("this Check's decider failed; it was not decided");
+        match tokio::time::timeout(deadline, &mut receiver).await {
+            Ok(result) => result.map_err(|_| lost())?.map(Response::new),
+            Err(_) if answer.claim_timed_out() => {
+                self.auditor.metrics().refused("timeout");
+                Err(Status::deadline_exceeded(format!(
+                    "not decided within its deadline ({deadline:?})"
+                )))
+            }
+            // The decider answered first: its result is on its way.
+            Err(_) => receiver.await.map_err(|_| lost())?.map(Response::new),
+        }
+    }
+}
+
+impl AuthzService {
+    /// The decider threads, started at the first call.
+    fn deciders(&self) -> Option<&deciders::Deciders> {
+        self.deciders
+            .get_or_init(|| match deciders::Deciders::per_cpu() {
+                Ok(deciders) => Some(deciders),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the decider threads; deciding Checks on the async workers");
+                    None
+                }
+            })
+            .as_ref()
     }
 }
 
@@ -323,6 +391,8 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         files,
         rules = policy.rule_count(),
         trust_domains = ?policy.trust().trust_domains(),
+        loop_bound = ?policy.loop_bound(),
+        decided_on = deciders::placement(&policy),
         "policy loaded"
     );
     let metrics = Arc::new(Metrics::default());

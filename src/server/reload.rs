@@ -253,9 +253,13 @@ impl Watch {
             .interest
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = interest;
-        // Watch again: a directory replaced since is a new directory at the same path.
-        for directory in self.directories.drain() {
+        // Watch every directory again: one replaced since is a new directory at the same path
+        // (watching a directory watched already keeps its watch). Never unwatch one still
+        // needed first: a change made in between would be missed.
+        let stale: Vec<PathBuf> = self.directories.difference(&directories).cloned().collect();
+        for directory in stale {
             let _ = self.watcher.unwatch(&directory);
+            self.directories.remove(&directory);
         }
         for directory in directories {
             match self.watcher.watch(&directory, RecursiveMode::NonRecursive) {

@@ -143,7 +143,7 @@ fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
 }
 
 /// Calls `f` on each direct child of `expr`.
-fn children(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
+pub(super) fn children<'e>(expr: &'e IdedExpr, f: &mut dyn FnMut(&'e IdedExpr)) {
     match &expr.expr {
         Expr::Call(call) => {
             if let Some(target) = &call.target {
