@@ -55,11 +55,12 @@ def port_open(port):
 
 class Stack:
     def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config="",
-                 extra_rules="", authz=None):
+                 extra_rules="", authz=None, otlp_port=None):
         """envoy_yaml: the Envoy config to run; envoy_config: optional function rewriting its
         text after the ports; warrant_config: extra lines for warrant.yaml; extra_rules: YAML
         rule entries put first in the example policy's rules; authz: instead of Warrant, a
-        function starting another ext_authz server on a port (returns it, with `stop`)."""
+        function starting another ext_authz server on a port (returns it, with `stop`);
+        otlp_port: where Envoy's tracer exports (default: a free port nothing listens on)."""
         self.tmp = tmp
         self.certs = make_certs.write_all(tmp / "certs")
         self.ports = {name: free_port() for name in ("listener", "admin", "warrant", "upstream")}
@@ -82,6 +83,7 @@ class Stack:
             ("port_value: 9901", f"port_value: {self.ports['admin']}"),
             ("port_value: 9191", f"port_value: {self.ports['warrant']}"),
             ("port_value: 8080", f"port_value: {self.ports['upstream']}"),
+            ("port_value: 4317", f"port_value: {otlp_port or free_port()}"),
         ):
             assert old in envoy_cfg, old
             envoy_cfg = envoy_cfg.replace(old, new)

@@ -2,7 +2,7 @@
 export to an OTLP collector inside this test. Envoy's spans and Warrant's `authz.check` span
 must form one trace, with `authz.check` a child of Envoy's ext_authz client span.
 
-Runs examples/tracing/envoy.yaml as shipped (hosts and ports rewritten)."""
+Runs examples/envoy/envoy.yaml as shipped (ports rewritten), the authz channel over mTLS."""
 
 import json
 import os
@@ -17,9 +17,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import ROOT, Stack, free_port, make_certs  # noqa: E402
-
-TRACING = ROOT / "examples" / "tracing"
+from stack import Stack, free_port, make_certs  # noqa: E402
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -58,15 +56,9 @@ def traced(tmp_path_factory):
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
 
-    def local(cfg):
-        for host in ("warrant", "upstream", "jaeger"):
-            cfg = cfg.replace(f"address: {host},", "address: 127.0.0.1,")
-        return cfg.replace("0.0.0.0", "127.0.0.1").replace("port_value: 4317", f"port_value: {port}")
-
     stack = Stack(
         tmp_path_factory.mktemp("tracing"),
-        envoy_yaml=TRACING / "envoy.yaml",
-        envoy_config=local,
+        otlp_port=port,
         warrant_config=(
             "telemetry:\n  service_name: warrant\n"
             f"  otlp: {{endpoint: \"http://127.0.0.1:{port}\"}}\n"
