@@ -22,6 +22,8 @@ pub struct ServerInfo {
     pub tls: &'static str,
     /// How many `tls.allowed_callers` patterns restrict callers (0: any caller the TLS admits).
     pub allowed_callers: usize,
+    /// The listener's TLS, for its certificate's expiry and reload errors.
+    pub tls_state: Option<Arc<crate::server::tls::Tls>>,
     pub admin: String,
     /// Where the decision log goes: `stdout`, `stderr`, `off` or a file path.
     pub decision_log: String,
@@ -71,6 +73,7 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
         }))
         .collect();
     let (reloads_succeeded, reloads_failed) = metrics.reload_counts();
+    let tls = info.tls_state.as_ref().map(|tls| tls.status());
     let (overloaded, timeout) = metrics.refused_counts();
     let uptime = SystemTime::now()
         .duration_since(info.started)
@@ -99,6 +102,7 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
                 "to": info.decision_log,
                 "queue_depth": metrics.queue_depth(Sink::DecisionLog),
                 "dropped": metrics.dropped_count(Sink::DecisionLog),
+                "reopen_failures": metrics.decision_log_reopen_failures(),
             },
             "otlp": {
                 "endpoint": info.otlp,
@@ -107,7 +111,14 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             },
         },
         "listeners": {
-            "grpc": {"address": info.grpc, "tls": info.tls, "allowed_callers": info.allowed_callers},
+            "grpc": {
+                "address": info.grpc,
+                "tls": info.tls,
+                "allowed_callers": info.allowed_callers,
+                "certificate_expires_at": tls.as_ref().and_then(|t| t.certificate_expires).map(rfc3339),
+                "certificate_loaded_at": tls.as_ref().map(|t| rfc3339(t.certificate_loaded)),
+                "last_tls_reload_error": tls.as_ref().and_then(|t| t.last_error.as_ref()).map(|(at, error)| json!({"at": rfc3339(*at), "error": error})),
+            },
             "admin": info.admin,
         },
     })
@@ -223,6 +234,20 @@ pub fn html(status: &Value) -> String {
     page.push_str(&row("gRPC ext_authz", &grpc["address"]));
     page.push_str(&row("TLS", &grpc["tls"]));
     page.push_str(&row("allowed caller patterns", &grpc["allowed_callers"]));
+    if !grpc["certificate_expires_at"].is_null() {
+        page.push_str(&row("certificate expires", &grpc["certificate_expires_at"]));
+        page.push_str(&row("certificate loaded", &grpc["certificate_loaded_at"]));
+    }
+    if let Some(error) = grpc["last_tls_reload_error"].as_object() {
+        page.push_str(&row(
+            "last TLS reload error",
+            &Value::String(format!(
+                "{}: {}",
+                error["at"].as_str().unwrap_or(""),
+                error["error"].as_str().unwrap_or("")
+            )),
+        ));
+    }
     page.push_str(&row("admin", &status["listeners"]["admin"]));
     page.push_str(&row(
         "Checks refused (overloaded / timeout)",

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use common::fixtures::{http_get, metric};
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -37,31 +38,6 @@ fn outcome(response: &CheckResponse) -> (bool, String) {
         })
         .unwrap_or_default();
     (allowed, revision)
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn metric(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn config(dir: &Path, policy: &Path) -> Config {
@@ -529,6 +505,17 @@ async fn the_decision_log_follows_rotation() {
         .unwrap();
     flush(auditor.clone()).await;
     assert_eq!((lines(&dir.join("decisions.jsonl.2")), lines(&log)), (2, 1));
+    // Rotated, and the path cannot be opened again (a directory took its place): the line
+    // goes on to the rotated file, and the failure is counted.
+    std::fs::rename(&log, dir.join("decisions.jsonl.3")).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    client
+        .check(common::fixtures::get(FRONTEND, "/a"))
+        .await
+        .unwrap();
+    flush(auditor.clone()).await;
+    assert_eq!(lines(&dir.join("decisions.jsonl.3")), 2);
+    assert_eq!(auditor.metrics().decision_log_reopen_failures(), 1);
 }
 
 /// The admin listener's status page, as JSON and as HTML: no secrets, no request data.

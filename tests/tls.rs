@@ -22,8 +22,8 @@ fn server_leaf(ca: &Ca) -> Leaf {
     ca.leaf(spec)
 }
 
-/// Writes the server's files and starts it; returns its address.
-async fn start(dir: &Path, ca: &Ca, tls: &str) -> std::net::SocketAddr {
+/// Writes the server's files and starts it; returns its address and its admin listener's.
+async fn start(dir: &Path, ca: &Ca, tls: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
     let leaf = server_leaf(ca);
     std::fs::write(dir.join("server.pem"), &leaf.pem).unwrap();
     std::fs::write(dir.join("server.key"), &leaf.key_pem).unwrap();
@@ -36,15 +36,15 @@ async fn start(dir: &Path, ca: &Ca, tls: &str) -> std::net::SocketAddr {
     let config = Config::parse(
         &dir.join("warrant.yaml"),
         &format!(
-            "listen: 127.0.0.1:0\npolicy: {d}/policy.yaml\ndecision_log: {{to: off}}\nreload: {{watch: false}}\ntls:\n  cert: {d}/server.pem\n  key: {d}/server.key\n{tls}",
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\npolicy: {d}/policy.yaml\ndecision_log: {{to: off}}\nreload: {{watch: false}}\ntls:\n  cert: {d}/server.pem\n  key: {d}/server.key\n{tls}",
             d = dir.display()
         ),
     )
     .unwrap();
     let bound = warrant::server::bind(config).await.unwrap();
-    let addr = bound.grpc_addr().unwrap();
+    let addrs = (bound.grpc_addr().unwrap(), bound.admin_addr().unwrap());
     tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
-    addr
+    addrs
 }
 
 /// A TLS connection trusting `ca`, presenting `client` when given; the server's leaf too.
@@ -117,7 +117,7 @@ async fn check(client: &mut AuthorizationClient<tonic::transport::Channel>) -> R
 async fn tls_serves_checks_and_plaintext_is_refused() {
     let dir = common::fixtures::temp_dir("tls", "tls");
     let ca = Ca::new("prod");
-    let addr = start(&dir, &ca, "").await;
+    let (addr, _) = start(&dir, &ca, "").await;
     let (mut client, _) = connect(addr, &ca, None).await.unwrap();
     assert_eq!(check(&mut client).await, Ok(0));
     let mut plain = AuthorizationClient::connect(format!("http://{addr}"))
@@ -136,7 +136,7 @@ async fn tls_serves_checks_and_plaintext_is_refused() {
 async fn mtls_admits_allowed_callers_only() {
     let dir = common::fixtures::temp_dir("tls", "mtls");
     let ca = Ca::new("prod");
-    let addr = start(
+    let (addr, _) = start(
         &dir,
         &ca,
         &format!(
@@ -187,9 +187,24 @@ async fn mtls_admits_allowed_callers_only() {
 async fn a_rotated_certificate_serves_new_connections_and_open_ones_keep_going() {
     let dir = common::fixtures::temp_dir("tls", "rotate");
     let ca = Ca::new("prod");
-    let addr = start(&dir, &ca, "").await;
+    let (addr, admin) = start(&dir, &ca, "").await;
     let (mut before, first_leaf) = connect(addr, &ca, None).await.unwrap();
     assert_eq!(check(&mut before).await, Ok(0));
+    let status = |admin| {
+        let (code, body) = common::fixtures::http_get(admin, "/status");
+        assert_eq!(code, 200);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["listeners"]["grpc"].clone()
+    };
+    let before_rotation = status(admin);
+    assert!(
+        before_rotation["certificate_expires_at"].is_string(),
+        "{before_rotation}"
+    );
+    assert!(before_rotation["last_tls_reload_error"].is_null());
+    let (_, metrics) = common::fixtures::http_get(admin, "/metrics");
+    let expiry =
+        common::fixtures::metric(&metrics, "warrant_tls_certificate_expiry_timestamp_seconds");
+    assert!(expiry.is_some_and(|t| t > 1.0e9), "{metrics}");
     let rotated = server_leaf(&ca);
     std::fs::write(dir.join("server.key"), &rotated.key_pem).unwrap();
     std::fs::write(dir.join("server.pem"), &rotated.pem).unwrap();
@@ -217,4 +232,14 @@ async fn a_rotated_certificate_serves_new_connections_and_open_ones_keep_going()
     let (mut after, leaf) = connect(addr, &ca, None).await.unwrap();
     assert_eq!(leaf, second_leaf);
     assert_eq!(check(&mut after).await, Ok(0));
+    // The status page says so, with the certificate still serving.
+    let after_error = status(admin);
+    let error = after_error["last_tls_reload_error"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("certificate not reloaded: "),
+        "{after_error}"
+    );
+    assert!(after_error["certificate_expires_at"].is_string());
 }

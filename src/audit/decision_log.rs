@@ -29,7 +29,12 @@ struct LogFile {
     file: File,
     /// (device, inode) of the open file, on Unix.
     id: Option<(u64, u64)>,
+    /// After a failed reopen, when to try again unasked (a SIGHUP tries at once).
+    retry_at: Option<std::time::Instant>,
 }
+
+/// How long after a failed reopen the path is checked again unasked.
+const REOPEN_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl LogFile {
     fn open(path: &Path) -> std::io::Result<Self> {
@@ -42,11 +47,18 @@ impl LogFile {
             path: path.to_path_buf(),
             file,
             id,
+            retry_at: None,
         })
     }
 
-    /// Whether the path still names the open file.
+    /// Whether the path still names the open file (or a reopen failed a moment ago).
     fn is_current(&self) -> bool {
+        if self
+            .retry_at
+            .is_some_and(|at| std::time::Instant::now() < at)
+        {
+            return true;
+        }
         match (self.id, std::fs::metadata(&self.path)) {
             (Some(open), Ok(now)) => file_id(&now) == Some(open),
             (Some(_), Err(_)) => false,
@@ -54,15 +66,21 @@ impl LogFile {
         }
     }
 
-    /// Opens the path again; on failure keeps writing to the open file.
-    fn reopen(&mut self) {
+    /// Opens the path again; on failure keeps writing to the open file (nothing is lost, but
+    /// lines go on landing in the rotated file), logs and counts it, and tries again unasked
+    /// after [`REOPEN_RETRY`].
+    fn reopen(&mut self, metrics: &Metrics) {
         match Self::open(&self.path) {
             Ok(reopened) => *self = reopened,
-            Err(error) => tracing::error!(
-                path = %self.path.display(),
-                %error,
-                "cannot reopen the decision log; writing on to the file already open"
-            ),
+            Err(error) => {
+                metrics.decision_log_reopen_failed();
+                self.retry_at = Some(std::time::Instant::now() + REOPEN_RETRY);
+                tracing::error!(
+                    path = %self.path.display(),
+                    %error,
+                    "cannot reopen the decision log; writing on to the file already open"
+                );
+            }
         }
     }
 }
@@ -153,7 +171,7 @@ fn write(rx: Receiver<Message>, mut output: Output, metrics: &Metrics) {
             && !log.is_current()
         {
             // Rotated away without a signal: the lines gathered go to the new file.
-            log.reopen();
+            log.reopen(metrics);
         }
         if lines > 0
             && output
@@ -166,7 +184,7 @@ fn write(rx: Receiver<Message>, mut output: Output, metrics: &Metrics) {
         metrics.queued(Sink::DecisionLog, -i64::try_from(lines).unwrap_or(i64::MAX));
         burst.clear();
         if reopen && let Output::File(log) = &mut output {
-            log.reopen();
+            log.reopen(metrics);
         }
         for ack in acks.drain(..) {
             let _ = ack.try_send(());

@@ -179,6 +179,8 @@ pub struct Metrics {
     refused_overloaded: Counter,
     refused_timeout: Counter,
     in_flight: Gauge<i64, AtomicI64>,
+    reopen_failures: Counter,
+    tls_expiry: Gauge<i64, AtomicI64>,
     tls_refused: Family<RefusedLabels, Counter>,
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
@@ -239,6 +241,18 @@ impl Default for Metrics {
             "Checks admitted and not yet finished deciding: slots of limits.max_concurrent_checks in use",
             in_flight.clone(),
         );
+        let reopen_failures = Counter::default();
+        registry.register(
+            "decision_log_reopen_failures",
+            "Failed reopens of the decision-log file after a rotation or SIGHUP (lines go on to the rotated file)",
+            reopen_failures.clone(),
+        );
+        let tls_expiry = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the gRPC listener's TLS certificate expires (Unix time; 0: no TLS or unreadable): alert well before it",
+            tls_expiry.clone(),
+        );
         let tls_refused = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "tls_refused",
@@ -296,6 +310,8 @@ impl Default for Metrics {
             refused_overloaded,
             refused_timeout,
             in_flight,
+            reopen_failures,
+            tls_expiry,
             tls_refused,
             dropped_decision_log,
             dropped_otlp,
@@ -414,6 +430,24 @@ impl Metrics {
     /// Checks in flight now.
     pub fn in_flight_count(&self) -> i64 {
         self.in_flight.get()
+    }
+
+    /// Counts a failed reopen of the decision-log file.
+    pub fn decision_log_reopen_failed(&self) {
+        self.reopen_failures.inc();
+    }
+
+    /// Failed reopens of the decision-log file so far.
+    pub fn decision_log_reopen_failures(&self) -> u64 {
+        self.reopen_failures.get()
+    }
+
+    /// Sets when the listener's certificate expires.
+    pub fn tls_certificate_expires(&self, expires: Option<std::time::SystemTime>) {
+        let seconds = expires
+            .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.tls_expiry.set(seconds);
     }
 
     /// Counts a connection closed by TLS: `handshake` or `caller`.

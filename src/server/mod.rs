@@ -312,7 +312,12 @@ where
     };
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let policy = Arc::clone(&service.policy);
+    let metrics = Arc::clone(service.auditor.metrics());
     let server = tonic::transport::Server::builder()
+        // A peer that vanished (its node gone, a network partition) is found by HTTP/2 PINGs
+        // and its connection closed, instead of being held open forever.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_optional_service(reflection)
         .add_service(
@@ -335,21 +340,51 @@ where
             let _ = draining_tx.send(());
         });
     tokio::pin!(server);
-    let grace = async {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(options.grace).await;
-        } else {
+    let drained = async {
+        if draining_rx.await.is_err() {
             std::future::pending::<()>().await;
         }
+        drain(&metrics, options.grace).await
     };
     tokio::select! {
         result = &mut server => result?,
-        () = grace => tracing::warn!(
-            grace = ?options.grace,
-            "Checks still in flight after shutdown_grace are cut off"
-        ),
+        cut_off = drained => if cut_off {
+            tracing::warn!(grace = ?options.grace, "Checks still in flight after shutdown_grace are cut off");
+        } else {
+            tracing::info!("no Check in flight: open streams (gRPC health watches) closed");
+        },
     }
     Ok(())
+}
+
+/// How often an HTTP/2 PING checks that the peer of a connection is still there.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a PING may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often, while draining, whether Checks are still in flight is looked at.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// Waits until no Check has been in flight for two polls in a row (`false`), or `grace`
+/// has passed (`true`: Checks are cut off). Connections whose Checks have all finished
+/// close by themselves; this ends a drain that only long-lived streams (a gRPC health
+/// Watch, which never ends on its own) would otherwise hold for the whole grace.
+async fn drain(metrics: &Metrics, grace: Duration) -> bool {
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut idle = 0;
+    loop {
+        tokio::select! {
+            () = &mut deadline => return true,
+            () = tokio::time::sleep(DRAIN_POLL) => {
+                idle = if metrics.in_flight_count() == 0 { idle + 1 } else { 0 };
+                if idle >= 2 {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// How the gRPC listener serves.
@@ -458,6 +493,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
                 Some(_) => "TLS",
             },
             allowed_callers: config.tls.as_ref().map_or(0, |t| t.allowed_callers.len()),
+            tls_state: tls.clone(),
             admin: admin_described,
             decision_log: match &settings.decision_log {
                 crate::audit::DecisionLogTarget::Stdout => "stdout".to_owned(),

@@ -174,6 +174,28 @@ pub struct Tls {
     allowed: Option<AllowedCallers>,
     /// Each file's (modification time, size) when last read.
     seen: std::sync::Mutex<std::collections::HashMap<PathBuf, Stamp>>,
+    /// What the status page shows; written only when the files are read.
+    state: std::sync::Mutex<TlsStatus>,
+}
+
+/// The state of the listener's TLS, for the status page and metrics.
+#[derive(Debug, Clone)]
+pub struct TlsStatus {
+    /// The serving certificate's (the chain's first) `notAfter`; `None` if it cannot be read.
+    pub certificate_expires: Option<SystemTime>,
+    /// When the serving certificate was read.
+    pub certificate_loaded: SystemTime,
+    /// The last refused reload of the certificate, key or client CA: when and why (the old
+    /// one kept serving). Cleared by the next successful reload of the same kind.
+    pub last_error: Option<(SystemTime, String)>,
+}
+
+/// When the first certificate of `key`'s chain expires (RFC 5280 §4.1.2.5).
+fn expires(key: &CertifiedKey) -> Option<SystemTime> {
+    let leaf = key.cert.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    let seconds = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// What tells a file changed: its modification time and size (`None` when unreadable).
@@ -206,10 +228,13 @@ impl Tls {
         .flatten()
         .map(|path| (path.clone(), stamp(path)))
         .collect();
-        let cert = Arc::new(ReloadingCert(ArcSwap::from_pointee(certified_key(
-            &config.cert,
-            &config.key,
-        )?)));
+        let key = certified_key(&config.cert, &config.key)?;
+        let state = TlsStatus {
+            certificate_expires: expires(&key),
+            certificate_loaded: SystemTime::now(),
+            last_error: None,
+        };
+        let cert = Arc::new(ReloadingCert(ArcSwap::from_pointee(key)));
         let verifier = config
             .client_ca
             .as_deref()
@@ -253,7 +278,25 @@ impl Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             allowed,
             seen: std::sync::Mutex::new(seen),
+            state: std::sync::Mutex::new(state),
         })
+    }
+
+    /// The certificate's expiry, when it was loaded, and the last refused reload.
+    pub fn status(&self) -> TlsStatus {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record(&self, update: impl FnOnce(&mut TlsStatus)) {
+        update(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
 
     /// Whether client certificates are required (mTLS).
@@ -279,11 +322,23 @@ impl Tls {
         if cert_changed || key_changed {
             match certified_key(&self.config.cert, &self.config.key) {
                 Ok(key) => {
+                    let expires = expires(&key);
                     self.cert.0.store(Arc::new(key));
+                    self.record(|state| {
+                        state.certificate_expires = expires;
+                        state.certificate_loaded = SystemTime::now();
+                        state.last_error = None;
+                    });
                     tracing::info!(cert = %self.config.cert.display(), "TLS certificate reloaded");
                 }
                 Err(error) => {
-                    tracing::error!(%error, "TLS certificate not reloaded; the previous one stays")
+                    tracing::error!(%error, "TLS certificate not reloaded; the previous one stays");
+                    self.record(|state| {
+                        state.last_error = Some((
+                            SystemTime::now(),
+                            format!("certificate not reloaded: {error}"),
+                        ));
+                    });
                 }
             }
         }
@@ -293,10 +348,17 @@ impl Tls {
             match client_verifier(ca) {
                 Ok(new) => {
                     verifier.0.store(Arc::new(new));
+                    self.record(|state| state.last_error = None);
                     tracing::info!(client_ca = %ca.display(), "TLS client CA reloaded");
                 }
                 Err(error) => {
-                    tracing::error!(%error, "TLS client CA not reloaded; the previous one stays")
+                    tracing::error!(%error, "TLS client CA not reloaded; the previous one stays");
+                    self.record(|state| {
+                        state.last_error = Some((
+                            SystemTime::now(),
+                            format!("client CA not reloaded: {error}"),
+                        ));
+                    });
                 }
             }
         }
@@ -312,6 +374,8 @@ impl Tls {
         let (tx, rx) = mpsc::channel(64);
         let reloader = Arc::clone(&self);
         let reload_tx = tx.clone();
+        let expiry = Arc::clone(&metrics);
+        expiry.tls_certificate_expires(self.status().certificate_expires);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RELOAD_CHECK).await;
@@ -320,6 +384,7 @@ impl Tls {
                 }
                 let tls = Arc::clone(&reloader);
                 let _ = tokio::task::spawn_blocking(move || tls.reload_changed()).await;
+                expiry.tls_certificate_expires(reloader.status().certificate_expires);
             }
         });
         tokio::spawn(async move {
