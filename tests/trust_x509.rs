@@ -8,7 +8,7 @@ use common::{Ca, LeafSpec};
 use rcgen::KeyUsagePurpose;
 use warrant::identity::SvidError;
 use warrant::request::Peer;
-use warrant::trust::{TrustConfigError, TrustPolicy, TrustSettings, Untrusted};
+use warrant::trust::{BundleSettings, TrustConfigError, TrustPolicy, TrustSettings, Untrusted};
 
 const PROD: &str = "prod.example.org";
 const DEV: &str = "dev.example.org";
@@ -26,8 +26,8 @@ fn fixture() -> Fixture {
     let policy = TrustPolicy::new(TrustSettings {
         trust_domains: vec![PROD.into(), DEV.into()],
         bundles: vec![
-            (PROD.into(), prod.pem.clone().into_bytes()),
-            (DEV.into(), dev.pem.clone().into_bytes()),
+            BundleSettings::pem(PROD, prod.pem.clone()),
+            BundleSettings::pem(DEV, dev.pem.clone()),
         ],
         max_svid_lifetime: Some(Duration::from_secs(24 * 3600)),
         require_certificate: false,
@@ -358,7 +358,7 @@ fn config_errors() {
     assert!(matches!(
         TrustPolicy::new(TrustSettings {
             trust_domains: vec![PROD.into()],
-            bundles: vec![(DEV.into(), Vec::new())],
+            bundles: vec![BundleSettings::pem(DEV, Vec::new())],
             ..TrustSettings::default()
         }),
         Err(TrustConfigError::BundleForUnlistedDomain(_))
@@ -366,7 +366,7 @@ fn config_errors() {
     assert!(matches!(
         TrustPolicy::new(TrustSettings {
             trust_domains: vec![PROD.into()],
-            bundles: vec![(PROD.into(), b"junk".to_vec())],
+            bundles: vec![BundleSettings::pem(PROD, b"junk".to_vec())],
             ..TrustSettings::default()
         }),
         Err(TrustConfigError::Bundle { .. })

@@ -1,10 +1,12 @@
-//! Workload identity: SPIFFE IDs and X.509-SVIDs.
+//! Workload identity: SPIFFE IDs, X.509-SVIDs and the trust bundles they are verified against.
 //!
 //! Pure parsing and validation, with no I/O and no transport types, so it can be unit-tested,
 //! benchmarked and fuzzed on its own.
 
+pub mod bundle;
 pub mod spiffe_id;
 pub mod svid;
 
+pub use bundle::{BundleError, BundleFormat, JwtAuthority, TrustBundle, X509Authority};
 pub use spiffe_id::{SpiffeId, SpiffeIdError};
 pub use svid::{SvidError, X509Svid};

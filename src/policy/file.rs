@@ -25,14 +25,63 @@ pub(super) struct PolicyFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct TrustSection {
     pub trust_domains: Vec<String>,
-    /// Trust domain → PEM bundle path, relative to the policy file.
+    /// Trust domain → its bundle: a path (relative to the policy file), or a map with the path,
+    /// its format and intermediate CAs.
     #[serde(default)]
-    pub bundles: BTreeMap<String, String>,
+    pub bundles: BTreeMap<String, BundleSpec>,
     /// A duration such as `24h` or `90m`.
     #[serde(default)]
     pub max_svid_lifetime: Option<String>,
     #[serde(default)]
     pub require_certificate: bool,
+}
+
+/// `trust.bundles.<trust domain>`: `path/to/bundle.pem`, or
+/// `{path: …, format: pem|spiffe, intermediates: …}`.
+#[derive(Debug)]
+pub(super) enum BundleSpec {
+    Path(String),
+    Detailed(DetailedBundle),
+}
+
+impl<'de> Deserialize<'de> for BundleSpec {
+    /// A string or a map, with the map's own errors (an unknown key is named), which
+    /// `#[serde(untagged)]` would hide behind "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl<'de> serde::de::Visitor<'de> for Spec {
+            type Value = BundleSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bundle path, or a map with path, format and intermediates")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<BundleSpec, E> {
+                Ok(BundleSpec::Path(path.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<BundleSpec, A::Error> {
+                DetailedBundle::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(BundleSpec::Detailed)
+            }
+        }
+        deserializer.deserialize_any(Spec)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DetailedBundle {
+    pub path: String,
+    /// `pem` or `spiffe`; by default `.json` files are SPIFFE bundles, others PEM.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// PEM intermediate CAs (relative to the policy file).
+    #[serde(default)]
+    pub intermediates: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::identity::BundleFormat;
 use crate::request::AuthzRequest;
-use crate::trust::{TrustPolicy, TrustSettings};
+use crate::trust::{BundleSettings, TrustPolicy, TrustSettings};
 
 use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, Glob, MAX_DEPTH, Shape, VARIABLES, Variable};
@@ -517,15 +518,40 @@ fn compile_trust(
     }
     let base = policy_path.parent().unwrap_or(Path::new(""));
     let mut bundles = Vec::with_capacity(section.bundles.len());
-    for (trust_domain, path) in section.bundles {
-        let resolved = base.join(&path);
-        let pem = read_file(&resolved, FileKind::Bundle).map_err(|e| {
-            format!(
-                "bundle of trust domain {trust_domain:?}: cannot read {}: {e}",
-                resolved.display()
-            )
-        })?;
-        bundles.push((trust_domain, pem));
+    for (trust_domain, spec) in section.bundles {
+        let (path, format, intermediates) = match spec {
+            file::BundleSpec::Path(path) => (path, None, None),
+            file::BundleSpec::Detailed(detailed) => {
+                (detailed.path, detailed.format, detailed.intermediates)
+            }
+        };
+        let mut read = |path: &str, what: &str| {
+            let resolved = base.join(path);
+            read_file(&resolved, FileKind::Bundle).map_err(|e| {
+                format!(
+                    "{what} of trust domain {trust_domain:?}: cannot read {}: {e}",
+                    resolved.display()
+                )
+            })
+        };
+        let bytes = read(&path, "bundle")?;
+        let intermediates = intermediates
+            .map(|path| read(&path, "intermediates"))
+            .transpose()?;
+        let format = match format.as_deref() {
+            None => BundleFormat::for_path(Path::new(&path)),
+            Some(name) => BundleFormat::parse(name).ok_or_else(|| {
+                format!(
+                    "bundle of trust domain {trust_domain:?}: format {name:?} is neither pem nor spiffe"
+                )
+            })?,
+        };
+        bundles.push(BundleSettings {
+            trust_domain,
+            format,
+            bytes,
+            intermediates,
+        });
     }
     TrustPolicy::new(TrustSettings {
         trust_domains: section.trust_domains,

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 
-use crate::identity::{SpiffeId, X509Svid};
+use crate::identity::{BundleFormat, JwtAuthority, SpiffeId, TrustBundle, X509Authority, X509Svid};
 use crate::request::Peer;
 
 pub use error::{TrustConfigError, Untrusted};
@@ -23,21 +23,73 @@ pub use explain::{TrustCheck, TrustCheckKind, TrustCheckResult};
 pub struct TrustSettings {
     /// Accepted trust domain names.
     pub trust_domains: Vec<String>,
-    /// Per trust domain, the PEM text of its CA bundle.
-    pub bundles: Vec<(String, Vec<u8>)>,
+    /// Per trust domain, its bundle file's contents.
+    pub bundles: Vec<BundleSettings>,
     /// Maximum notAfter − notBefore of an accepted SVID.
     pub max_svid_lifetime: Option<Duration>,
     /// Whether a request without `source.certificate` is untrusted.
     pub require_certificate: bool,
 }
 
+/// One trust domain's bundle, as read from its files.
+#[derive(Debug, Clone)]
+pub struct BundleSettings {
+    pub trust_domain: String,
+    pub format: BundleFormat,
+    /// The bundle file's contents.
+    pub bytes: Vec<u8>,
+    /// PEM intermediate CAs between the bundle's authorities and the leaves (SPIRE with an
+    /// upstream authority signs leaf → intermediate → root, and Envoy forwards only the leaf).
+    pub intermediates: Option<Vec<u8>>,
+}
+
+impl BundleSettings {
+    /// A PEM bundle without intermediates.
+    pub fn pem(trust_domain: &str, pem: impl Into<Vec<u8>>) -> Self {
+        Self {
+            trust_domain: trust_domain.to_owned(),
+            format: BundleFormat::Pem,
+            bytes: pem.into(),
+            intermediates: None,
+        }
+    }
+}
+
+/// One trust domain's verified trust material.
+#[derive(Debug)]
+struct DomainTrust {
+    /// The X.509 authorities, each with its trust anchor. Never merged across trust domains:
+    /// a CA of one trust domain must not vouch for another's IDs (SPIFFE Trust Domain and
+    /// Bundle §4).
+    authorities: Vec<(X509Authority, TrustAnchor<'static>)>,
+    /// Every authority's anchor, for the usual case where all are within their validity.
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+    /// For JWT-SVIDs.
+    #[allow(dead_code)]
+    jwt_authorities: Vec<JwtAuthority>,
+    sequence: Option<u64>,
+    refresh_hint_secs: Option<u64>,
+}
+
+/// What the status page and `warrant check` tell of a trust domain's bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSummary {
+    pub trust_domain: String,
+    pub x509_authorities: usize,
+    pub jwt_authorities: usize,
+    pub intermediates: usize,
+    pub sequence: Option<u64>,
+    pub refresh_hint_secs: Option<u64>,
+    /// The earliest notAfter of the X.509 authorities (Unix seconds).
+    pub first_expiry: Option<i64>,
+}
+
 /// The compiled trust policy.
 #[derive(Debug)]
 pub struct TrustPolicy {
     trust_domains: Vec<String>,
-    /// Trust anchors per trust domain. Never merged: a CA of one trust domain must not vouch
-    /// for another trust domain's IDs (SPIFFE Trust Domain and Bundle spec §4).
-    bundles: HashMap<String, Vec<TrustAnchor<'static>>>,
+    bundles: HashMap<String, DomainTrust>,
     max_svid_lifetime: Option<Duration>,
     require_certificate: bool,
 }
@@ -71,12 +123,13 @@ impl TrustPolicy {
             }
         }
         let mut bundles = HashMap::new();
-        for (td, pem) in settings.bundles {
+        for source in settings.bundles {
+            let td = source.trust_domain.clone();
             if !settings.trust_domains.contains(&td) {
                 return Err(TrustConfigError::BundleForUnlistedDomain(td));
             }
-            let anchors = parse_bundle(&td, &pem)?;
-            bundles.insert(td, anchors);
+            let domain = DomainTrust::new(source)?;
+            bundles.insert(td, domain);
         }
         Ok(Self {
             trust_domains: settings.trust_domains,
@@ -89,6 +142,29 @@ impl TrustPolicy {
     /// The accepted trust domains.
     pub fn trust_domains(&self) -> &[String] {
         &self.trust_domains
+    }
+
+    /// Each bundle's contents, by trust domain name.
+    pub fn bundle_summaries(&self) -> Vec<BundleSummary> {
+        let mut summaries: Vec<BundleSummary> = self
+            .bundles
+            .iter()
+            .map(|(trust_domain, domain)| BundleSummary {
+                trust_domain: trust_domain.clone(),
+                x509_authorities: domain.authorities.len(),
+                jwt_authorities: domain.jwt_authorities.len(),
+                intermediates: domain.intermediates.len(),
+                sequence: domain.sequence,
+                refresh_hint_secs: domain.refresh_hint_secs,
+                first_expiry: domain
+                    .authorities
+                    .iter()
+                    .map(|(authority, _)| authority.validity().1)
+                    .min(),
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.trust_domain.cmp(&b.trust_domain));
+        summaries
     }
 
     /// The trust stage. `now` is the evaluation clock (fixed by `warrant eval --now`).
@@ -135,11 +211,13 @@ impl TrustPolicy {
             });
         }
         self.check_validity(&svid, now)?;
-        if let Some(anchors) = self.bundles.get(trust_domain) {
-            verify_chain(&svid, anchors, now).map_err(|error| Untrusted::ChainInvalid {
-                trust_domain: trust_domain.to_owned(),
-                reason: error.to_string(),
-            })?;
+        if let Some(domain) = self.bundles.get(trust_domain) {
+            domain
+                .verify_chain(&svid, now)
+                .map_err(|reason| Untrusted::ChainInvalid {
+                    trust_domain: trust_domain.to_owned(),
+                    reason,
+                })?;
         }
         Ok(VerifiedPeer {
             spiffe_id,
@@ -180,54 +258,91 @@ fn unix_secs(time: SystemTime) -> i64 {
     }
 }
 
-fn parse_bundle(td: &str, pem: &[u8]) -> Result<Vec<TrustAnchor<'static>>, TrustConfigError> {
-    let mut anchors = Vec::new();
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|e| TrustConfigError::Bundle {
-            trust_domain: td.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if block.label != "CERTIFICATE" {
-            continue;
-        }
-        let der = CertificateDer::from(block.contents);
-        let anchor =
-            webpki::anchor_from_trusted_cert(&der).map_err(|e| TrustConfigError::Bundle {
-                trust_domain: td.to_owned(),
-                reason: e.to_string(),
-            })?;
-        anchors.push(anchor.to_owned());
+fn bundle_error(trust_domain: &str, reason: impl std::fmt::Display) -> TrustConfigError {
+    TrustConfigError::Bundle {
+        trust_domain: trust_domain.to_owned(),
+        reason: reason.to_string(),
     }
-    if anchors.is_empty() {
-        return Err(TrustConfigError::Bundle {
-            trust_domain: td.to_owned(),
-            reason: "no CERTIFICATE in the bundle".to_owned(),
-        });
-    }
-    Ok(anchors)
 }
 
-/// X509-SVID.md §5: the leaf must chain to a CA of its own trust domain's bundle. Envoy
-/// forwards only the leaf, so bundles must hold the issuing CAs.
-fn verify_chain(
-    svid: &X509Svid,
-    anchors: &[TrustAnchor<'static>],
-    now: SystemTime,
-) -> Result<(), webpki::Error> {
-    let der = CertificateDer::from(svid.der());
-    let leaf = webpki::EndEntityCert::try_from(&der)?;
-    let since_epoch = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    leaf.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        anchors,
-        &[],
-        UnixTime::since_unix_epoch(since_epoch),
-        // The caller is the TLS client: an EKU, when present, must allow clientAuth.
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
-    )?;
-    Ok(())
+impl DomainTrust {
+    fn new(source: BundleSettings) -> Result<Self, TrustConfigError> {
+        let td = source.trust_domain.as_str();
+        let bundle =
+            TrustBundle::parse(&source.bytes, source.format).map_err(|e| bundle_error(td, e))?;
+        let mut authorities = Vec::with_capacity(bundle.x509_authorities.len());
+        for authority in bundle.x509_authorities {
+            let der = CertificateDer::from(authority.der());
+            let anchor = webpki::anchor_from_trusted_cert(&der)
+                .map_err(|e| bundle_error(td, format!("{}: {e}", authority.subject())))?
+                .to_owned();
+            authorities.push((authority, anchor));
+        }
+        let intermediates = match &source.intermediates {
+            None => Vec::new(),
+            Some(pem) => TrustBundle::from_pem(pem)
+                .map_err(|e| bundle_error(td, format!("intermediates: {e}")))?
+                .x509_authorities
+                .into_iter()
+                .map(|ca| CertificateDer::from(ca.der().to_vec()))
+                .collect(),
+        };
+        Ok(Self {
+            anchors: authorities
+                .iter()
+                .map(|(_, anchor)| anchor.clone())
+                .collect(),
+            authorities,
+            intermediates,
+            jwt_authorities: bundle.jwt_authorities,
+            sequence: bundle.sequence,
+            refresh_hint_secs: bundle.refresh_hint_secs,
+        })
+    }
+
+    /// X509-SVID §5: the leaf must chain, through the configured intermediates, to an
+    /// authority of its own trust domain's bundle that is within its validity window now.
+    fn verify_chain(&self, svid: &X509Svid, now: SystemTime) -> Result<(), String> {
+        let now_secs = unix_secs(now);
+        let valid_now: Vec<TrustAnchor<'static>>;
+        let anchors = if self
+            .authorities
+            .iter()
+            .all(|(authority, _)| authority.valid_at(now_secs))
+        {
+            self.anchors.as_slice()
+        } else {
+            valid_now = self
+                .authorities
+                .iter()
+                .filter(|(authority, _)| authority.valid_at(now_secs))
+                .map(|(_, anchor)| anchor.clone())
+                .collect();
+            valid_now.as_slice()
+        };
+        if anchors.is_empty() {
+            return Err(if self.authorities.is_empty() {
+                "the bundle holds no X.509 authority, so no X.509-SVID of this trust domain is trusted".to_owned()
+            } else {
+                "no authority of the bundle is within its validity period now".to_owned()
+            });
+        }
+        let der = CertificateDer::from(svid.der());
+        let leaf = webpki::EndEntityCert::try_from(&der).map_err(|e| e.to_string())?;
+        let since_epoch = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            anchors,
+            &self.intermediates,
+            UnixTime::since_unix_epoch(since_epoch),
+            // The caller is the TLS client: an EKU, when present, must allow clientAuth.
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
 }

@@ -10,32 +10,77 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use time::OffsetDateTime;
 
 /// A certificate authority of one trust domain.
 pub struct Ca {
     pub pem: String,
+    pub der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
 
+/// The parameters of a CA certificate named `name`, valid from `not_before` to `not_after`.
+fn ca_params(name: &str, not_before: SystemTime, not_after: SystemTime) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = not_before.into();
+    params.not_after = not_after.into();
+    params
+}
+
 impl Ca {
+    /// A root CA valid from a day ago for a year.
     pub fn new(name: &str) -> Self {
+        let now = SystemTime::now();
+        Self::valid(
+            name,
+            now - Duration::from_secs(86_400),
+            now + Duration::from_secs(365 * 86_400),
+        )
+    }
+
+    /// A root CA valid from `not_before` to `not_after`.
+    pub fn valid(name: &str, not_before: SystemTime, not_after: SystemTime) -> Self {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
-        params.not_after = OffsetDateTime::now_utc() + time::Duration::days(365);
+        let params = ca_params(name, not_before, not_after);
         let cert = params.self_signed(&key).unwrap();
         Self {
             pem: cert.pem(),
+            der: cert.der().to_vec(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// An intermediate CA signed by this one, valid from a day ago for a month.
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let now = SystemTime::now();
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(
+            name,
+            now - Duration::from_secs(86_400),
+            now + Duration::from_secs(30 * 86_400),
+        );
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Self {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// This CA as an `x509-svid` key of a SPIFFE bundle.
+    pub fn jwk(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        serde_json::json!({
+            "use": "x509-svid",
+            "kty": "EC",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&self.der)],
+        })
     }
 
     /// A leaf SVID for `spiffe_id`, valid from an hour ago for a day.
