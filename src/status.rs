@@ -89,8 +89,6 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             "files": policy.files().len(),
             "rules": policy.rule_count(),
             "warnings": policy.warnings().len(),
-            "loop_bound": policy.loop_bound(),
-            "decided_on": crate::server::deciders::placement(&policy),
             "last_reload_error": status.last_error.map(|(at, errors)| json!({"at": rfc3339(at), "errors": errors})),
             "reloads": {"success": reloads_succeeded, "failure": reloads_failed},
         },
@@ -183,7 +181,6 @@ pub fn html(status: &Value) -> String {
         ("files", "files"),
         ("rules", "rules"),
         ("warnings", "warnings"),
-        ("decided on", "decided_on"),
     ] {
         page.push_str(&row(label, &policy[key]));
     }

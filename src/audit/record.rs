@@ -32,6 +32,9 @@ struct LogLine<'a> {
     destination: &'a str,
     request_id: &'a str,
     decision: &'static str,
+    /// When Envoy was answered otherwise (`decision` is `unanswered`): what the policy decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_decide: Option<&'static str>,
     stage: &'static str,
     rule: Option<&'a str>,
     policy_revision: &'a str,
@@ -88,7 +91,13 @@ pub struct DecisionRecord {
     pub shadow: Vec<ShadowLine>,
     /// The revision of the policy that decided.
     pub policy_revision: Arc<str>,
+    /// Whether Envoy got this decision; `false` when it was answered otherwise first (at the
+    /// deadline, or the caller cancelled): then the log's `decision` is `unanswered`.
+    pub answered: bool,
 }
+
+/// The `decision` of a Check that Envoy did not get this decision for.
+pub const UNANSWERED_DECISION: &str = "unanswered";
 
 impl DecisionRecord {
     /// `timing`: when the Check started and how long it took; `ids`: the span's trace id,
@@ -162,6 +171,16 @@ impl DecisionRecord {
                 })
                 .collect(),
             policy_revision: Arc::clone(&decision.policy_revision),
+            answered: !problem.is_some_and(|p| p.contains(super::UNANSWERED)),
+        }
+    }
+
+    /// What the log and span say was decided: the verdict, or `unanswered`.
+    fn decision(&self) -> &'static str {
+        if self.answered {
+            self.verdict.as_str()
+        } else {
+            UNANSWERED_DECISION
         }
     }
 
@@ -181,7 +200,8 @@ impl DecisionRecord {
             host: &self.host,
             destination: &self.destination,
             request_id: &self.request_id,
-            decision: self.verdict.as_str(),
+            decision: self.decision(),
+            would_decide: (!self.answered).then(|| self.verdict.as_str()),
             stage: self.stage.as_str(),
             rule: self.rule.as_deref(),
             policy_revision: &self.policy_revision,
@@ -202,7 +222,7 @@ impl DecisionRecord {
             .and_then(|p| p.trace_state.parse::<TraceState>().ok())
             .unwrap_or_default();
         let mut attributes = vec![
-            KeyValue::new("authz.decision", self.verdict.as_str()),
+            KeyValue::new("authz.decision", self.decision()),
             KeyValue::new("authz.stage", self.stage.as_str()),
             KeyValue::new("authz.rule", self.rule.as_deref().unwrap_or("").to_owned()),
             KeyValue::new("authz.reason", self.reason.clone()),
@@ -223,6 +243,9 @@ impl DecisionRecord {
             .collect();
         if !shadow.is_empty() {
             attributes.push(KeyValue::new("authz.shadow", shadow.join(",")));
+        }
+        if !self.answered {
+            attributes.push(KeyValue::new("authz.would_decide", self.verdict.as_str()));
         }
         if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
             attributes.push(KeyValue::new("spiffe.id", id.clone()));

@@ -83,8 +83,6 @@ pub struct Policy {
     warnings: Vec<PolicyError>,
     /// A short hash of everything the policy was compiled from (see [`revision`]).
     revision: Arc<str>,
-    /// See [`Policy::loop_bound`].
-    loop_bound: Option<u64>,
 }
 
 impl Policy {
@@ -299,15 +297,7 @@ impl Policy {
                     .chain(shadow_rules.iter().map(|(_, rule)| rule))
                     .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
                     .collect();
-                let loop_bound = deny_rules
-                    .iter()
-                    .chain(&allow_rules)
-                    .chain(shadow_rules.iter().map(|(_, rule)| rule))
-                    .try_fold(0u64, |sum, rule| {
-                        Some(sum.saturating_add(rule.expression.loop_bound()?))
-                    });
                 Ok(Self {
-                    loop_bound,
                     trust,
                     cel,
                     deny_rules,
@@ -321,15 +311,6 @@ impl Policy {
             }
             _ => Err(PolicyErrors(errors)),
         }
-    }
-
-    /// The most macro iterations (`all`, `exists`, `map`, …) evaluating every rule for one
-    /// request can run, known at load; `None` when a macro ranges over something only a
-    /// request fixes (`request.headers`, a `split` of the path): then one Check's evaluation
-    /// time is bounded only by the request's size. Servers use it to decide where Checks
-    /// run (see `server::deciders`).
-    pub fn loop_bound(&self) -> Option<u64> {
-        self.loop_bound
     }
 
     /// The number of rules, allow and deny.

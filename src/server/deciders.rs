@@ -7,43 +7,22 @@
 //! workers keep answering: a Check past its deadline gets DEADLINE_EXCEEDED on time, one over
 //! `max_concurrent_checks` is refused at once, and shutdown is bounded by `shutdown_grace`.
 //!
+//! Every Check is decided here: what a rule costs depends on the request (a 1 MiB body searched
+//! once per entry of a list, a `replace` over a long path), so no policy is known at load to be
+//! cheap enough for the workers. The hop costs about a sixth of the throughput on 2 cores.
+//!
 //! Who answers a Check is settled once by [`Answer`]: the decider when it finishes in time,
-//! the deadline otherwise; a decision that loses is audited as late, never sent.
+//! else the deadline, or the caller's cancelling first (Envoy's own timeout, a reset stream).
+//! A decision that loses is audited as unanswered, never sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::policy::Policy;
-
 /// Stack of each decider thread: room for the deepest rule a policy may hold
 /// (`policy::MAX_DEPTH`) without moving its evaluation to a fresh stack, even in a debug build.
 pub const DECIDER_STACK: usize = 8 << 20;
-
-/// The largest [`Policy::loop_bound`] decided on the async workers: a thousand macro
-/// iterations take well under a millisecond in a release build.
-pub const INLINE_LOOP_BOUND: u64 = 1_000;
-
-/// Whether Checks of `policy` go to the deciders: when its rules may loop more than
-/// [`INLINE_LOOP_BOUND`] times, or as often as a request makes them (a macro over
-/// `request.headers`). Other policies' evaluation is bounded by the request's size, and is
-/// cheaper decided where the request arrived.
-pub fn needed(policy: &Policy) -> bool {
-    policy
-        .loop_bound()
-        .is_none_or(|bound| bound > INLINE_LOOP_BOUND)
-}
-
-/// Where Checks of `policy` are decided, for logs and the status page: `"decider threads"`
-/// or `"async workers"`.
-pub fn placement(policy: &Policy) -> &'static str {
-    if needed(policy) {
-        "decider threads"
-    } else {
-        "async workers"
-    }
-}
 
 /// A unit of work for a decider.
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -93,14 +72,24 @@ impl Deciders {
     }
 }
 
-/// Who answers one Check: settled once, by whichever of the decider and the deadline comes
-/// first.
+/// Who answers one Check: settled once, by whichever of the decider, the deadline and the
+/// caller's cancelling comes first.
 #[derive(Debug, Default)]
 pub struct Answer(AtomicU8);
 
 const PENDING: u8 = 0;
 const DECIDED: u8 = 1;
 const TIMED_OUT: u8 = 2;
+const CANCELLED: u8 = 3;
+
+/// How a Check was answered when its decider came too late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preempted {
+    /// DEADLINE_EXCEEDED, at the deadline.
+    TimedOut,
+    /// The caller cancelled the call (Envoy's own timeout, a reset stream or connection).
+    Cancelled,
+}
 
 impl Answer {
     /// A Check nobody has answered yet.
@@ -108,9 +97,21 @@ impl Answer {
         Arc::new(Self(AtomicU8::new(PENDING)))
     }
 
-    /// The decider claims the answer: `true` when its decision is what the caller gets.
-    pub fn claim_decided(&self) -> bool {
-        self.settle(DECIDED)
+    /// The decider claims the answer: `Ok` when its decision is what the caller gets, else
+    /// how the caller was answered instead.
+    pub fn claim_decided(&self) -> Result<(), Preempted> {
+        if self.settle(DECIDED) {
+            return Ok(());
+        }
+        Err(match self.0.load(Ordering::Acquire) {
+            CANCELLED => Preempted::Cancelled,
+            _ => Preempted::TimedOut,
+        })
+    }
+
+    /// The caller went away before anyone answered (a no-op once settled).
+    pub fn cancel(&self) {
+        self.settle(CANCELLED);
     }
 
     /// The deadline claims the answer: `true` when the caller gets DEADLINE_EXCEEDED.
@@ -118,9 +119,10 @@ impl Answer {
         self.settle(TIMED_OUT)
     }
 
-    /// Whether the deadline has answered already (a decider skips such a queued Check).
-    pub fn timed_out(&self) -> bool {
-        self.0.load(Ordering::Acquire) == TIMED_OUT
+    /// Whether the Check was answered (at its deadline) or cancelled before it was decided:
+    /// a decider skips such a queued Check.
+    pub fn preempted(&self) -> bool {
+        matches!(self.0.load(Ordering::Acquire), TIMED_OUT | CANCELLED)
     }
 
     fn settle(&self, outcome: u8) -> bool {
@@ -137,15 +139,21 @@ mod tests {
     #[test]
     fn the_first_claim_wins_and_only_once() {
         let answer = Answer::pending();
-        assert!(!answer.timed_out());
-        assert!(answer.claim_decided());
+        assert!(!answer.preempted());
+        assert_eq!(answer.claim_decided(), Ok(()));
         assert!(!answer.claim_timed_out());
-        assert!(!answer.claim_decided());
-        assert!(!answer.timed_out());
+        answer.cancel();
+        assert_eq!(answer.claim_decided(), Err(Preempted::TimedOut));
+        assert!(!answer.preempted());
         let answer = Answer::pending();
         assert!(answer.claim_timed_out());
-        assert!(answer.timed_out());
-        assert!(!answer.claim_decided());
+        assert!(answer.preempted());
+        assert_eq!(answer.claim_decided(), Err(Preempted::TimedOut));
+        let answer = Answer::pending();
+        answer.cancel();
+        assert!(answer.preempted());
+        assert!(!answer.claim_timed_out());
+        assert_eq!(answer.claim_decided(), Err(Preempted::Cancelled));
     }
 
     #[test]

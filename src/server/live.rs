@@ -133,8 +133,6 @@ impl LivePolicy {
                     from = %from,
                     to = %to,
                     rules = current.rule_count(),
-                    loop_bound = ?current.loop_bound(),
-                    decided_on = super::deciders::placement(&current),
                     "policy reloaded"
                 );
             }

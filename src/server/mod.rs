@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod deciders;
+mod drain;
 mod limits;
 pub mod listener;
 pub mod live;
@@ -124,20 +125,19 @@ impl AuthzService {
         // Without a deadline there is no error; were there one, it would still be a deny
         // (never an empty CheckResponse, which Envoy reads as OK).
         let policy = self.policy.current();
-        self.check_within(&policy, request, metadata_parent, Duration::MAX, |_| true)
+        self.check_within(&policy, request, metadata_parent, |_| Ok(()))
             .unwrap_or_else(|status| response::refused(&status))
     }
 
     /// Decides and audits one CheckRequest; then `answered(elapsed)` says whether the decision
-    /// is still what the caller gets. When it is not (the deadline answered first) the
-    /// decision is audited with that error and DEADLINE_EXCEEDED returned.
+    /// is still what the caller gets, or how it was answered instead (the audit's error). When
+    /// it is not, the decision is audited as unanswered and an error returned.
     fn check_within(
         &self,
         policy: &Policy,
         request: CheckRequest,
         metadata_parent: Option<TraceParent>,
-        deadline: Duration,
-        answered: impl FnOnce(Duration) -> bool,
+        answered: impl FnOnce(Duration) -> Result<(), String>,
     ) -> Result<CheckResponse, Status> {
         let start = SystemTime::now();
         let timer = Instant::now();
@@ -145,12 +145,7 @@ impl AuthzService {
         let request = convert::authz_request(request);
         let decision = policy.decide(&request, start);
         let elapsed = timer.elapsed();
-        let late = (!answered(elapsed)).then(|| {
-            format!(
-                "the Check took {elapsed:?}, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
-                crate::audit::UNANSWERED
-            )
-        });
+        let late = answered(elapsed).err();
         let problem = match (&late, malformed) {
             (Some(late), _) => Some(late.as_str()),
             (None, true) => Some("malformed CheckRequest: no attributes"),
@@ -166,7 +161,7 @@ impl AuthzService {
             .record(&decision, &request, problem, start, elapsed, parent);
         if late.is_some() {
             return Err(Status::deadline_exceeded(format!(
-                "{} decided after its deadline ({deadline:?})",
+                "{} decided after the Check was answered",
                 decision.id
             )));
         }
@@ -197,30 +192,41 @@ impl Authorization for AuthzService {
         let request = request.into_inner();
         let slot = (permit, self.auditor.metrics().check_in_flight());
         let policy = self.policy.current();
-        // A policy whose rules loop little is decided right here, without a thread hop.
-        let deciders = deciders::needed(&policy).then(|| self.deciders()).flatten();
-        let Some(deciders) = deciders else {
+        let Some(deciders) = self.deciders() else {
             let _slot = slot;
-            let result =
-                self.check_within(&policy, request, parent, deadline, |took| took <= deadline);
+            let result = self.check_within(&policy, request, parent, |took| {
+                if took <= deadline {
+                    Ok(())
+                } else {
+                    Err(late(took, deadline))
+                }
+            });
             if result.is_err() {
                 self.auditor.metrics().refused("timeout");
             }
             return result.map(Response::new);
         };
         let answer = deciders::Answer::pending();
+        // Dropped unfinished when the caller cancels (Envoy's timeout, a reset stream).
+        let _cancel = CancelOnDrop(Arc::clone(&answer));
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let service = self.clone();
         let policy = arc_swap::Guard::into_inner(policy);
         let claim = Arc::clone(&answer);
         let submitted = deciders.submit(move || {
             let _slot = slot;
-            // Queued past its deadline: already answered, never decided.
-            if claim.timed_out() {
+            // Answered at its deadline, or cancelled, while queued: refused, never decided.
+            if claim.preempted() {
                 return;
             }
-            let result = service.check_within(&policy, request, parent, deadline, |_| {
-                claim.claim_decided()
+            let result = service.check_within(&policy, request, parent, |took| {
+                claim.claim_decided().map_err(|preempted| match preempted {
+                    deciders::Preempted::TimedOut => late(took, deadline),
+                    deciders::Preempted::Cancelled => format!(
+                        "the caller cancelled the Check after {took:?}, before it was decided: {} nothing (Envoy's own timeout or a reset stream), not this decision",
+                        crate::audit::UNANSWERED
+                    ),
+                })
             });
             let _ = sender.send(result);
         });
@@ -241,6 +247,23 @@ impl Authorization for AuthzService {
             // The decider answered first: its result is on its way.
             Err(_) => receiver.await.map_err(|_| lost())?.map(Response::new),
         }
+    }
+}
+
+/// The audit's error for a Check decided after its deadline answered it.
+fn late(took: Duration, deadline: Duration) -> String {
+    format!(
+        "the Check took {took:?}, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
+        crate::audit::UNANSWERED
+    )
+}
+
+/// Marks a Check cancelled when its handler is dropped before it answered.
+struct CancelOnDrop(Arc<deciders::Answer>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -312,12 +335,13 @@ where
     };
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let policy = Arc::clone(&service.policy);
-    let metrics = Arc::clone(service.auditor.metrics());
+    let calls = drain::CallsInFlight::default();
     let server = tonic::transport::Server::builder()
         // A peer that vanished (its node gone, a network partition) is found by HTTP/2 PINGs
         // and its connection closed, instead of being held open forever.
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(calls.clone())
         .add_service(health_service)
         .add_optional_service(reflection)
         .add_service(
@@ -344,14 +368,14 @@ where
         if draining_rx.await.is_err() {
             std::future::pending::<()>().await;
         }
-        drain(&metrics, options.grace).await
+        calls.drained(options.grace).await
     };
     tokio::select! {
         result = &mut server => result?,
         cut_off = drained => if cut_off {
             tracing::warn!(grace = ?options.grace, "Checks still in flight after shutdown_grace are cut off");
         } else {
-            tracing::info!("no Check in flight: open streams (gRPC health watches) closed");
+            tracing::info!("no call in flight: open streams (gRPC health watches) closed");
         },
     }
     Ok(())
@@ -362,30 +386,6 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a PING may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How often, while draining, whether Checks are still in flight is looked at.
-const DRAIN_POLL: Duration = Duration::from_millis(50);
-
-/// Waits until no Check has been in flight for two polls in a row (`false`), or `grace`
-/// has passed (`true`: Checks are cut off). Connections whose Checks have all finished
-/// close by themselves; this ends a drain that only long-lived streams (a gRPC health
-/// Watch, which never ends on its own) would otherwise hold for the whole grace.
-async fn drain(metrics: &Metrics, grace: Duration) -> bool {
-    let deadline = tokio::time::sleep(grace);
-    tokio::pin!(deadline);
-    let mut idle = 0;
-    loop {
-        tokio::select! {
-            () = &mut deadline => return true,
-            () = tokio::time::sleep(DRAIN_POLL) => {
-                idle = if metrics.in_flight_count() == 0 { idle + 1 } else { 0 };
-                if idle >= 2 {
-                    return false;
-                }
-            }
-        }
-    }
-}
 
 /// How the gRPC listener serves.
 #[derive(Debug, Clone, Copy)]
@@ -412,7 +412,7 @@ pub struct BoundServer {
 
 /// Loads the policy named by `config`, starts audit and binds the listeners.
 pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
-    let (policy, files) = load_policy(std::slice::from_ref(&config.policy)).map_err(|errors| {
+    let (policy, _) = load_policy(std::slice::from_ref(&config.policy)).map_err(|errors| {
         ServerError::Policy {
             path: config.policy.clone(),
             errors,
@@ -423,11 +423,10 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     }
     tracing::info!(
         policy = %config.policy.display(),
-        files,
+        revision = %policy.revision(),
+        files = policy.files().len(),
         rules = policy.rule_count(),
-        trust_domains = ?policy.trust().trust_domains(),
-        loop_bound = ?policy.loop_bound(),
-        decided_on = deciders::placement(&policy),
+        trust_domains = %policy.trust().trust_domains().join(","),
         "policy loaded"
     );
     let metrics = Arc::new(Metrics::default());
@@ -438,13 +437,23 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
     ));
     let settings = config.audit_settings(|name| std::env::var(name).ok())?;
     let auditor = Arc::new(Auditor::start(&settings, metrics)?);
+    let decision_log = match &settings.decision_log {
+        crate::audit::DecisionLogTarget::Stdout => "stdout".to_owned(),
+        crate::audit::DecisionLogTarget::Stderr => "stderr".to_owned(),
+        crate::audit::DecisionLogTarget::Off => "off".to_owned(),
+        crate::audit::DecisionLogTarget::File(path) => path.display().to_string(),
+    };
+    let otlp = settings.otlp.as_ref().map_or_else(
+        || "off".to_owned(),
+        |o| crate::status::redact_url(&o.endpoint),
+    );
     tracing::info!(
-        otlp = settings
-            .otlp
-            .as_ref()
-            .map_or_else(|| "off".to_owned(), |otlp| crate::status::redact_url(&otlp.endpoint)),
-        otlp_protocol = ?settings.otlp.as_ref().map(|otlp| otlp.protocol),
-        decision_log = ?settings.decision_log,
+        otlp = %otlp,
+        otlp_protocol = settings.otlp.as_ref().map_or("", |o| match o.protocol {
+            crate::audit::OtlpProtocol::Grpc => "grpc",
+            crate::audit::OtlpProtocol::HttpProtobuf => "http",
+        }),
+        decision_log = %decision_log,
         "audit started"
     );
     let tls = match (&config.tls, &config.listen) {
@@ -495,16 +504,8 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
             allowed_callers: config.tls.as_ref().map_or(0, |t| t.allowed_callers.len()),
             tls_state: tls.clone(),
             admin: admin_described,
-            decision_log: match &settings.decision_log {
-                crate::audit::DecisionLogTarget::Stdout => "stdout".to_owned(),
-                crate::audit::DecisionLogTarget::Stderr => "stderr".to_owned(),
-                crate::audit::DecisionLogTarget::Off => "off".to_owned(),
-                crate::audit::DecisionLogTarget::File(path) => path.display().to_string(),
-            },
-            otlp: settings.otlp.as_ref().map_or_else(
-                || "off".to_owned(),
-                |o| crate::status::redact_url(&o.endpoint),
-            ),
+            decision_log,
+            otlp,
         },
         live,
         tls,
@@ -627,6 +628,19 @@ impl BoundServer {
         let _ = stop_tx.send(true);
         drop(stop_rx);
         let auditor = self.auditor;
+        // A Check answered at its deadline may still be deciding: its record (unanswered) is
+        // written when it ends. Wait for those, within the time the flush gets.
+        let waiting = Instant::now();
+        while auditor.metrics().in_flight_count() > 0 && waiting.elapsed() < SHUTDOWN_FLUSH {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let deciding = auditor.metrics().in_flight_count();
+        if deciding > 0 {
+            tracing::warn!(
+                checks = deciding,
+                "Checks still being decided at exit (answered at their deadline already): their records are lost"
+            );
+        }
         // Flushing waits on the sink threads; keep it off the async workers.
         let flushed = tokio::task::spawn_blocking(move || auditor.flush(SHUTDOWN_FLUSH)).await;
         if !matches!(flushed, Ok(true)) {

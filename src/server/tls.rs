@@ -410,6 +410,12 @@ impl Tls {
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
                     let stream = match handshake {
                         Ok(Ok(stream)) => stream,
+                        // Closed before the handshake ended: a TCP health probe (a Kubernetes
+                        // tcpSocket probe, a load balancer's check) or a client gone away.
+                        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            tracing::debug!(%peer, %error, "connection closed during the TLS handshake");
+                            return;
+                        }
                         Ok(Err(error)) => {
                             metrics.tls_refused("handshake");
                             tracing::warn!(%peer, %error, "TLS handshake refused");

@@ -62,3 +62,38 @@ pub fn metric(metrics: &str, name: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A policy whose rule on `/slow` takes a while to evaluate (a million-step comprehension),
+/// so a Check can be in flight when shutdown begins.
+pub const SLOW_POLICY: &str = r#"trust: {trust_domains: [prod.example.org]}
+data:
+  thousand: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49]
+rules:
+  - id: slow
+    effect: allow
+    when: >
+      request.path == "/slow"
+      && data.thousand.all(a, data.thousand.all(b, data.thousand.all(c, a + b + c >= 0)))
+  - id: fast
+    effect: allow
+    when: request.path == "/fast"
+"#;
+
+/// A server config (any port, no decision log, no watching, plus `extra`) serving
+/// [`SLOW_POLICY`] from `dir`.
+pub fn slow_policy_config(dir: &std::path::Path, extra: &str) -> warrant::config::Config {
+    std::fs::write(dir.join("policy.yaml"), SLOW_POLICY).unwrap();
+    warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\n{}reload: {{watch: false}}\n{extra}",
+            dir.join("policy.yaml").display(),
+            if extra.contains("decision_log:") {
+                ""
+            } else {
+                "decision_log: {to: off}\n"
+            }
+        ),
+    )
+    .unwrap()
+}

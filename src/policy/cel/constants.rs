@@ -143,7 +143,7 @@ fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
 }
 
 /// Calls `f` on each direct child of `expr`.
-pub(super) fn children<'e>(expr: &'e IdedExpr, f: &mut dyn FnMut(&'e IdedExpr)) {
+fn children(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
     match &expr.expr {
         Expr::Call(call) => {
             if let Some(target) = &call.target {

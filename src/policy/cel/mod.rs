@@ -19,7 +19,6 @@
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
 mod constants;
-mod cost;
 pub(crate) mod data;
 mod environment;
 mod error_text;
@@ -222,8 +221,6 @@ pub struct Expression {
     written_keys: BTreeSet<String>,
     /// The syntax tree as written, as text without node ids: see [`Expression::canonical`].
     canonical: String,
-    /// See [`Expression::loop_bound`].
-    loop_bound: Option<u64>,
 }
 
 impl Expression {
@@ -237,13 +234,6 @@ impl Expression {
     /// redundant parentheses.
     pub fn canonical(&self) -> &str {
         &self.canonical
-    }
-
-    /// The most macro iterations (`all`, `exists`, `map`, …, nested ones multiplied) one
-    /// evaluation can run, known at load; `None` when a macro ranges over something only a
-    /// request fixes, such as `request.headers`. See the `cost` module.
-    pub fn loop_bound(&self) -> Option<u64> {
-        self.loop_bound
     }
 }
 
@@ -306,7 +296,7 @@ impl CelEnv {
     /// one is an error). Safe on any thread, whatever `source` holds.
     pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         nesting::check_source(source)?;
-        let (expr, references, canonical, loop_bound) = stacker::grow(PARSE_STACK, || {
+        let (expr, references, canonical) = stacker::grow(PARSE_STACK, || {
             // Everything that walks the tree recursively, including dropping a rejected one,
             // stays on this stack.
             let mut expr = parse(&self.env, source)?;
@@ -319,11 +309,9 @@ impl CelEnv {
             functions::compile_arguments(&mut expr, &mut |argument, compile, each| {
                 self.bind_compiled(argument, compile, each)
             })?;
-            let loop_bound = cost::loop_bound(&expr, &self.root);
-            Ok::<_, CompileError>((expr, references, canonical, loop_bound))
+            Ok::<_, CompileError>((expr, references, canonical))
         })?;
         Ok(Expression {
-            loop_bound,
             canonical,
             expr,
             variables: references.variables,

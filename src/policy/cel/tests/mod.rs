@@ -35,7 +35,6 @@ fn engine_has_no_matches_of_its_own() {
     assert!(root.add_function("matches", |a: i64| a).is_ok());
 }
 
-mod cost;
 mod functions;
 
 #[test]
