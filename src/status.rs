@@ -92,6 +92,20 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             "last_reload_error": status.last_error.map(|(at, errors)| json!({"at": rfc3339(at), "errors": errors})),
             "reloads": {"success": reloads_succeeded, "failure": reloads_failed},
         },
+        "trust": {
+            "trust_domains": policy.trust().trust_domains(),
+            "bundles": policy.trust().bundle_summaries().iter().map(|b| json!({
+                "trust_domain": b.trust_domain,
+                "x509_authorities": b.x509_authorities,
+                "jwt_authorities": b.jwt_authorities,
+                "intermediates": b.intermediates,
+                "sequence": b.sequence,
+                "refresh_hint_seconds": b.refresh_hint_secs,
+                "first_authority_expires_at": b.first_expiry
+                    .and_then(|secs| u64::try_from(secs).ok())
+                    .map(|secs| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))),
+            })).collect::<Vec<_>>(),
+        },
         "rules": rules,
         "checks_refused": {"overloaded": overloaded, "timeout": timeout},
         "checks_in_flight": metrics.in_flight_count(),
@@ -199,7 +213,19 @@ pub fn html(status: &Value) -> String {
             text(&error["errors"])
         ));
     }
-    page.push_str("<h2>Rules</h2><table id=\"rules\"><tr><th>rule</th><th>effect</th><th>mode</th><th>decided</th><th>shadow matches</th></tr>");
+    page.push_str("<h2>Trust bundles</h2><table id=\"bundles\"><tr><th>trust domain</th><th>X.509 authorities</th><th>JWT authorities</th><th>intermediates</th><th>sequence</th><th>first authority expires</th></tr>");
+    for bundle in status["trust"]["bundles"].as_array().into_iter().flatten() {
+        page.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            text(&bundle["trust_domain"]),
+            text(&bundle["x509_authorities"]),
+            text(&bundle["jwt_authorities"]),
+            text(&bundle["intermediates"]),
+            text(&bundle["sequence"]),
+            text(&bundle["first_authority_expires_at"])
+        ));
+    }
+    page.push_str("</table><h2>Rules</h2><table id=\"rules\"><tr><th>rule</th><th>effect</th><th>mode</th><th>decided</th><th>shadow matches</th></tr>");
     for rule in status["rules"].as_array().into_iter().flatten() {
         page.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

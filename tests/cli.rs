@@ -1,5 +1,7 @@
 //! The `warrant` binary's command-line contract: `check` and `eval`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -326,6 +328,33 @@ fn oversized_files_are_refused_not_read_to_exhaustion() {
     assert_eq!(check.status.code(), Some(1), "{check:?}");
     assert!(
         stdout(&check).contains("cannot read /dev/zero: larger than 4 MiB"),
+        "{}",
+        stdout(&check)
+    );
+}
+
+/// `warrant check` tells what each bundle holds.
+#[test]
+fn check_summarises_bundles() {
+    let dir = temp_dir("bundle-summary");
+    let ca = common::Ca::new("prod");
+    std::fs::write(
+        dir.join("bundle.json"),
+        serde_json::json!({"keys": [ca.jwk()], "spiffe_sequence": 3}).to_string(),
+    )
+    .unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: bundle.json}\nrules: []\n",
+    )
+    .unwrap();
+    let check = warrant(&["check", policy.to_str().unwrap()], None);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+    assert!(
+        stdout(&check).contains(
+            "bundle prod.example.org: 1 X.509 authorities, 0 JWT authorities, 0 intermediates, sequence 3"
+        ),
         "{}",
         stdout(&check)
     );

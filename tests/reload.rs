@@ -578,6 +578,8 @@ async fn the_status_page_tells_revision_rules_reloads_and_sinks() {
     );
     assert_eq!(json["audit"]["decision_log"]["to"], "off");
     assert_eq!(json["listeners"]["grpc"]["tls"], "off");
+    assert_eq!(json["trust"]["trust_domains"][0], "prod.example.org");
+    assert_eq!(json["trust"]["bundles"], serde_json::json!([]));
     assert_eq!(json["listeners"]["admin"], admin.to_string());
     let (status, page) = tokio::task::spawn_blocking(move || http_get(admin, "/"))
         .await
@@ -647,4 +649,52 @@ async fn the_watcher_follows_the_policys_own_files_only() {
         failed,
         "unrelated writes do not reload"
     );
+}
+
+/// A bundle is a file the policy loads: rewritten (SPIRE's helper rotating it), it reloads the
+/// policy; broken, it is refused whole and the old bundle keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_bundle_reloads_and_a_broken_one_is_refused() {
+    let dir = common::fixtures::temp_dir("reload", "bundle");
+    let first = common::Ca::new("first");
+    let bundle = dir.join("bundle.json");
+    std::fs::write(
+        &bundle,
+        serde_json::json!({"keys": [first.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: bundle.json}\nrules: []\n",
+    )
+    .unwrap();
+    let bound = warrant::server::bind(watching_config(&dir, &policy))
+        .await
+        .unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let before = live.current().revision().to_string();
+    std::fs::write(&bundle, "{\"keys\": [{\"use\": \"x509-svid\"}]}").unwrap();
+    for _ in 0..200 {
+        if live.metrics().reload_counts().1 > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(live.metrics().reload_counts().1, 1, "refused");
+    assert_eq!(
+        live.current().revision().to_string(),
+        before,
+        "the old bundle serves"
+    );
+    let rotated = common::Ca::new("second");
+    std::fs::write(
+        &bundle,
+        serde_json::json!({"keys": [first.jwk(), rotated.jwk()], "spiffe_sequence": 2}).to_string(),
+    )
+    .unwrap();
+    next_revision(&live, &before).await;
+    let summary = &live.current().trust().bundle_summaries()[0];
+    assert_eq!((summary.x509_authorities, summary.sequence), (2, Some(2)));
 }

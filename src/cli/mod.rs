@@ -178,6 +178,18 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
             } else {
                 format!(", {counted}")
             };
+            for bundle in policy.trust().bundle_summaries() {
+                let sequence = bundle
+                    .sequence
+                    .map_or_else(String::new, |s| format!(", sequence {s}"));
+                println!(
+                    "bundle {}: {} X.509 authorities, {} JWT authorities, {} intermediates{sequence}",
+                    bundle.trust_domain,
+                    bundle.x509_authorities,
+                    bundle.jwt_authorities,
+                    bundle.intermediates
+                );
+            }
             println!("ok: {} rules in {files} files{noted}", policy.rule_count());
             ExitCode::SUCCESS
         }
