@@ -1,7 +1,7 @@
 //! Warrant: an Envoy ext_authz server that decides in two stages — SPIFFE transport trust,
 //! then CEL policy — and explains every decision.
 //!
-//! The domain core (`identity`, `trust`, `policy`, `request`, `header`) has no gRPC, async runtime or
+//! The domain core (`identity`, `trust`, `policy`, `request`, `header`, `glob`) has no gRPC, async runtime or
 //! I/O in it; `server` translates protos to and from it, `loader` and `config` read files.
 #![forbid(unsafe_code)]
 // No panics on any request path: bad input is a deny or an error, never a crash.
@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod glob;
 pub mod header;
 pub mod identity;
 pub mod json;

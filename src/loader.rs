@@ -58,7 +58,7 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
     let count = sources.len();
     let policy = Policy::compile(&sources, &mut |path: &Path, kind| {
         let limit = match kind {
-            FileKind::Bundle => MAX_BUNDLE_FILE,
+            FileKind::Bundle | FileKind::Revocation => MAX_BUNDLE_FILE,
             FileKind::Data => MAX_DATA_FILE,
         };
         read_bounded(path, limit)

@@ -94,6 +94,7 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
         },
         "trust": {
             "trust_domains": policy.trust().trust_domains(),
+            "revoked_entries": policy.trust().revoked_entries(),
             "bundles": policy.trust().bundle_summaries().iter().map(|b| json!({
                 "trust_domain": b.trust_domain,
                 "x509_authorities": b.x509_authorities,

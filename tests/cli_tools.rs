@@ -233,6 +233,7 @@ fn explain_shows_trust_checks_and_every_rule() {
          \x20 validity      skipped: Envoy sent no certificate\n\
          \x20 lifetime      skipped: Envoy sent no certificate\n\
          \x20 chain         skipped: Envoy sent no certificate\n\
+         \x20 revocation    skipped: the policy revokes nothing\n\
          \n\
          rules, in evaluation order\n\
          \x20 RULE      EFFECT  MODE     RESULT\n\

@@ -31,6 +31,7 @@ fn fixture() -> Fixture {
         ],
         max_svid_lifetime: Some(Duration::from_secs(24 * 3600)),
         require_certificate: false,
+        revoked: Vec::new(),
     })
     .unwrap();
     Fixture { prod, dev, policy }

@@ -34,6 +34,12 @@ pub(super) struct TrustSection {
     pub max_svid_lifetime: Option<String>,
     #[serde(default)]
     pub require_certificate: bool,
+    /// Revoked SPIFFE IDs (exact or glob) and certificate serial numbers (hex).
+    #[serde(default)]
+    pub revoked: Vec<String>,
+    /// Files of such entries, one per line (relative to the policy file), re-read on change.
+    #[serde(default)]
+    pub revoked_files: Vec<String>,
 }
 
 /// `trust.bundles.<trust domain>`: `path/to/bundle.pem`, or

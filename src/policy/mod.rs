@@ -52,6 +52,8 @@ pub enum FileKind {
     Bundle,
     /// A data file (`data_files`).
     Data,
+    /// A revocation list (`trust.revoked_files`).
+    Revocation,
 }
 
 /// Reads a file a policy names, at a path already resolved against the directory of the
@@ -480,6 +482,15 @@ pub fn yaml_error_gist(message: &str) -> String {
     gist.to_owned()
 }
 
+/// The entries of a revocation file: one per line, with its 1-based line number; blank lines
+/// and `#` comments are skipped.
+fn revocation_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(index, line)| {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        (!entry.is_empty()).then_some((index + 1, entry))
+    })
+}
+
 fn compile_trust(
     policy_path: &Path,
     section: file::TrustSection,
@@ -534,11 +545,36 @@ fn compile_trust(
             intermediates,
         });
     }
+    let mut revoked: Vec<(String, String)> = section
+        .revoked
+        .into_iter()
+        .map(|entry| (entry, "trust.revoked".to_owned()))
+        .collect();
+    for path in section.revoked_files {
+        let resolved = base.join(&path);
+        let bytes = read_file(&resolved, FileKind::Revocation).map_err(|e| {
+            format!(
+                "trust.revoked_files: cannot read {}: {e}",
+                resolved.display()
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "trust.revoked_files: {} is not UTF-8 text",
+                resolved.display()
+            )
+        })?;
+        revoked.extend(
+            revocation_lines(&text)
+                .map(|(line, entry)| (entry.to_owned(), format!("{}:{line}", resolved.display()))),
+        );
+    }
     TrustPolicy::new(TrustSettings {
         trust_domains: section.trust_domains,
         bundles,
         max_svid_lifetime,
         require_certificate: section.require_certificate,
+        revoked,
     })
     .map_err(|e| e.to_string())
 }

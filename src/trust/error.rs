@@ -40,6 +40,8 @@ pub enum Untrusted {
         trust_domain: String,
         reason: String,
     },
+    #[error("{0}")]
+    Revoked(String),
 }
 
 /// A trust policy that cannot be compiled.
@@ -60,4 +62,6 @@ pub enum TrustConfigError {
         trust_domain: String,
         reason: String,
     },
+    #[error(transparent)]
+    Revocation(#[from] super::RevocationError),
 }

@@ -27,10 +27,12 @@ pub enum TrustCheckKind {
     Lifetime,
     /// It chains to its trust domain's bundle (X509-SVID §5).
     Chain,
+    /// Neither its SPIFFE ID nor its certificate is revoked (`trust.revoked`).
+    Revocation,
 }
 
 impl TrustCheckKind {
-    pub const ALL: [TrustCheckKind; 8] = [
+    pub const ALL: [TrustCheckKind; 9] = [
         TrustCheckKind::Principal,
         TrustCheckKind::SpiffeId,
         TrustCheckKind::TrustDomain,
@@ -39,6 +41,7 @@ impl TrustCheckKind {
         TrustCheckKind::Validity,
         TrustCheckKind::Lifetime,
         TrustCheckKind::Chain,
+        TrustCheckKind::Revocation,
     ];
 
     /// The check's name in `explain` output.
@@ -52,6 +55,7 @@ impl TrustCheckKind {
             TrustCheckKind::Validity => "validity",
             TrustCheckKind::Lifetime => "lifetime",
             TrustCheckKind::Chain => "chain",
+            TrustCheckKind::Revocation => "revocation",
         }
     }
 
@@ -70,6 +74,7 @@ impl TrustCheckKind {
             Untrusted::NotYetValid { .. } | Untrusted::Expired { .. } => TrustCheckKind::Validity,
             Untrusted::LifetimeTooLong { .. } => TrustCheckKind::Lifetime,
             Untrusted::ChainInvalid { .. } => TrustCheckKind::Chain,
+            Untrusted::Revoked(_) => TrustCheckKind::Revocation,
         }
     }
 }
@@ -146,6 +151,9 @@ impl TrustPolicy {
             }
             TrustCheckKind::Chain if !has_bundle => {
                 Some("the policy has no bundle for this trust domain")
+            }
+            TrustCheckKind::Revocation if self.revocation.is_empty() => {
+                Some("the policy revokes nothing")
             }
             _ => None,
         }

@@ -6,6 +6,7 @@
 
 mod error;
 mod explain;
+pub mod revocation;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use crate::request::Peer;
 
 pub use error::{TrustConfigError, Untrusted};
 pub use explain::{TrustCheck, TrustCheckKind, TrustCheckResult};
+pub use revocation::{Revocation, RevocationError};
 
 /// What the operator configured under `trust:` in the policy, before bundles are parsed.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,8 @@ pub struct TrustSettings {
     pub max_svid_lifetime: Option<Duration>,
     /// Whether a request without `source.certificate` is untrusted.
     pub require_certificate: bool,
+    /// `trust.revoked` entries (SPIFFE IDs, patterns, serials), each with where it was written.
+    pub revoked: Vec<(String, String)>,
 }
 
 /// One trust domain's bundle, as read from its files.
@@ -92,6 +96,7 @@ pub struct TrustPolicy {
     bundles: HashMap<String, DomainTrust>,
     max_svid_lifetime: Option<Duration>,
     require_certificate: bool,
+    revocation: Revocation,
 }
 
 /// A caller whose identity passed the trust stage.
@@ -131,11 +136,18 @@ impl TrustPolicy {
             let domain = DomainTrust::new(source)?;
             bundles.insert(td, domain);
         }
+        let revocation = Revocation::new(
+            settings
+                .revoked
+                .iter()
+                .map(|(entry, origin)| (entry.as_str(), origin.clone())),
+        )?;
         Ok(Self {
             trust_domains: settings.trust_domains,
             bundles,
             max_svid_lifetime: settings.max_svid_lifetime,
             require_certificate: settings.require_certificate,
+            revocation,
         })
     }
 
@@ -198,6 +210,7 @@ impl TrustPolicy {
                     trust_domain.to_owned(),
                 ));
             }
+            self.check_revocation(&spiffe_id, None)?;
             return Ok(VerifiedPeer {
                 spiffe_id,
                 svid: None,
@@ -219,10 +232,38 @@ impl TrustPolicy {
                     reason,
                 })?;
         }
+        self.check_revocation(&spiffe_id, Some(svid.serial()))?;
         Ok(VerifiedPeer {
             spiffe_id,
             svid: Some(svid),
         })
+    }
+
+    /// How many `trust.revoked` entries the policy holds.
+    pub fn revoked_entries(&self) -> usize {
+        self.revocation.len()
+    }
+
+    /// Whether `spiffe_id`, or the certificate with `serial`, is revoked (`trust.revoked`).
+    fn check_revocation(
+        &self,
+        spiffe_id: &SpiffeId,
+        serial: Option<&str>,
+    ) -> Result<(), Untrusted> {
+        if self.revocation.is_empty() {
+            return Ok(());
+        }
+        if let Some(entry) = self.revocation.revoking_id(spiffe_id.as_str()) {
+            return Err(Untrusted::Revoked(format!(
+                "{spiffe_id} is revoked (trust.revoked: {entry})"
+            )));
+        }
+        if let Some(serial) = serial.filter(|s| self.revocation.revokes_serial(s)) {
+            return Err(Untrusted::Revoked(format!(
+                "the certificate with serial {serial} is revoked (trust.revoked)"
+            )));
+        }
+        Ok(())
     }
 
     fn check_validity(&self, svid: &X509Svid, now: SystemTime) -> Result<(), Untrusted> {
