@@ -74,7 +74,11 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
         .collect();
     let (reloads_succeeded, reloads_failed) = metrics.reload_counts();
     let tls = info.tls_state.as_ref().map(|tls| tls.status());
-    let (overloaded, timeout) = metrics.refused_counts();
+    let refused: serde_json::Map<String, Value> = metrics
+        .refused_counts()
+        .iter()
+        .map(|(refusal, count)| (refusal.as_str().to_owned(), json!(count)))
+        .collect();
     let uptime = SystemTime::now()
         .duration_since(info.started)
         .map_or(0, |d| d.as_secs());
@@ -108,7 +112,7 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             })).collect::<Vec<_>>(),
         },
         "rules": rules,
-        "checks_refused": {"overloaded": overloaded, "timeout": timeout},
+        "checks_refused": refused,
         "checks_in_flight": metrics.in_flight_count(),
         "audit": {
             "decision_log": {
@@ -237,7 +241,7 @@ pub fn html(status: &Value) -> String {
             text(&rule["shadow_matches"])
         ));
     }
-    page.push_str("</table><h2>Audit</h2><table id=\"audit\"><tr><th>sink</th><th>to</th><th>queue</th><th>dropped</th></tr>");
+    page.push_str("</table><h2>Audit</h2><table id=\"audit\"><tr><th>sink</th><th>to</th><th>queue</th><th>dropped</th><th>reopen failures</th></tr>");
     for (sink, to) in [
         ("decision log", &audit["decision_log"]["to"]),
         ("spans (OTLP)", &audit["otlp"]["endpoint"]),
@@ -248,10 +252,11 @@ pub fn html(status: &Value) -> String {
             "otlp"
         };
         page.push_str(&format!(
-            "<tr><td>{sink}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{sink}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             text(to),
             text(&audit[key]["queue_depth"]),
-            text(&audit[key]["dropped"])
+            text(&audit[key]["dropped"]),
+            text(&audit[key]["reopen_failures"])
         ));
     }
     page.push_str("</table><h2>Listeners</h2><table id=\"listeners\">");
@@ -274,10 +279,13 @@ pub fn html(status: &Value) -> String {
     }
     page.push_str(&row("admin", &status["listeners"]["admin"]));
     page.push_str(&row(
-        "Checks refused (overloaded / timeout)",
+        "Checks refused (overloaded / timeout / cancelled / too large)",
         &Value::String(format!(
-            "{} / {}",
-            status["checks_refused"]["overloaded"], status["checks_refused"]["timeout"]
+            "{} / {} / {} / {}",
+            status["checks_refused"]["overloaded"],
+            status["checks_refused"]["timeout"],
+            status["checks_refused"]["cancelled"],
+            status["checks_refused"]["too_large"]
         )),
     ));
     page.push_str(&row("Checks in flight", &status["checks_in_flight"]));

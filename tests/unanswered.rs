@@ -63,8 +63,12 @@ async fn cancelled_and_late_checks_are_logged_as_unanswered() {
     assert_eq!(line["would_decide"], "allow", "{line}");
     let error = line["error"].as_str().unwrap();
     assert!(error.contains("the caller cancelled the Check"), "{error}");
-    // Not counted as an allow.
+    // Not counted as an allow; counted as cancelled.
     let metrics = live.metrics().encode();
+    assert!(
+        metrics.contains("warrant_checks_refused_total{reason=\"cancelled\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics
             .contains("warrant_checks_total{decision=\"allow\",stage=\"rules\",rule=\"slow\"} 0"),

@@ -154,6 +154,38 @@ struct RefusedLabels {
     reason: &'static str,
 }
 
+/// Why Envoy got no decision for a Check (`warrant_checks_refused_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over `limits.max_concurrent_checks`: refused at once.
+    Overloaded = 0,
+    /// Its deadline (`check_timeout`, or the caller's `grpc-timeout`) passed first.
+    Timeout = 1,
+    /// The caller cancelled first (Envoy's own timeout, a reset stream).
+    Cancelled = 2,
+    /// Over `limits.max_request_bytes`: refused before decoding.
+    TooLarge = 3,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [
+        Refusal::Overloaded,
+        Refusal::Timeout,
+        Refusal::Cancelled,
+        Refusal::TooLarge,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Overloaded => "overloaded",
+            Refusal::Timeout => "timeout",
+            Refusal::Cancelled => "cancelled",
+            Refusal::TooLarge => "too_large",
+        }
+    }
+}
+
 /// One Check counted in `warrant_checks_in_flight` while this lives.
 #[derive(Debug)]
 pub struct InFlight(Gauge<i64, AtomicI64>);
@@ -176,8 +208,8 @@ pub struct Metrics {
     policy_info: Family<RevisionLabels, Gauge<i64, AtomicI64>>,
     reloads_succeeded: Counter,
     reloads_failed: Counter,
-    refused_overloaded: Counter,
-    refused_timeout: Counter,
+    /// `warrant_checks_refused_total`, by [`Refusal`] (indexed by its discriminant).
+    refused: [Counter; Refusal::ALL.len()],
     in_flight: Gauge<i64, AtomicI64>,
     reopen_failures: Counter,
     tls_expiry: Gauge<i64, AtomicI64>,
@@ -221,20 +253,19 @@ impl Default for Metrics {
             reloads.clone(),
         );
         let reload = |result| reloads.get_or_create(&ReloadLabels { result }).clone();
-        let refused = Family::<RefusedLabels, Counter>::default();
+        let refused_family = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "checks_refused",
-            "Checks answered with a gRPC error at a limit, not a decision: overloaded (max_concurrent_checks) or timeout (check_timeout, grpc-timeout)",
-            refused.clone(),
+            "Checks Envoy got no decision for: overloaded (max_concurrent_checks), timeout (check_timeout, grpc-timeout), cancelled (by the caller first), too_large (max_request_bytes)",
+            refused_family.clone(),
         );
-        let refused_overloaded = refused
-            .get_or_create(&RefusedLabels {
-                reason: "overloaded",
-            })
-            .clone();
-        let refused_timeout = refused
-            .get_or_create(&RefusedLabels { reason: "timeout" })
-            .clone();
+        let refused = Refusal::ALL.map(|refusal| {
+            refused_family
+                .get_or_create(&RefusedLabels {
+                    reason: refusal.as_str(),
+                })
+                .clone()
+        });
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "checks_in_flight",
@@ -259,6 +290,10 @@ impl Default for Metrics {
             "Connections to the gRPC listener closed by TLS: handshake (failed or timed out) or caller (not in tls.allowed_callers)",
             tls_refused.clone(),
         );
+        // Both series exist (at 0) before anything is refused.
+        for reason in ["handshake", "caller"] {
+            let _ = tls_refused.get_or_create(&RefusedLabels { reason });
+        }
         let (reloads_succeeded, reloads_failed) = (reload("success"), reload("failure"));
         let dropped = Family::<SinkLabels, Counter>::default();
         registry.register(
@@ -307,8 +342,7 @@ impl Default for Metrics {
             policy_info,
             reloads_succeeded,
             reloads_failed,
-            refused_overloaded,
-            refused_timeout,
+            refused,
             in_flight,
             reopen_failures,
             tls_expiry,
@@ -414,11 +448,9 @@ impl Metrics {
     }
 
     /// Counts a Check refused at a limit: `overloaded` or `timeout`.
-    pub fn refused(&self, reason: &str) {
-        match reason {
-            "overloaded" => self.refused_overloaded.inc(),
-            _ => self.refused_timeout.inc(),
-        };
+    /// Counts a Check refused; returns how many were refused so for that reason.
+    pub fn refused(&self, refusal: Refusal) -> u64 {
+        self.refused[refusal as usize].inc() + 1
     }
 
     /// Counts a Check in flight until the returned guard is dropped.
@@ -544,8 +576,8 @@ impl Metrics {
     }
 
     /// Checks refused at a limit so far: (overloaded, timeout).
-    pub fn refused_counts(&self) -> (u64, u64) {
-        (self.refused_overloaded.get(), self.refused_timeout.get())
+    pub fn refused_counts(&self) -> [(Refusal, u64); Refusal::ALL.len()] {
+        Refusal::ALL.map(|refusal| (refusal, self.refused[refusal as usize].get()))
     }
 
     /// Counts `n` records dropped at `sink`.

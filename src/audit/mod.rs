@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
-pub use metrics::{InFlight, Metrics, Sink};
+pub use metrics::{InFlight, Metrics, Refusal, Sink};
 pub use otlp::{OtlpProtocol, OtlpTarget};
 pub use record::DecisionRecord;
 pub use redact::Redactor;

@@ -72,15 +72,23 @@ impl Deciders {
     }
 }
 
-/// Who answers one Check: settled once, by whichever of the decider, the deadline and the
-/// caller's cancelling comes first.
-#[derive(Debug, Default)]
-pub struct Answer(AtomicU8);
+/// Who answers one Check, settled once by whichever of the decider, the deadline and the
+/// caller's cancelling comes first; and the Check's slot of `max_concurrent_checks`, freed by
+/// whoever ends the Check — at once when it is answered while still queued, by the decider
+/// when it was deciding.
+#[derive(Debug)]
+pub struct Answer<S> {
+    state: AtomicU8,
+    slot: std::sync::Mutex<Option<S>>,
+}
 
 const PENDING: u8 = 0;
-const DECIDED: u8 = 1;
-const TIMED_OUT: u8 = 2;
-const CANCELLED: u8 = 3;
+const STARTED: u8 = 1;
+const DECIDED: u8 = 2;
+const TIMED_OUT_QUEUED: u8 = 3;
+const CANCELLED_QUEUED: u8 = 4;
+const TIMED_OUT_DECIDING: u8 = 5;
+const CANCELLED_DECIDING: u8 = 6;
 
 /// How a Check was answered when its decider came too late.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,43 +99,76 @@ pub enum Preempted {
     Cancelled,
 }
 
-impl Answer {
-    /// A Check nobody has answered yet.
-    pub fn pending() -> Arc<Self> {
-        Arc::new(Self(AtomicU8::new(PENDING)))
+/// Whether a preempted Check was still queued (never decided) or being decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum While {
+    Queued,
+    Deciding,
+}
+
+impl<S> Answer<S> {
+    /// A Check nobody has answered yet, holding `slot` until it ends.
+    pub fn pending(slot: S) -> Arc<Self> {
+        Arc::new(Self {
+            state: AtomicU8::new(PENDING),
+            slot: std::sync::Mutex::new(Some(slot)),
+        })
+    }
+
+    /// A decider takes the Check: `false` when it was answered (or cancelled) while queued,
+    /// and must not be decided.
+    pub fn start(&self) -> bool {
+        self.settle(PENDING, STARTED)
     }
 
     /// The decider claims the answer: `Ok` when its decision is what the caller gets, else
     /// how the caller was answered instead.
     pub fn claim_decided(&self) -> Result<(), Preempted> {
-        if self.settle(DECIDED) {
+        if self.settle(STARTED, DECIDED) {
             return Ok(());
         }
-        Err(match self.0.load(Ordering::Acquire) {
-            CANCELLED => Preempted::Cancelled,
+        Err(match self.state.load(Ordering::Acquire) {
+            CANCELLED_DECIDING | CANCELLED_QUEUED => Preempted::Cancelled,
             _ => Preempted::TimedOut,
         })
     }
 
-    /// The caller went away before anyone answered (a no-op once settled).
-    pub fn cancel(&self) {
-        self.settle(CANCELLED);
+    /// The deadline claims the answer: `Some` when the caller gets DEADLINE_EXCEEDED, with
+    /// whether the Check was still queued (then its slot is freed now).
+    pub fn time_out(&self) -> Option<While> {
+        self.preempt(TIMED_OUT_QUEUED, TIMED_OUT_DECIDING)
     }
 
-    /// The deadline claims the answer: `true` when the caller gets DEADLINE_EXCEEDED.
-    pub fn claim_timed_out(&self) -> bool {
-        self.settle(TIMED_OUT)
+    /// The caller went away before anyone answered: `Some` with whether the Check was still
+    /// queued (then its slot is freed now); `None` once answered.
+    pub fn cancel(&self) -> Option<While> {
+        self.preempt(CANCELLED_QUEUED, CANCELLED_DECIDING)
     }
 
-    /// Whether the Check was answered (at its deadline) or cancelled before it was decided:
-    /// a decider skips such a queued Check.
-    pub fn preempted(&self) -> bool {
-        matches!(self.0.load(Ordering::Acquire), TIMED_OUT | CANCELLED)
+    /// Frees the Check's slot (once; later calls do nothing).
+    pub fn release(&self) {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(slot);
     }
 
-    fn settle(&self, outcome: u8) -> bool {
-        self.0
-            .compare_exchange(PENDING, outcome, Ordering::AcqRel, Ordering::Acquire)
+    fn preempt(&self, queued: u8, deciding: u8) -> Option<While> {
+        if self.settle(PENDING, queued) {
+            self.release();
+            Some(While::Queued)
+        } else if self.settle(STARTED, deciding) {
+            Some(While::Deciding)
+        } else {
+            None
+        }
+    }
+
+    fn settle(&self, from: u8, to: u8) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 }
@@ -137,23 +178,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_claim_wins_and_only_once() {
-        let answer = Answer::pending();
-        assert!(!answer.preempted());
+    fn the_first_claim_wins_and_the_slot_is_freed_by_whoever_ends_the_check() {
+        let slot = Arc::new(());
+        // Decided in time.
+        let answer = Answer::pending(Arc::clone(&slot));
+        assert!(answer.start());
         assert_eq!(answer.claim_decided(), Ok(()));
-        assert!(!answer.claim_timed_out());
-        answer.cancel();
-        assert_eq!(answer.claim_decided(), Err(Preempted::TimedOut));
-        assert!(!answer.preempted());
-        let answer = Answer::pending();
-        assert!(answer.claim_timed_out());
-        assert!(answer.preempted());
-        assert_eq!(answer.claim_decided(), Err(Preempted::TimedOut));
-        let answer = Answer::pending();
-        answer.cancel();
-        assert!(answer.preempted());
-        assert!(!answer.claim_timed_out());
+        assert_eq!(answer.time_out(), None);
+        assert_eq!(answer.cancel(), None);
+        assert_eq!(Arc::strong_count(&slot), 2, "the decider frees it");
+        answer.release();
+        assert_eq!(Arc::strong_count(&slot), 1);
+        // Timed out while queued: freed at once, never started.
+        let answer = Answer::pending(Arc::clone(&slot));
+        assert_eq!(answer.time_out(), Some(While::Queued));
+        assert_eq!(Arc::strong_count(&slot), 1);
+        assert!(!answer.start());
+        assert_eq!(answer.cancel(), None);
+        // Cancelled while deciding: the decider keeps the slot and learns why.
+        let answer = Answer::pending(Arc::clone(&slot));
+        assert!(answer.start());
+        assert_eq!(answer.cancel(), Some(While::Deciding));
+        assert_eq!(Arc::strong_count(&slot), 2);
+        assert_eq!(answer.time_out(), None);
         assert_eq!(answer.claim_decided(), Err(Preempted::Cancelled));
+        // Timed out while deciding.
+        let answer = Answer::pending(Arc::clone(&slot));
+        assert!(answer.start());
+        assert_eq!(answer.time_out(), Some(While::Deciding));
+        assert_eq!(answer.claim_decided(), Err(Preempted::TimedOut));
+        // Cancelled while queued.
+        let answer = Answer::pending(Arc::clone(&slot));
+        assert_eq!(answer.cancel(), Some(While::Queued));
+        assert!(!answer.start());
     }
 
     #[test]

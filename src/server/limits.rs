@@ -95,3 +95,89 @@ mod tests {
         assert_eq!(limits.deadline(Some("junk")), Duration::from_secs(1));
     }
 }
+
+/// Counts the Checks tonic refuses for `max_request_bytes` (before the handler runs, with
+/// OUT_OF_RANGE) in `warrant_checks_refused_total{reason="too_large"}`, and logs them: a
+/// refusal Envoy turns into a deny must not go unseen.
+#[derive(Debug, Clone)]
+pub struct CountTooLarge<S> {
+    inner: S,
+    metrics: Arc<crate::audit::Metrics>,
+}
+
+impl<S> CountTooLarge<S> {
+    pub fn new(inner: S, metrics: Arc<crate::audit::Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for CountTooLarge<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, R, B> tower::Service<R> for CountTooLarge<S>
+where
+    S: tower::Service<R, Response = http::Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TooLargeCounted<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        TooLargeCounted {
+            inner: self.inner.call(request),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of a Check, counted when it is OUT_OF_RANGE.
+    #[derive(Debug)]
+    pub struct TooLargeCounted<F> {
+        #[pin]
+        inner: F,
+        metrics: Arc<crate::audit::Metrics>,
+    }
+}
+
+/// `grpc-status` of OUT_OF_RANGE: only tonic's size check answers it on this service.
+const OUT_OF_RANGE: &[u8] = b"11";
+
+impl<F, B, E> std::future::Future for TooLargeCounted<F>
+where
+    F: std::future::Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result
+            && response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|status| status.as_bytes() == OUT_OF_RANGE)
+        {
+            let refused = this.metrics.refused(crate::audit::Refusal::TooLarge);
+            // The 1st, 2nd, 4th, 8th… time: seen, without a line per request.
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    refused,
+                    "a CheckRequest over limits.max_request_bytes was refused (OUT_OF_RANGE) before it was decided; keep the limit above Envoy's with_request_body.max_request_bytes plus headers and certificate"
+                );
+            }
+        }
+        std::task::Poll::Ready(result)
+    }
+}

@@ -22,7 +22,7 @@ use envoy_types::ext_authz::v3::pb::{
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use crate::audit::{AuditError, Auditor, Metrics, TraceParent};
+use crate::audit::{AuditError, Auditor, Metrics, Refusal, TraceParent};
 use crate::config::Config;
 use crate::loader::load_policy;
 use crate::policy::{Policy, PolicyErrors};
@@ -179,7 +179,7 @@ impl Authorization for AuthzService {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let Some(permit) = self.limits.admit() else {
-            self.auditor.metrics().refused("overloaded");
+            self.auditor.metrics().refused(Refusal::Overloaded);
             return Err(Status::resource_exhausted(
                 "warrant is deciding limits.max_concurrent_checks Checks already; this one was not decided",
             ));
@@ -202,28 +202,33 @@ impl Authorization for AuthzService {
                 }
             });
             if result.is_err() {
-                self.auditor.metrics().refused("timeout");
+                self.auditor.metrics().refused(Refusal::Timeout);
             }
             return result.map(Response::new);
         };
-        let answer = deciders::Answer::pending();
+        let answer = deciders::Answer::pending(slot);
         // Dropped unfinished when the caller cancels (Envoy's timeout, a reset stream).
-        let _cancel = CancelOnDrop(Arc::clone(&answer));
+        let _cancel = CancelOnDrop {
+            answer: Arc::clone(&answer),
+            metrics: self.auditor.metrics(),
+        };
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let service = self.clone();
         let policy = arc_swap::Guard::into_inner(policy);
         let claim = Arc::clone(&answer);
         let submitted = deciders.submit(move || {
-            let _slot = slot;
-            // Answered at its deadline, or cancelled, while queued: refused, never decided.
-            if claim.preempted() {
+            // Answered at its deadline, or cancelled, while queued: refused, never decided
+            // (its slot is free already).
+            if !claim.start() {
                 return;
             }
+            // The slot is freed when deciding ends, even by a panic.
+            let _release = ReleaseOnDrop(&claim);
             let result = service.check_within(&policy, request, parent, |took| {
                 claim.claim_decided().map_err(|preempted| match preempted {
                     deciders::Preempted::TimedOut => late(took, deadline),
                     deciders::Preempted::Cancelled => format!(
-                        "the caller cancelled the Check after {took:?}, before it was decided: {} nothing (Envoy's own timeout or a reset stream), not this decision",
+                        "the caller cancelled the Check while it was being decided (it took {took:?}): {} nothing (Envoy's own timeout or a reset stream), not this decision",
                         crate::audit::UNANSWERED
                     ),
                 })
@@ -231,6 +236,7 @@ impl Authorization for AuthzService {
             let _ = sender.send(result);
         });
         if !submitted {
+            answer.release();
             return Err(Status::unavailable(
                 "warrant's deciders have stopped; this Check was not decided",
             ));
@@ -238,15 +244,29 @@ impl Authorization for AuthzService {
         let lost = || Status::internal("this Check's decider failed; it was not decided");
         match tokio::time::timeout(deadline, &mut receiver).await {
             Ok(result) => result.map_err(|_| lost())?.map(Response::new),
-            Err(_) if answer.claim_timed_out() => {
-                self.auditor.metrics().refused("timeout");
-                Err(Status::deadline_exceeded(format!(
-                    "not decided within its deadline ({deadline:?})"
-                )))
-            }
-            // The decider answered first: its result is on its way.
-            Err(_) => receiver.await.map_err(|_| lost())?.map(Response::new),
+            Err(_) => match answer.time_out() {
+                Some(_) => {
+                    self.auditor.metrics().refused(Refusal::Timeout);
+                    Err(Status::deadline_exceeded(format!(
+                        "not decided within its deadline ({deadline:?})"
+                    )))
+                }
+                // The decider answered first: its result is on its way.
+                None => receiver.await.map_err(|_| lost())?.map(Response::new),
+            },
         }
+    }
+}
+
+/// A Check's slot and its count in `warrant_checks_in_flight`.
+type Slot = (tokio::sync::OwnedSemaphorePermit, crate::audit::InFlight);
+
+/// Frees a started Check's slot when its decider is done with it.
+struct ReleaseOnDrop<'a>(&'a deciders::Answer<Slot>);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 
@@ -258,12 +278,17 @@ fn late(took: Duration, deadline: Duration) -> String {
     )
 }
 
-/// Marks a Check cancelled when its handler is dropped before it answered.
-struct CancelOnDrop(Arc<deciders::Answer>);
+/// Marks a Check cancelled, and counts it, when its handler is dropped before it answered.
+struct CancelOnDrop<'a> {
+    answer: Arc<deciders::Answer<Slot>>,
+    metrics: &'a Metrics,
+}
 
-impl Drop for CancelOnDrop {
+impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.cancel();
+        if self.answer.cancel().is_some() {
+            self.metrics.refused(Refusal::Cancelled);
+        }
     }
 }
 
@@ -336,6 +361,7 @@ where
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let policy = Arc::clone(&service.policy);
     let calls = drain::CallsInFlight::default();
+    let metrics = Arc::clone(service.auditor.metrics());
     let server = tonic::transport::Server::builder()
         // A peer that vanished (its node gone, a network partition) is found by HTTP/2 PINGs
         // and its connection closed, instead of being held open forever.
@@ -344,9 +370,10 @@ where
         .layer(calls.clone())
         .add_service(health_service)
         .add_optional_service(reflection)
-        .add_service(
+        .add_service(limits::CountTooLarge::new(
             AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
-        )
+            metrics,
+        ))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             // Readiness and health turn first, so load balancers stop sending.
@@ -625,8 +652,6 @@ impl BoundServer {
             }
         };
         listener::remove_socket(socket.as_deref());
-        let _ = stop_tx.send(true);
-        drop(stop_rx);
         let auditor = self.auditor;
         // A Check answered at its deadline may still be deciding: its record (unanswered) is
         // written when it ends. Wait for those, within the time the flush gets.
@@ -638,9 +663,11 @@ impl BoundServer {
         if deciding > 0 {
             tracing::warn!(
                 checks = deciding,
-                "Checks still being decided at exit (answered at their deadline already): their records are lost"
+                "Checks still being decided at exit (Envoy was answered already): their unanswered records are lost"
             );
         }
+        // The admin listener (/healthz, /readyz: 503 "shutting down", /metrics) answers
+        // until the audit is flushed, as long as the process is up.
         // Flushing waits on the sink threads; keep it off the async workers.
         let flushed = tokio::task::spawn_blocking(move || auditor.flush(SHUTDOWN_FLUSH)).await;
         if !matches!(flushed, Ok(true)) {
@@ -649,6 +676,8 @@ impl BoundServer {
                 "audit sinks did not finish writing and exporting before shutdown; queued records are lost"
             );
         }
+        let _ = stop_tx.send(true);
+        drop(stop_rx);
         result
     }
 }

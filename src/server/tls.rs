@@ -40,6 +40,10 @@ use crate::policy::Glob;
 /// Longest a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most TLS handshakes under way at once; a connection over it is closed at once (counted as
+/// a refused handshake), so a flood of idle connections cannot hold unbounded tasks.
+pub const MAX_HANDSHAKES: usize = 1024;
+
 /// How often the certificate, key and CA files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
@@ -387,6 +391,7 @@ impl Tls {
                 expiry.tls_certificate_expires(reloader.status().certificate_expires);
             }
         });
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let (stream, peer) = tokio::select! {
@@ -401,6 +406,11 @@ impl Tls {
                     },
                     () = tx.closed() => return,
                 };
+                let Ok(handshake_slot) = Arc::clone(&handshakes).try_acquire_owned() else {
+                    metrics.tls_refused("handshake");
+                    tracing::debug!(%peer, "{MAX_HANDSHAKES} TLS handshakes under way: connection closed");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let tls = Arc::clone(&self);
                 let tx = tx.clone();
@@ -408,6 +418,7 @@ impl Tls {
                 tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
+                    drop(handshake_slot);
                     let stream = match handshake {
                         Ok(Ok(stream)) => stream,
                         // Closed before the handshake ended: a TCP health probe (a Kubernetes
@@ -416,14 +427,16 @@ impl Tls {
                             tracing::debug!(%peer, %error, "connection closed during the TLS handshake");
                             return;
                         }
+                        // Counted; logged at debug level, so that a flood of bad connections
+                        // does not flood the log too.
                         Ok(Err(error)) => {
                             metrics.tls_refused("handshake");
-                            tracing::warn!(%peer, %error, "TLS handshake refused");
+                            tracing::debug!(%peer, %error, "TLS handshake refused");
                             return;
                         }
                         Err(_) => {
                             metrics.tls_refused("handshake");
-                            tracing::warn!(%peer, "TLS handshake timed out");
+                            tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
                     };

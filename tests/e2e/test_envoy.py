@@ -149,5 +149,5 @@ def test_zz_fails_closed_when_warrant_is_down(stack):
     assert stack.warrant.wait(timeout=10) == 0, "warrant should exit 0 on SIGTERM"
     before = len(stack.upstream.seen)
     status, _, _ = stack.request("frontend", "GET", "/payments/42")
-    assert status == 403
+    assert status == 503, "an error, not a policy deny (status_on_error)"
     assert upstream_hits(stack, before) == []
