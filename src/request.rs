@@ -28,6 +28,13 @@ pub struct AuthzRequest {
     pub tls_sni: String,
 }
 
+impl AuthzRequest {
+    /// The `x-forwarded-client-cert` header (repeated ones joined with `,`), if any.
+    pub fn xfcc(&self) -> Option<&str> {
+        self.http.as_ref()?.header("x-forwarded-client-cert")
+    }
+}
+
 /// A peer of the connection, as Envoy reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {

@@ -122,7 +122,13 @@ fn eval_allow_from_stdin() {
     assert_eq!(decision["rule"], "frontend-reads-payments");
     assert_eq!(
         decision["identity"],
-        serde_json::json!({"spiffe_id": "spiffe://prod.example.org/ns/shop/sa/frontend", "trust_domain": "prod.example.org"})
+        serde_json::json!({
+            "spiffe_id": "spiffe://prod.example.org/ns/shop/sa/frontend",
+            "trust_domain": "prod.example.org",
+            "origin": {"spiffe_id": "spiffe://prod.example.org/ns/shop/sa/frontend", "via": "mtls"},
+            "proxy_chain": [],
+            "xfcc_spoofed": false,
+        })
     );
     assert_eq!(
         decision["headers"],

@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
         max_svid_lifetime: Some(Duration::from_secs(24 * 3600)),
         require_certificate: false,
         revoked: Vec::new(),
+        forwarders: Vec::new(),
     })
     .unwrap();
     Fixture { prod, dev, policy }

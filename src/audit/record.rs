@@ -42,7 +42,46 @@ struct LogLine<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "<[ShadowLine]>::is_empty")]
     shadow: &'a [ShadowLine],
+    /// Flattened: `origin_spiffe_id`, `origin_via`, `proxy_chain`, `xfcc_spoofed`, `xfcc_error`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a ProvenanceLine>,
     duration_us: u64,
+}
+
+/// The request's provenance in the decision log and span: the originating identity and how it
+/// was established, the believed XFCC chain's URIs, and whether a header was not believed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProvenanceLine {
+    pub origin_spiffe_id: String,
+    pub origin_via: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_chain: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub xfcc_spoofed: bool,
+    /// Why a forwarder's header was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xfcc_error: Option<String>,
+}
+
+impl ProvenanceLine {
+    fn of(identities: &crate::policy::Identities) -> Self {
+        let (origin, via) = identities.origin();
+        let provenance = &identities.provenance;
+        Self {
+            origin_spiffe_id: origin.as_str().to_owned(),
+            origin_via: via.as_str(),
+            proxy_chain: provenance
+                .proxy_chain
+                .iter()
+                .map(|hop| hop.uri.clone())
+                .collect(),
+            xfcc_spoofed: provenance.xfcc_spoofed(),
+            xfcc_error: match &provenance.xfcc {
+                crate::trust::Xfcc::Malformed(error) => Some(error.clone()),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// A shadow rule's would-be outcome in the decision log.
@@ -91,6 +130,8 @@ pub struct DecisionRecord {
     pub shadow: Vec<ShadowLine>,
     /// The revision of the policy that decided.
     pub policy_revision: Arc<str>,
+    /// Who originated the request, when the trust stage passed.
+    pub provenance: Option<ProvenanceLine>,
     /// Whether Envoy got this decision; `false` when it was answered otherwise first (at the
     /// deadline, or the caller cancelled): then the log's `decision` is `unanswered`.
     pub answered: bool,
@@ -133,11 +174,15 @@ impl DecisionRecord {
             stage: decision.stage,
             rule: decision.rule.clone(),
             reason: redactor.scrub(&decision.reason, request).into_owned(),
-            spiffe_id: decision.identity.as_ref().map(|id| id.as_str().to_owned()),
+            spiffe_id: decision
+                .identity
+                .as_ref()
+                .map(|id| id.transport.as_str().to_owned()),
             trust_domain: decision
                 .identity
                 .as_ref()
-                .map(|id| id.trust_domain().to_owned()),
+                .map(|id| id.transport.trust_domain().to_owned()),
+            provenance: decision.identity.as_ref().map(ProvenanceLine::of),
             principal: request.source.principal.clone(),
             method: http.map(|h| h.method.clone()).unwrap_or_default(),
             path: http
@@ -208,6 +253,7 @@ impl DecisionRecord {
             reason: &self.reason,
             error: self.error.as_deref(),
             shadow: &self.shadow,
+            provenance: self.provenance.as_ref(),
             duration_us: u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
         };
         // Serializing plain strings and numbers into memory cannot fail.
@@ -246,6 +292,22 @@ impl DecisionRecord {
         }
         if !self.answered {
             attributes.push(KeyValue::new("authz.would_decide", self.verdict.as_str()));
+        }
+        if let Some(provenance) = &self.provenance {
+            attributes.push(KeyValue::new(
+                "origin.spiffe_id",
+                provenance.origin_spiffe_id.clone(),
+            ));
+            attributes.push(KeyValue::new("origin.via", provenance.origin_via));
+            if !provenance.proxy_chain.is_empty() {
+                attributes.push(KeyValue::new(
+                    "proxy_chain",
+                    provenance.proxy_chain.join(","),
+                ));
+            }
+            if provenance.xfcc_spoofed {
+                attributes.push(KeyValue::new("xfcc.spoofed", true));
+            }
         }
         if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
             attributes.push(KeyValue::new("spiffe.id", id.clone()));

@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod spiffe_id;
 pub mod svid;
+pub mod xfcc;
 
 pub use bundle::{BundleError, BundleFormat, JwtAuthority, TrustBundle, X509Authority};
 pub use spiffe_id::{SpiffeId, SpiffeIdError};

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::identity::SpiffeId;
+use crate::trust::{Provenance, Via};
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +81,22 @@ pub struct ShadowResult {
     pub detail: Option<String>,
 }
 
+/// The identities of one request (the trust stage's output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identities {
+    /// The mTLS peer: the transport identity (`source`).
+    pub transport: SpiffeId,
+    /// Who originated the request beyond the peer (`proxy_chain`, `origin`).
+    pub provenance: Provenance,
+}
+
+impl Identities {
+    /// The originating identity and how it was established (see [`Provenance::origin`]).
+    pub fn origin(&self) -> (&SpiffeId, Via) {
+        self.provenance.origin(&self.transport)
+    }
+}
+
 /// One authorization decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -93,8 +110,8 @@ pub struct Decision {
     pub reason: String,
     /// HTTP status for a deny (200 on allow).
     pub http_status: u16,
-    /// The verified caller, when the trust stage passed.
-    pub identity: Option<SpiffeId>,
+    /// The identities the trust stage established, when it passed.
+    pub identity: Option<Identities>,
     /// Extra upstream headers of the allowing rule.
     pub headers: Arc<[(String, String)]>,
     /// Headers for the response the client receives: the allowing rule's

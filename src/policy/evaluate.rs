@@ -178,29 +178,32 @@ impl Policy {
                     .iter()
                     .map(|(effect, rule)| (*effect, true, rule)),
             );
-        let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
-            match self.trust.verify(&request.source, now) {
-                Ok(peer) => {
-                    let activation =
-                        self.cel
-                            .activation(&self.needed_variables, &peer, request, now);
-                    super::with_evaluation_stack(|| {
-                        rules
-                            .map(|(effect, shadow, rule)| {
-                                let result = match self.cel.eval(&rule.expression, &activation) {
-                                    Ok(true) => RuleResult::Matched,
-                                    Ok(false) => RuleResult::NotMatched,
-                                    Err(error) => RuleResult::Error(error.detail()),
-                                };
-                                (effect, shadow, rule, result)
-                            })
-                            .collect()
-                    })
-                }
-                Err(_) => rules
-                    .map(|(effect, shadow, rule)| (effect, shadow, rule, RuleResult::NotEvaluated))
-                    .collect(),
-            };
+        let results: Vec<(Verdict, bool, &Rule, RuleResult)> = match self
+            .trust
+            .verify(&request.source, now)
+        {
+            Ok(peer) => {
+                let provenance = self.trust.provenance(&peer, request.xfcc());
+                let activation =
+                    self.cel
+                        .activation(&self.needed_variables, &peer, &provenance, request, now);
+                super::with_evaluation_stack(|| {
+                    rules
+                        .map(|(effect, shadow, rule)| {
+                            let result = match self.cel.eval(&rule.expression, &activation) {
+                                Ok(true) => RuleResult::Matched,
+                                Ok(false) => RuleResult::NotMatched,
+                                Err(error) => RuleResult::Error(error.detail()),
+                            };
+                            (effect, shadow, rule, result)
+                        })
+                        .collect()
+                })
+            }
+            Err(_) => rules
+                .map(|(effect, shadow, rule)| (effect, shadow, rule, RuleResult::NotEvaluated))
+                .collect(),
+        };
         Explanation {
             decision,
             trust,

@@ -40,6 +40,9 @@ pub(super) struct TrustSection {
     /// Files of such entries, one per line (relative to the policy file), re-read on change.
     #[serde(default)]
     pub revoked_files: Vec<String>,
+    /// The mTLS peers (SPIFFE IDs, exact or glob) whose `x-forwarded-client-cert` is believed.
+    #[serde(default)]
+    pub forwarders: Vec<String>,
 }
 
 /// `trust.bundles.<trust domain>`: `path/to/bundle.pem`, or

@@ -33,7 +33,7 @@ use crate::trust::{BundleSettings, TrustPolicy, TrustSettings};
 
 use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, Glob, MAX_DEPTH, Shape, VARIABLES, Variable};
-pub use decision::{Decision, RuleFailure, ShadowResult, Stage, Verdict};
+pub use decision::{Decision, Identities, RuleFailure, ShadowResult, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{Explanation, RuleExplanation, RuleResult};
 
@@ -369,9 +369,10 @@ impl Policy {
         let id = uuid::Uuid::now_v7().to_string();
         let (peer, outcome, shadow) = match self.trust.verify(&request.source, now) {
             Ok(peer) => {
-                let activation = self
-                    .cel
-                    .activation(&self.needed_variables, &peer, request, now);
+                let provenance = self.trust.provenance(&peer, request.xfcc());
+                let activation =
+                    self.cel
+                        .activation(&self.needed_variables, &peer, &provenance, request, now);
                 let (outcome, shadow) = with_evaluation_stack(|| {
                     (
                         self.evaluate_rules(&activation),
@@ -379,7 +380,7 @@ impl Policy {
                     )
                 });
                 drop(activation);
-                (Some(peer), outcome, shadow)
+                (Some((peer, provenance)), outcome, shadow)
             }
             Err(untrusted) => (
                 None,
@@ -411,7 +412,10 @@ impl Policy {
             rule: outcome.rule.map(|rule| Arc::clone(&rule.id)),
             reason: outcome.reason,
             http_status,
-            identity: peer.map(|peer| peer.spiffe_id),
+            identity: peer.map(|(peer, provenance)| decision::Identities {
+                transport: peer.spiffe_id,
+                provenance,
+            }),
             headers,
             response_headers,
             remove_headers,
@@ -575,6 +579,7 @@ fn compile_trust(
         max_svid_lifetime,
         require_certificate: section.require_certificate,
         revoked,
+        forwarders: section.forwarders,
     })
     .map_err(|e| e.to_string())
 }

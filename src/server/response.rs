@@ -119,7 +119,7 @@ pub fn upstream_headers(
         .cloned()
         .collect();
     if let (Some(name), Some(id)) = (identity_header, &decision.identity) {
-        headers.push((name.to_owned(), id.as_str().to_owned()));
+        headers.push((name.to_owned(), id.transport.as_str().to_owned()));
     }
     headers
 }
@@ -168,7 +168,30 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
         ("rule", string(decision.rule.as_deref().unwrap_or(""))),
         (
             "spiffe_id",
-            string(decision.identity.as_ref().map_or("", |id| id.as_str())),
+            string(
+                decision
+                    .identity
+                    .as_ref()
+                    .map_or("", |id| id.transport.as_str()),
+            ),
+        ),
+        (
+            "origin_spiffe_id",
+            string(
+                decision
+                    .identity
+                    .as_ref()
+                    .map_or("", |id| id.origin().0.as_str()),
+            ),
+        ),
+        (
+            "origin_via",
+            string(
+                decision
+                    .identity
+                    .as_ref()
+                    .map_or("", |id| id.origin().1.as_str()),
+            ),
         ),
         ("decision_id", string(&decision.id)),
         ("policy_revision", string(&decision.policy_revision)),

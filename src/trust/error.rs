@@ -64,4 +64,6 @@ pub enum TrustConfigError {
     },
     #[error(transparent)]
     Revocation(#[from] super::RevocationError),
+    #[error("{0}")]
+    Forwarders(String),
 }

@@ -6,6 +6,7 @@
 
 mod error;
 mod explain;
+pub mod provenance;
 pub mod revocation;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::request::Peer;
 
 pub use error::{TrustConfigError, Untrusted};
 pub use explain::{TrustCheck, TrustCheckKind, TrustCheckResult};
+pub use provenance::{Forwarders, Hop, Provenance, Via, XFCC_HEADER, Xfcc};
 pub use revocation::{Revocation, RevocationError};
 
 /// What the operator configured under `trust:` in the policy, before bundles are parsed.
@@ -33,6 +35,8 @@ pub struct TrustSettings {
     pub require_certificate: bool,
     /// `trust.revoked` entries (SPIFFE IDs, patterns, serials), each with where it was written.
     pub revoked: Vec<(String, String)>,
+    /// `trust.forwarders`: the SPIFFE IDs (exact or glob) whose XFCC header is believed.
+    pub forwarders: Vec<String>,
 }
 
 /// One trust domain's bundle, as read from its files.
@@ -97,6 +101,7 @@ pub struct TrustPolicy {
     max_svid_lifetime: Option<Duration>,
     require_certificate: bool,
     revocation: Revocation,
+    forwarders: Forwarders,
 }
 
 /// A caller whose identity passed the trust stage.
@@ -142,12 +147,15 @@ impl TrustPolicy {
                 .iter()
                 .map(|(entry, origin)| (entry.as_str(), origin.clone())),
         )?;
+        let forwarders =
+            Forwarders::new(&settings.forwarders).map_err(TrustConfigError::Forwarders)?;
         Ok(Self {
             trust_domains: settings.trust_domains,
             bundles,
             max_svid_lifetime: settings.max_svid_lifetime,
             require_certificate: settings.require_certificate,
             revocation,
+            forwarders,
         })
     }
 

@@ -217,7 +217,12 @@ fn is_variable_value(expr: &IdedExpr) -> bool {
     match &expr.expr {
         // Data and filter metadata (JSON-like) may hold a bool.
         Expr::Ident(name) => environment::variable(name).is_some_and(|v| !v.may_be_bool()),
-        Expr::Select(select) => !select.test && is_variable_value(&select.operand),
+        // A bool field (`source.xfcc_spoofed`) is a condition of its own.
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) if !select.test => environment::variable(name)
+                .is_some_and(|v| !v.may_be_bool() && !v.field_is_bool(&select.field)),
+            _ => !select.test && is_variable_value(&select.operand),
+        },
         _ => false,
     }
 }

@@ -4,15 +4,14 @@
 //! `docs/cel.md` all follow from [`VARIABLES`]; a test fails when the docs and the table
 //! disagree.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
 use cel::common::value::Val;
-use chrono::{DateTime, Utc};
+
+use super::values::*;
 
 use crate::request::{AuthzRequest, HttpRequest};
-use crate::trust::VerifiedPeer;
+use crate::trust::{Provenance, VerifiedPeer};
 
 /// A CEL value that may borrow from the request for `'a`.
 pub type CelVal<'a> = Box<dyn Val + 'a>;
@@ -24,6 +23,8 @@ pub type Build = for<'a> fn(&Inputs<'a>) -> CelVal<'a>;
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub peer: &'a VerifiedPeer,
+    /// Who originated the request beyond the mTLS peer (XFCC from trusted forwarders).
+    pub provenance: &'a Provenance,
     pub request: &'a AuthzRequest,
     pub now: SystemTime,
 }
@@ -31,7 +32,7 @@ pub struct Inputs<'a> {
 impl<'a> Inputs<'a> {
     /// The HTTP attributes; `None` for a check from Envoy's network (TCP) filter, whose
     /// string fields are then `""` and maps empty.
-    fn http(&self) -> Option<&'a HttpRequest> {
+    pub(super) fn http(&self) -> Option<&'a HttpRequest> {
         self.request.http.as_ref()
     }
 }
@@ -143,6 +144,13 @@ pub const VARIABLES: &[Variable] = &[
                 build: |i| int(i64::from(i.request.source.port)),
             },
             Field {
+                name: "xfcc_spoofed",
+                cel_type: "bool",
+                doc: r#"`true` when the request carried an `x-forwarded-client-cert` header but the mTLS peer is not in `trust.forwarders`, so it was not believed (see [Provenance](#provenance-proxy_chain-and-origin))"#,
+                keys: &[],
+                build: |i| boolean(i.provenance.xfcc_spoofed()),
+            },
+            Field {
                 name: "certificate",
                 cel_type: "map",
                 doc: r#"when Envoy forwarded the certificate: `serial` (string, colon-separated hex), `not_before` and `not_after` (timestamps), `dns_names` (list of DNS SANs, in lower case); an empty map otherwise"#,
@@ -150,6 +158,62 @@ pub const VARIABLES: &[Variable] = &[
                 build: certificate,
             },
         ]),
+    },
+    Variable {
+        name: "origin",
+        doc: "the originating workload: the oldest hop of a believed XFCC chain when it is trusted, otherwise the mTLS peer (`source`)",
+        shape: Shape::Fields(&[
+            Field {
+                name: "spiffe_id",
+                cel_type: "string",
+                doc: r#"`spiffe://prod.example.org/ns/shop/sa/frontend`"#,
+                keys: &[],
+                build: |i| string(origin(i).0.as_str()),
+            },
+            Field {
+                name: "trust_domain",
+                cel_type: "string",
+                doc: r#"`prod.example.org`"#,
+                keys: &[],
+                build: |i| string(origin(i).0.trust_domain()),
+            },
+            Field {
+                name: "path",
+                cel_type: "string",
+                doc: r#"`/ns/shop/sa/frontend`"#,
+                keys: &[],
+                build: |i| string(origin(i).0.path()),
+            },
+            Field {
+                name: "namespace",
+                cel_type: "string",
+                doc: r#"Istio's namespace, else `""`"#,
+                keys: &[],
+                build: |i| string(origin_istio(i).0),
+            },
+            Field {
+                name: "service_account",
+                cel_type: "string",
+                doc: r#"Istio's service account, else `""`"#,
+                keys: &[],
+                build: |i| string(origin_istio(i).1),
+            },
+            Field {
+                name: "via",
+                cel_type: "string",
+                doc: r#"`"mtls"` (the peer itself) or `"xfcc"` (a believed forwarded certificate)"#,
+                keys: &[],
+                build: |i| string(origin(i).1.as_str()),
+            },
+        ]),
+    },
+    Variable {
+        name: "proxy_chain",
+        doc: r#"the believed `x-forwarded-client-cert` chain, oldest hop first: maps with `by` (the proxy's SAN), `uri` (the client certificate's URI SAN, `""` unless exactly one), `hash`, `subject`, `dns` (list) and `trusted` (bool: `uri` is a SPIFFE ID of an accepted, non-revoked trust domain); an empty list unless the mTLS peer is in `trust.forwarders`"#,
+        shape: Shape::Value {
+            cel_type: "list(map)",
+            build: proxy_chain,
+        },
     },
     Variable {
         name: "destination",
@@ -355,6 +419,16 @@ impl Variable {
         )
     }
 
+    /// Whether its field `name` is a bool.
+    pub fn field_is_bool(&self, name: &str) -> bool {
+        match self.shape {
+            Shape::Fields(fields) => fields
+                .iter()
+                .any(|field| field.name == name && field.cel_type == "bool"),
+            Shape::Value { .. } | Shape::Loaded { .. } => false,
+        }
+    }
+
     /// Its value for one request; `None` for a value bound once when the policy loads.
     pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Option<CelVal<'a>> {
         match self.shape {
@@ -364,131 +438,6 @@ impl Variable {
             Shape::Value { build, .. } => Some(build(inputs)),
             Shape::Loaded { .. } => None,
         }
-    }
-}
-
-fn string(s: &str) -> CelVal<'_> {
-    Box::new(CelString::from(s))
-}
-
-fn int(i: i64) -> CelVal<'static> {
-    Box::new(CelInt::from(i))
-}
-
-fn null() -> CelVal<'static> {
-    Box::new(CelNull)
-}
-
-/// A map with fixed string keys.
-fn map<'a>(entries: impl Iterator<Item = (&'static str, CelVal<'a>)>) -> CelVal<'a> {
-    let map: HashMap<CelMapKey<'a>, CelVal<'a>> =
-        entries.map(|(k, v)| (CelMapKey::from(k), v)).collect();
-    Box::new(CelMap::from(map))
-}
-
-fn string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> CelVal<'a> {
-    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = entries
-        .map(|(k, v)| (CelMapKey::from(k), string(v)))
-        .collect();
-    Box::new(CelMap::from(map))
-}
-
-fn list<'a>(items: impl Iterator<Item = CelVal<'a>>) -> CelVal<'a> {
-    Box::new(CelList::from(items.collect::<Vec<_>>()))
-}
-
-/// Istio's `/ns/N/sa/S` namespace and service account, or empty strings.
-fn istio<'a>(inputs: &Inputs<'a>) -> (&'a str, &'a str) {
-    inputs
-        .peer
-        .spiffe_id
-        .istio_namespace_and_service_account()
-        .unwrap_or(("", ""))
-}
-
-/// `source.certificate`: the forwarded SVID's details, or an empty map.
-fn certificate<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
-    let entries: Vec<(&'static str, CelVal<'a>)> = match &inputs.peer.svid {
-        Some(svid) => vec![
-            ("serial", string(svid.serial())),
-            ("not_before", unix_timestamp(svid.not_before())),
-            ("not_after", unix_timestamp(svid.not_after())),
-            (
-                "dns_names",
-                list(svid.dns_names().iter().map(|n| string(n))),
-            ),
-        ],
-        None => Vec::new(),
-    };
-    map(entries.into_iter())
-}
-
-/// `request.grpc`: `service` and `method` of a gRPC call, or an empty map.
-fn grpc<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
-    let call = inputs.http().and_then(HttpRequest::grpc);
-    let entries = call.map(|(service, method)| [("service", service), ("method", method)]);
-    string_map(entries.into_iter().flatten())
-}
-
-/// Filter metadata: filter name → its value.
-fn json_map<'a>(map: &BTreeMap<String, serde_json::Value>) -> CelVal<'a> {
-    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = map
-        .iter()
-        .map(|(k, v)| (CelMapKey::from(k.clone()), super::data::to_cel(v)))
-        .collect();
-    Box::new(CelMap::from(map))
-}
-
-/// `request.query`: decoded parameters, the first occurrence of a repeated one winning.
-fn query<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
-    let mut query: HashMap<CelMapKey<'a>, CelVal<'a>> = HashMap::new();
-    if let Some(http) = inputs.http() {
-        for (k, v) in form_urlencoded::parse(http.query_string().as_bytes()) {
-            query
-                .entry(CelMapKey::String(CelString::from(k)))
-                .or_insert_with(|| Box::new(CelString::from(v)));
-        }
-    }
-    Box::new(CelMap::from(query))
-}
-
-/// `request.headers`, borrowing names and values.
-fn headers<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
-    let headers = inputs
-        .http()
-        .map(|http| http.headers.as_slice())
-        .unwrap_or_default();
-    string_map(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-/// `time` as a CEL timestamp; null when chrono cannot represent it (`From<SystemTime>` would
-/// panic, and `request.time` comes from the CheckRequest).
-fn timestamp(time: SystemTime) -> CelVal<'static> {
-    let utc = match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs())
-            .ok()
-            .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, after.subsec_nanos())),
-        Err(before) => {
-            let before = before.duration();
-            i64::try_from(before.as_secs()).ok().and_then(|secs| {
-                DateTime::<Utc>::from_timestamp(-secs, 0).and_then(|t| {
-                    t.checked_sub_signed(chrono::Duration::nanoseconds(i64::from(
-                        before.subsec_nanos(),
-                    )))
-                })
-            })
-        }
-    };
-    match utc {
-        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
-        None => Box::new(CelNull),
-    }
-}
-
-fn unix_timestamp(secs: i64) -> CelVal<'static> {
-    match DateTime::<Utc>::from_timestamp(secs, 0) {
-        Some(utc) => Box::new(CelTimestamp::from(utc.fixed_offset())),
-        None => Box::new(CelNull),
     }
 }
 

@@ -29,6 +29,7 @@ mod literals;
 mod nesting;
 mod normal_form;
 mod references;
+mod values;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -39,7 +40,7 @@ use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
 
 use crate::request::AuthzRequest;
-use crate::trust::VerifiedPeer;
+use crate::trust::{Provenance, VerifiedPeer};
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use functions::glob::Glob;
@@ -410,12 +411,18 @@ impl CelEnv {
         &'a self,
         needed: &BTreeSet<&'static str>,
         peer: &'a VerifiedPeer,
+        provenance: &'a Provenance,
         request: &'a AuthzRequest,
         now: SystemTime,
     ) -> Activation<'a> {
         let root: &'a Context<'a, 'a> = &self.root;
         let mut scope = root.new_inner_scope();
-        let inputs = environment::Inputs { peer, request, now };
+        let inputs = environment::Inputs {
+            peer,
+            provenance,
+            request,
+            now,
+        };
         for &name in needed {
             if let Some(value) = environment::variable(name).and_then(|v| v.build(&inputs)) {
                 scope.add_variable_as_val(name, value);

@@ -1,0 +1,117 @@
+//! Provenance (issue 9 §2): `x-forwarded-client-cert` believed only from trusted forwarders;
+//! `proxy_chain`, `origin` and `source.xfcc_spoofed` for rules, and in the decision.
+
+mod common;
+
+use std::time::SystemTime;
+
+use common::policy::{compile_files, request};
+use warrant::policy::Verdict;
+use warrant::trust::{Via, Xfcc};
+
+const GATEWAY: &str = "spiffe://prod.example.org/ns/istio-system/sa/ingressgateway";
+const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+const SIDECAR: &str = "spiffe://prod.example.org/ns/shop/sa/payments";
+
+/// What Envoy 1.40 writes with `APPEND_FORWARD` at the sidecar: the gateway's element (its
+/// client, the frontend) and the sidecar's own (its client, the gateway).
+fn two_hops(client: &str) -> String {
+    format!(
+        "By={GATEWAY};Hash=6b1a;Subject=\"\";URI={client},By={SIDECAR};Hash=9f3c;Subject=\"\";URI={GATEWAY}"
+    )
+}
+
+const POLICY: &str = r#"trust:
+  trust_domains: [prod.example.org]
+  forwarders: ["spiffe://prod.example.org/ns/istio-system/sa/*"]
+  revoked: [spiffe://prod.example.org/ns/shop/sa/revoked]
+rules:
+  - id: spoofed
+    effect: deny
+    when: source.xfcc_spoofed
+  - id: gateway-carries-shop
+    effect: allow
+    when: >
+      origin.via == "xfcc" && origin.namespace == "shop"
+      && proxy_chain.size() == 2 && proxy_chain[0].trusted && proxy_chain[1].uri == source.spiffe_id
+  - id: direct
+    effect: allow
+    when: origin.via == "mtls" && origin.spiffe_id == source.spiffe_id && request.path == "/direct"
+"#;
+
+fn decide(principal: &str, path: &str, xfcc: Option<&str>) -> warrant::policy::Decision {
+    let policy = compile_files(&[("policy.yaml", POLICY)]).unwrap_or_else(|e| panic!("{e}"));
+    let mut request = request(principal, "GET", path);
+    if let (Some(http), Some(xfcc)) = (request.http.as_mut(), xfcc) {
+        http.headers
+            .push(("x-forwarded-client-cert".into(), xfcc.to_owned()));
+    }
+    policy.decide(&request, SystemTime::now())
+}
+
+#[test]
+fn a_forwarders_chain_is_believed_and_names_the_origin() {
+    let decision = decide(GATEWAY, "/x", Some(&two_hops(FRONTEND)));
+    assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
+    assert_eq!(decision.rule.as_deref(), Some("gateway-carries-shop"));
+    let identities = decision.identity.unwrap();
+    assert_eq!(identities.transport.as_str(), GATEWAY);
+    let (origin, via) = identities.origin();
+    assert_eq!((origin.as_str(), via), (FRONTEND, Via::Xfcc));
+    assert_eq!(identities.provenance.xfcc, Xfcc::Believed);
+    assert_eq!(identities.provenance.proxy_chain[0].by, GATEWAY);
+}
+
+#[test]
+fn anyone_elses_header_is_spoofed_and_not_believed() {
+    let decision = decide(FRONTEND, "/direct", Some(&two_hops(SIDECAR)));
+    assert_eq!(decision.rule.as_deref(), Some("spoofed"));
+    let identities = decision.identity.unwrap();
+    assert!(identities.provenance.proxy_chain.is_empty());
+    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    // Without a header: the peer is the origin.
+    let decision = decide(FRONTEND, "/direct", None);
+    assert_eq!(decision.rule.as_deref(), Some("direct"));
+}
+
+#[test]
+fn an_untrusted_first_hop_leaves_the_peer_as_origin() {
+    for client in [
+        "spiffe://dev.example.org/ns/shop/sa/frontend",
+        "spiffe://prod.example.org/ns/shop/sa/revoked",
+        "https://not-a-spiffe-id.example",
+        "",
+    ] {
+        let decision = decide(GATEWAY, "/x", Some(&two_hops(client)));
+        let identities = decision.identity.clone().unwrap();
+        assert_eq!(identities.origin().1, Via::Mtls, "{client}");
+        assert!(!identities.provenance.proxy_chain[0].trusted(), "{client}");
+        assert_eq!(decision.verdict, Verdict::Deny, "{client}");
+    }
+}
+
+#[test]
+fn a_malformed_header_from_a_forwarder_is_ignored_with_why() {
+    for xfcc in [
+        "By=a;Subject=\"unterminated",
+        &vec!["By=a;URI=spiffe://prod.example.org/ns/a/sa/b"; 17].join(","),
+        &format!("Cert=\"{}\"", "a".repeat(70_000)),
+    ] {
+        let decision = decide(GATEWAY, "/x", Some(xfcc));
+        let identities = decision.identity.unwrap();
+        assert!(matches!(identities.provenance.xfcc, Xfcc::Malformed(_)));
+        assert_eq!(identities.origin().1, Via::Mtls);
+    }
+}
+
+#[test]
+fn forwarders_must_be_spiffe_ids() {
+    let errors = common::policy::errors(&[(
+        "policy.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  forwarders: [ingressgateway]\n",
+    )]);
+    assert!(
+        errors[0].contains("trust.forwarders \"ingressgateway\" is not a SPIFFE ID"),
+        "{errors:?}"
+    );
+}
