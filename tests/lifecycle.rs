@@ -56,6 +56,32 @@ async fn health_serves_and_reflection_is_opt_in() {
     assert_eq!(reflection(addr).await, None, "served when asked for");
 }
 
+/// Field 1 of a CheckRequest (`attributes`) is a message; sent as a varint, the call cannot be
+/// decoded. Returns the error code Warrant answers with.
+async fn not_a_check_request(addr: std::net::SocketAddr) -> tonic::Code {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Bogus {
+        #[prost(uint64, tag = "1")]
+        attributes: u64,
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/envoy.service.auth.v3.Authorization/Check");
+    grpc.unary::<_, Bogus, _>(
+        tonic::Request::new(Bogus { attributes: 7 }),
+        path,
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(|_| tonic::Code::Ok)
+    .unwrap_or_else(|status| status.code())
+}
+
 /// Calls gRPC reflection with no request: `None` when the service answers, else the error.
 async fn reflection(addr: std::net::SocketAddr) -> Option<tonic::Code> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
@@ -152,6 +178,7 @@ async fn shutdown_grace_bounds_the_drain() {
         .await
         .unwrap();
     let addr = bound.grpc_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         bound
@@ -179,6 +206,12 @@ async fn shutdown_grace_bounds_the_drain() {
         stopping.elapsed()
     );
     slow.abort();
+    // The Check cut off is counted: Envoy got no decision for it.
+    let metrics = live.metrics().encode();
+    assert!(
+        metrics.contains("warrant_checks_refused_total{reason=\"shutdown\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[cfg(unix)]
@@ -278,6 +311,14 @@ async fn each_limit_answers_with_an_error_not_a_decision() {
     let metrics = live.metrics().encode();
     assert!(
         metrics.contains("warrant_checks_refused_total{reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
+    // Not a CheckRequest: refused before the handler, and counted too.
+    let malformed = not_a_check_request(addr).await;
+    assert_eq!(malformed, tonic::Code::Internal);
+    let metrics = live.metrics().encode();
+    assert!(
+        metrics.contains("warrant_checks_refused_total{reason=\"malformed\"} 1"),
         "{metrics}"
     );
     // Past check_timeout: the slow rule takes longer than 50 ms.

@@ -165,14 +165,23 @@ pub enum Refusal {
     Cancelled = 2,
     /// Over `limits.max_request_bytes`: refused before decoding.
     TooLarge = 3,
+    /// Not a CheckRequest Warrant can read (undecodable, unsupported compression).
+    Malformed = 4,
+    /// Cut off by shutdown after `shutdown_grace`.
+    Shutdown = 5,
+    /// Warrant failed to decide it (a bug: its decider failed).
+    Error = 6,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::Overloaded,
         Refusal::Timeout,
         Refusal::Cancelled,
         Refusal::TooLarge,
+        Refusal::Malformed,
+        Refusal::Shutdown,
+        Refusal::Error,
     ];
 
     /// The metric label.
@@ -182,6 +191,9 @@ impl Refusal {
             Refusal::Timeout => "timeout",
             Refusal::Cancelled => "cancelled",
             Refusal::TooLarge => "too_large",
+            Refusal::Malformed => "malformed",
+            Refusal::Shutdown => "shutdown",
+            Refusal::Error => "error",
         }
     }
 }
@@ -256,7 +268,7 @@ impl Default for Metrics {
         let refused_family = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "checks_refused",
-            "Checks Envoy got no decision for: overloaded (max_concurrent_checks), timeout (check_timeout, grpc-timeout), cancelled (by the caller first), too_large (max_request_bytes)",
+            "Checks Envoy got no decision for: overloaded (max_concurrent_checks), timeout (check_timeout, grpc-timeout), cancelled (by the caller first), too_large (max_request_bytes), malformed (not a readable CheckRequest), shutdown (cut off after shutdown_grace), error (Warrant failed)",
             refused_family.clone(),
         );
         let refused = Refusal::ALL.map(|refusal| {
@@ -450,7 +462,12 @@ impl Metrics {
     /// Counts a Check refused at a limit: `overloaded` or `timeout`.
     /// Counts a Check refused; returns how many were refused so for that reason.
     pub fn refused(&self, refusal: Refusal) -> u64 {
-        self.refused[refusal as usize].inc() + 1
+        self.refused_many(refusal, 1)
+    }
+
+    /// Counts `n` Checks refused; returns how many were refused so for that reason.
+    pub fn refused_many(&self, refusal: Refusal, n: u64) -> u64 {
+        self.refused[refusal as usize].inc_by(n) + n
     }
 
     /// Counts a Check in flight until the returned guard is dropped.
@@ -483,10 +500,12 @@ impl Metrics {
     }
 
     /// Counts a connection closed by TLS: `handshake` or `caller`.
-    pub fn tls_refused(&self, reason: &'static str) {
+    /// Returns how many were closed so for that reason.
+    pub fn tls_refused(&self, reason: &'static str) -> u64 {
         self.tls_refused
             .get_or_create(&RefusedLabels { reason })
-            .inc();
+            .inc()
+            + 1
     }
 
     /// Reload attempts so far: (succeeded, failed).

@@ -145,6 +145,13 @@ impl<S> Answer<S> {
         self.preempt(CANCELLED_QUEUED, CANCELLED_DECIDING)
     }
 
+    /// Settles the Check as failed (its decider is gone) and frees its slot: no later
+    /// claim, deadline or cancel applies.
+    pub fn abandon(&self) {
+        self.state.store(DECIDED, Ordering::Release);
+        self.release();
+    }
+
     /// Frees the Check's slot (once; later calls do nothing).
     pub fn release(&self) {
         let slot = self

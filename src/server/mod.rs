@@ -1,6 +1,7 @@
 //! The gRPC edge: `envoy.service.auth.v3.Authorization/Check`. It only translates
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
+mod calls;
 pub mod convert;
 pub mod deciders;
 mod drain;
@@ -178,8 +179,18 @@ impl Authorization for AuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let metrics = self.auditor.metrics();
+        // Deadlines count from when the call arrived, not from when its body was decoded.
+        let marker = request
+            .extensions()
+            .get::<Arc<calls::CallMarker>>()
+            .cloned();
+        if let Some(marker) = &marker {
+            marker.handled();
+        }
+        let arrived = marker.map_or_else(Instant::now, |m| m.arrived);
         let Some(permit) = self.limits.admit() else {
-            self.auditor.metrics().refused(Refusal::Overloaded);
+            metrics.refused(Refusal::Overloaded);
             return Err(Status::resource_exhausted(
                 "warrant is deciding limits.max_concurrent_checks Checks already; this one was not decided",
             ));
@@ -190,27 +201,28 @@ impl Authorization for AuthzService {
         let parent = TraceParent::extract(header);
         let deadline = self.limits.deadline(header("grpc-timeout"));
         let request = request.into_inner();
-        let slot = (permit, self.auditor.metrics().check_in_flight());
+        let slot = (permit, metrics.check_in_flight());
         let policy = self.policy.current();
         let Some(deciders) = self.deciders() else {
             let _slot = slot;
-            let result = self.check_within(&policy, request, parent, |took| {
-                if took <= deadline {
+            let result = self.check_within(&policy, request, parent, |_| {
+                let since = arrived.elapsed();
+                if since <= deadline {
                     Ok(())
                 } else {
-                    Err(late(took, deadline))
+                    Err(late(since, deadline))
                 }
             });
             if result.is_err() {
-                self.auditor.metrics().refused(Refusal::Timeout);
+                metrics.refused(Refusal::Timeout);
             }
             return result.map(Response::new);
         };
         let answer = deciders::Answer::pending(slot);
         // Dropped unfinished when the caller cancels (Envoy's timeout, a reset stream).
-        let _cancel = CancelOnDrop {
+        let mut cancel = CancelOnDrop {
             answer: Arc::clone(&answer),
-            metrics: self.auditor.metrics(),
+            metrics,
         };
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let service = self.clone();
@@ -224,11 +236,12 @@ impl Authorization for AuthzService {
             }
             // The slot is freed when deciding ends, even by a panic.
             let _release = ReleaseOnDrop(&claim);
-            let result = service.check_within(&policy, request, parent, |took| {
+            let result = service.check_within(&policy, request, parent, |_| {
+                let since = arrived.elapsed();
                 claim.claim_decided().map_err(|preempted| match preempted {
-                    deciders::Preempted::TimedOut => late(took, deadline),
+                    deciders::Preempted::TimedOut => late(since, deadline),
                     deciders::Preempted::Cancelled => format!(
-                        "the caller cancelled the Check while it was being decided (it took {took:?}): {} nothing (Envoy's own timeout or a reset stream), not this decision",
+                        "the caller cancelled the Check while it was being decided (decided {since:?} after it arrived): {} nothing (Envoy's own timeout or a reset stream), not this decision",
                         crate::audit::UNANSWERED
                     ),
                 })
@@ -236,27 +249,48 @@ impl Authorization for AuthzService {
             let _ = sender.send(result);
         });
         if !submitted {
-            answer.release();
+            cancel.abandon();
             return Err(Status::unavailable(
                 "warrant's deciders have stopped; this Check was not decided",
             ));
         }
-        let lost = || Status::internal("this Check's decider failed; it was not decided");
-        match tokio::time::timeout(deadline, &mut receiver).await {
-            Ok(result) => result.map_err(|_| lost())?.map(Response::new),
+        // What is left of the deadline, less a margin for the time the call took to arrive:
+        // the caller's clock started first, and a decision must not reach it after it gave up.
+        let remaining = deadline
+            .saturating_sub(arrived.elapsed())
+            .saturating_sub((deadline / 20).min(DEADLINE_MARGIN));
+        match tokio::time::timeout(remaining, &mut receiver).await {
+            Ok(Ok(result)) => result.map(Response::new),
+            Ok(Err(_)) => {
+                cancel.abandon();
+                Err(Status::internal(
+                    "this Check's decider failed; it was not decided",
+                ))
+            }
             Err(_) => match answer.time_out() {
                 Some(_) => {
-                    self.auditor.metrics().refused(Refusal::Timeout);
+                    metrics.refused(Refusal::Timeout);
                     Err(Status::deadline_exceeded(format!(
-                        "not decided within its deadline ({deadline:?})"
+                        "not decided within its deadline of {deadline:?} after it arrived"
                     )))
                 }
                 // The decider answered first: its result is on its way.
-                None => receiver.await.map_err(|_| lost())?.map(Response::new),
+                None => match receiver.await {
+                    Ok(result) => result.map(Response::new),
+                    Err(_) => {
+                        cancel.abandon();
+                        Err(Status::internal(
+                            "this Check's decider failed; it was not decided",
+                        ))
+                    }
+                },
             },
         }
     }
 }
+
+/// Most of a deadline kept back for the time a call takes to arrive (5% of it, at most this).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
 /// A Check's slot and its count in `warrant_checks_in_flight`.
 type Slot = (tokio::sync::OwnedSemaphorePermit, crate::audit::InFlight);
@@ -273,7 +307,7 @@ impl Drop for ReleaseOnDrop<'_> {
 /// The audit's error for a Check decided after its deadline answered it.
 fn late(took: Duration, deadline: Duration) -> String {
     format!(
-        "the Check took {took:?}, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
+        "the Check was decided {took:?} after it arrived, past its deadline of {deadline:?}: {} DEADLINE_EXCEEDED, not this decision",
         crate::audit::UNANSWERED
     )
 }
@@ -282,6 +316,15 @@ fn late(took: Duration, deadline: Duration) -> String {
 struct CancelOnDrop<'a> {
     answer: Arc<deciders::Answer<Slot>>,
     metrics: &'a Metrics,
+}
+
+impl CancelOnDrop<'_> {
+    /// Warrant failed to decide the Check (its decider is gone): counted as an error, not as
+    /// a cancellation, and its slot freed.
+    fn abandon(&mut self) {
+        self.answer.abandon();
+        self.metrics.refused(Refusal::Error);
+    }
 }
 
 impl Drop for CancelOnDrop<'_> {
@@ -321,7 +364,18 @@ pub async fn serve(
         max_request_bytes: crate::config::LimitsConfig::default().max_request_bytes,
     };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    serve_with(incoming, service, options, shutdown).await
+    serve_with(incoming, service, options, shutdown)
+        .await
+        .map(|_| ())
+}
+
+/// How the gRPC listener's drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Every call finished (or only endless streams such as health watches were left).
+    Done,
+    /// `shutdown_grace` passed with this many calls in flight: they are cut off.
+    CutOff(usize),
 }
 
 /// Serves `service` (with gRPC health checking, and reflection when `reflection`) on
@@ -332,7 +386,7 @@ async fn serve_with<I, IO, IE>(
     service: AuthzService,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError>
+) -> Result<Drained, ServerError>
 where
     I: tokio_stream::Stream<Item = Result<IO, IE>>,
     IO: tokio::io::AsyncRead
@@ -362,6 +416,7 @@ where
     let policy = Arc::clone(&service.policy);
     let calls = drain::CallsInFlight::default();
     let metrics = Arc::clone(service.auditor.metrics());
+    let refusals = Arc::clone(&metrics);
     let server = tonic::transport::Server::builder()
         // A peer that vanished (its node gone, a network partition) is found by HTTP/2 PINGs
         // and its connection closed, instead of being held open forever.
@@ -370,7 +425,7 @@ where
         .layer(calls.clone())
         .add_service(health_service)
         .add_optional_service(reflection)
-        .add_service(limits::CountTooLarge::new(
+        .add_service(calls::CheckCalls::new(
             AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
             metrics,
         ))
@@ -398,14 +453,24 @@ where
         calls.drained(options.grace).await
     };
     tokio::select! {
-        result = &mut server => result?,
+        result = &mut server => {
+            result?;
+            Ok(Drained::Done)
+        }
         cut_off = drained => if cut_off {
-            tracing::warn!(grace = ?options.grace, "Checks still in flight after shutdown_grace are cut off");
+            let cut = calls.count();
+            refusals.refused_many(Refusal::Shutdown, u64::try_from(cut).unwrap_or(u64::MAX));
+            tracing::warn!(
+                grace = ?options.grace,
+                calls = cut,
+                "calls still in flight after shutdown_grace are cut off (counted as refused: shutdown)"
+            );
+            Ok(Drained::CutOff(cut))
         } else {
             tracing::info!("no call in flight: open streams (gRPC health watches) closed");
+            Ok(Drained::Done)
         },
     }
-    Ok(())
 }
 
 /// How often an HTTP/2 PING checks that the peer of a connection is still there.
@@ -653,18 +718,21 @@ impl BoundServer {
         };
         listener::remove_socket(socket.as_deref());
         let auditor = self.auditor;
-        // A Check answered at its deadline may still be deciding: its record (unanswered) is
-        // written when it ends. Wait for those, within the time the flush gets.
-        let waiting = Instant::now();
-        while auditor.metrics().in_flight_count() > 0 && waiting.elapsed() < SHUTDOWN_FLUSH {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let deciding = auditor.metrics().in_flight_count();
-        if deciding > 0 {
-            tracing::warn!(
-                checks = deciding,
-                "Checks still being decided at exit (Envoy was answered already): their unanswered records are lost"
-            );
+        // After a clean drain, a Check answered at its deadline may still be deciding: its
+        // record (unanswered) is written when it ends. Wait for those, within the time the
+        // flush gets. After a cut-off, exit now: shutdown_grace is the bound.
+        if matches!(result, Ok(Drained::Done)) {
+            let waiting = Instant::now();
+            while auditor.metrics().in_flight_count() > 0 && waiting.elapsed() < SHUTDOWN_FLUSH {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let deciding = auditor.metrics().in_flight_count();
+            if deciding > 0 {
+                tracing::warn!(
+                    checks = deciding,
+                    "Checks still being decided at exit (Envoy was answered already): their unanswered records are lost"
+                );
+            }
         }
         // The admin listener (/healthz, /readyz: 503 "shutting down", /metrics) answers
         // until the audit is flushed, as long as the process is up.
@@ -678,7 +746,7 @@ impl BoundServer {
         }
         let _ = stop_tx.send(true);
         drop(stop_rx);
-        result
+        result.map(|_| ())
     }
 }
 

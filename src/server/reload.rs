@@ -9,7 +9,7 @@
 //! the same revision changes nothing. Directories of files a new policy adds are watched from
 //! then on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -138,11 +138,29 @@ async fn hangups(tx: mpsc::Sender<Trigger>) {
     drop(tx);
 }
 
-/// The file watcher, the directories it watches and the paths in them that matter.
+/// The file watcher, the directories it watches (each once, by its resolved path, with the
+/// identity of the directory found there) and the paths in them that matter.
 struct Watch {
     watcher: RecommendedWatcher,
-    directories: HashSet<PathBuf>,
+    directories: HashMap<PathBuf, Option<DirectoryId>>,
     interest: Arc<std::sync::RwLock<Interest>>,
+    tx: mpsc::Sender<Trigger>,
+}
+
+/// Which directory is at a path (device and inode): a directory replaced whole is another one.
+type DirectoryId = (u64, u64);
+
+fn directory_id(path: &Path) -> Option<DirectoryId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Which changes reload the policy: to a file it loaded (by the path given and by the path a
@@ -188,6 +206,7 @@ impl Watch {
     fn start(tx: mpsc::Sender<Trigger>) -> Option<Self> {
         let interest = Arc::new(std::sync::RwLock::new(Interest::default()));
         let filter = Arc::clone(&interest);
+        let changed = tx.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             let relevant = match event {
                 Ok(event) => {
@@ -209,8 +228,9 @@ impl Watch {
         match notify::recommended_watcher(handler) {
             Ok(watcher) => Some(Self {
                 watcher,
-                directories: HashSet::new(),
+                directories: HashMap::new(),
                 interest,
+                tx: changed,
             }),
             Err(error) => {
                 tracing::warn!(%error, "cannot watch the policy files; reload with SIGHUP");
@@ -256,16 +276,32 @@ impl Watch {
         // Watch every directory again: one replaced since is a new directory at the same path
         // (watching a directory watched already keeps its watch). Never unwatch one still
         // needed first: a change made in between would be missed.
-        let stale: Vec<PathBuf> = self.directories.difference(&directories).cloned().collect();
+        //
+        // Each directory is watched once, by its resolved path: two paths to one directory
+        // (through a symlink) would share one kernel watch, and forgetting either would end it.
+        let directories: HashSet<PathBuf> = directories
+            .into_iter()
+            .map(|directory| std::fs::canonicalize(&directory).unwrap_or(directory))
+            .collect();
+        let stale: Vec<PathBuf> = self
+            .directories
+            .keys()
+            .filter(|directory| !directories.contains(*directory))
+            .cloned()
+            .collect();
         for directory in stale {
             let _ = self.watcher.unwatch(&directory);
             self.directories.remove(&directory);
         }
+        let mut replaced = false;
         for directory in directories {
+            let id = directory_id(&directory);
             match self.watcher.watch(&directory, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     tracing::debug!(directory = %directory.display(), "watching for policy changes");
-                    self.directories.insert(directory);
+                    if let Some(before) = self.directories.insert(directory, id) {
+                        replaced |= before != id;
+                    }
                 }
                 Err(error) => tracing::warn!(
                     directory = %directory.display(),
@@ -273,6 +309,12 @@ impl Watch {
                     "cannot watch; changes there need a SIGHUP"
                 ),
             }
+        }
+        // A directory replaced since it was last watched may have changed again between the
+        // reload reading it and this watch: look once more (a reload finding the same
+        // revision changes nothing).
+        if replaced {
+            let _ = self.tx.try_send(Trigger::Changed);
         }
     }
 }

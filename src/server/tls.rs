@@ -38,11 +38,15 @@ use crate::identity::X509Svid;
 use crate::policy::Glob;
 
 /// Longest a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most TLS handshakes under way at once; a connection over it is closed at once (counted as
 /// a refused handshake), so a flood of idle connections cannot hold unbounded tasks.
-pub const MAX_HANDSHAKES: usize = 1024;
+pub const MAX_HANDSHAKES: usize = 8192;
+
+/// Most TLS handshakes under way at once from one peer address: a single host flooding the
+/// listener with idle connections fills its own share, not everyone's.
+pub const MAX_HANDSHAKES_PER_PEER: usize = 64;
 
 /// How often the certificate, key and CA files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -392,6 +396,7 @@ impl Tls {
             }
         });
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let per_peer = Arc::new(PendingPerPeer::default());
         tokio::spawn(async move {
             loop {
                 let (stream, peer) = tokio::select! {
@@ -406,9 +411,18 @@ impl Tls {
                     },
                     () = tx.closed() => return,
                 };
+                let Some(peer_slot) = PendingPerPeer::admit(&per_peer, peer.ip()) else {
+                    let refused = metrics.tls_refused("handshake");
+                    if refused.is_power_of_two() {
+                        tracing::warn!(%peer, refused, "{MAX_HANDSHAKES_PER_PEER} TLS handshakes under way from this address: connection closed");
+                    }
+                    continue;
+                };
                 let Ok(handshake_slot) = Arc::clone(&handshakes).try_acquire_owned() else {
-                    metrics.tls_refused("handshake");
-                    tracing::debug!(%peer, "{MAX_HANDSHAKES} TLS handshakes under way: connection closed");
+                    let refused = metrics.tls_refused("handshake");
+                    if refused.is_power_of_two() {
+                        tracing::warn!(%peer, refused, "{MAX_HANDSHAKES} TLS handshakes under way: connection closed");
+                    }
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -419,11 +433,18 @@ impl Tls {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
                     drop(handshake_slot);
+                    drop(peer_slot);
                     let stream = match handshake {
                         Ok(Ok(stream)) => stream,
                         // Closed before the handshake ended: a TCP health probe (a Kubernetes
                         // tcpSocket probe, a load balancer's check) or a client gone away.
-                        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        Ok(Err(error))
+                            if matches!(
+                                error.kind(),
+                                std::io::ErrorKind::UnexpectedEof
+                                    | std::io::ErrorKind::ConnectionReset
+                            ) =>
+                        {
                             tracing::debug!(%peer, %error, "connection closed during the TLS handshake");
                             return;
                         }
@@ -472,5 +493,50 @@ impl Tls {
             }
         });
         rx
+    }
+}
+
+/// TLS handshakes under way per peer address.
+#[derive(Debug, Default)]
+struct PendingPerPeer(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One handshake counted against its peer address while it lives.
+struct PeerSlot {
+    pending: Arc<PendingPerPeer>,
+    ip: std::net::IpAddr,
+}
+
+impl PendingPerPeer {
+    /// A slot for one more handshake from `ip`, or `None` at [`MAX_HANDSHAKES_PER_PEER`].
+    fn admit(pending: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut counts = pending
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= MAX_HANDSHAKES_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            pending: Arc::clone(pending),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .pending
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
