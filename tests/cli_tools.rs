@@ -225,15 +225,16 @@ fn explain_shows_trust_checks_and_every_rule() {
          reason:   deny rule 'no-admin' matched\n\
          \n\
          trust\n\
-         \x20 principal     passed\n\
-         \x20 spiffe_id     passed\n\
-         \x20 trust_domain  passed\n\
-         \x20 certificate   skipped: Envoy sent no certificate, and the policy does not require one\n\
-         \x20 svid          skipped: Envoy sent no certificate\n\
-         \x20 validity      skipped: Envoy sent no certificate\n\
-         \x20 lifetime      skipped: Envoy sent no certificate\n\
-         \x20 chain         skipped: Envoy sent no certificate\n\
-         \x20 revocation    skipped: the policy revokes nothing\n\
+         \x20 principal      passed\n\
+         \x20 spiffe_id      passed\n\
+         \x20 trust_domain   passed\n\
+         \x20 certificate    skipped: Envoy sent no certificate, and the policy does not require one\n\
+         \x20 svid           skipped: Envoy sent no certificate\n\
+         \x20 validity       skipped: Envoy sent no certificate\n\
+         \x20 lifetime       skipped: Envoy sent no certificate\n\
+         \x20 chain          skipped: Envoy sent no certificate\n\
+         \x20 revocation     skipped: the policy revokes nothing\n\
+         \x20 workload_token skipped: the policy sets no trust.workload_tokens\n\
          \n\
          rules, in evaluation order\n\
          \x20 RULE      EFFECT  MODE     RESULT\n\

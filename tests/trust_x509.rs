@@ -33,6 +33,7 @@ fn fixture() -> Fixture {
         require_certificate: false,
         revoked: Vec::new(),
         forwarders: Vec::new(),
+        workload_tokens: None,
     })
     .unwrap();
     Fixture { prod, dev, policy }

@@ -149,53 +149,29 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+pub use super::refusal::Refusal;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The results of `warrant_workload_tokens_total`: verified, absent, or why invalid.
+pub const WORKLOAD_TOKEN_RESULTS: [&str; 12] = {
+    let classes = crate::identity::JwtSvidError::CLASSES;
+    let mut all = ["verified"; 12];
+    all[1] = "absent";
+    let mut i = 0;
+    while i < classes.len() {
+        all[i + 2] = classes[i];
+        i += 1;
+    }
+    all
+};
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RefusedLabels {
     reason: &'static str,
-}
-
-/// Why Envoy got no decision for a Check (`warrant_checks_refused_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Over `limits.max_concurrent_checks`: refused at once.
-    Overloaded = 0,
-    /// Its deadline (`check_timeout`, or the caller's `grpc-timeout`) passed first.
-    Timeout = 1,
-    /// The caller cancelled first (Envoy's own timeout, a reset stream).
-    Cancelled = 2,
-    /// Over `limits.max_request_bytes`: refused before decoding.
-    TooLarge = 3,
-    /// Not a CheckRequest Warrant can read (undecodable, unsupported compression).
-    Malformed = 4,
-    /// Cut off by shutdown after `shutdown_grace`.
-    Shutdown = 5,
-    /// Warrant failed to decide it (a bug: its decider failed).
-    Error = 6,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 7] = [
-        Refusal::Overloaded,
-        Refusal::Timeout,
-        Refusal::Cancelled,
-        Refusal::TooLarge,
-        Refusal::Malformed,
-        Refusal::Shutdown,
-        Refusal::Error,
-    ];
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Overloaded => "overloaded",
-            Refusal::Timeout => "timeout",
-            Refusal::Cancelled => "cancelled",
-            Refusal::TooLarge => "too_large",
-            Refusal::Malformed => "malformed",
-            Refusal::Shutdown => "shutdown",
-            Refusal::Error => "error",
-        }
-    }
 }
 
 /// One Check counted in `warrant_checks_in_flight` while this lives.
@@ -226,6 +202,8 @@ pub struct Metrics {
     reopen_failures: Counter,
     tls_expiry: Gauge<i64, AtomicI64>,
     tls_refused: Family<RefusedLabels, Counter>,
+    /// `warrant_workload_tokens_total`, by [`WORKLOAD_TOKEN_RESULTS`] (same order).
+    workload_tokens: [Counter; WORKLOAD_TOKEN_RESULTS.len()],
     /// `warrant_audit_dropped_total` per sink, resolved once: drops happen under overload,
     /// exactly when a lock on the Check path would hurt most.
     dropped_decision_log: Counter,
@@ -307,6 +285,14 @@ impl Default for Metrics {
             let _ = tls_refused.get_or_create(&RefusedLabels { reason });
         }
         let (reloads_succeeded, reloads_failed) = (reload("success"), reload("failure"));
+        let tokens = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "workload_tokens",
+            "Workload tokens (JWT-SVIDs, trust.workload_tokens) of decided Checks: verified, absent, or the class of why one was rejected",
+            tokens.clone(),
+        );
+        let workload_tokens = WORKLOAD_TOKEN_RESULTS
+            .map(|result| tokens.get_or_create(&ResultLabels { result }).clone());
         let dropped = Family::<SinkLabels, Counter>::default();
         registry.register(
             "audit_dropped",
@@ -359,6 +345,7 @@ impl Default for Metrics {
             reopen_failures,
             tls_expiry,
             tls_refused,
+            workload_tokens,
             dropped_decision_log,
             dropped_otlp,
             queued_decision_log,
@@ -518,6 +505,14 @@ impl Metrics {
         self.duration.observe(duration);
         if !answered {
             return;
+        }
+        if let Some(result) = decision
+            .identity
+            .as_ref()
+            .and_then(|identity| identity.workload.result())
+            && let Some(index) = WORKLOAD_TOKEN_RESULTS.iter().position(|r| *r == result)
+        {
+            self.workload_tokens[index].inc();
         }
         let counters = self.counters.load();
         let key = (decision.verdict, decision.stage, decision.rule.clone());

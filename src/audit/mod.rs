@@ -12,6 +12,7 @@ pub mod metrics;
 mod otlp;
 pub mod record;
 pub mod redact;
+mod refusal;
 pub mod trace_context;
 
 use std::path::PathBuf;

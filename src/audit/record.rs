@@ -61,12 +61,25 @@ pub struct ProvenanceLine {
     /// Why a forwarder's header was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xfcc_error: Option<String>,
+    /// The verified workload token's SPIFFE ID (never the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_spiffe_id: Option<String>,
+    /// Whether the workload token verified; absent unless `trust.workload_tokens` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_verified: Option<bool>,
+    /// Why a presented workload token was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_error: Option<String>,
+    /// Whether the verified workload token names the transport identity itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_bound: Option<bool>,
 }
 
 impl ProvenanceLine {
     fn of(identities: &crate::policy::Identities) -> Self {
         let (origin, via) = identities.origin();
         let provenance = &identities.provenance;
+        let checked = identities.workload != crate::trust::Workload::Unchecked;
         Self {
             origin_spiffe_id: origin.as_str().to_owned(),
             origin_via: via.as_str(),
@@ -80,6 +93,16 @@ impl ProvenanceLine {
                 crate::trust::Xfcc::Malformed(error) => Some(error.clone()),
                 _ => None,
             },
+            workload_spiffe_id: identities
+                .workload
+                .verified()
+                .map(|svid| svid.spiffe_id.as_str().to_owned()),
+            workload_verified: checked.then(|| identities.workload.verified().is_some()),
+            workload_error: match &identities.workload {
+                crate::trust::Workload::Invalid(error) => Some(error.to_string()),
+                _ => None,
+            },
+            identity_bound: checked.then(|| identities.bound()),
         }
     }
 }
@@ -308,6 +331,18 @@ impl DecisionRecord {
             if provenance.xfcc_spoofed {
                 attributes.push(KeyValue::new("xfcc.spoofed", true));
             }
+            if let Some(id) = &provenance.workload_spiffe_id {
+                attributes.push(KeyValue::new("workload.spiffe_id", id.clone()));
+            }
+            if let Some(verified) = provenance.workload_verified {
+                attributes.push(KeyValue::new("workload.verified", verified));
+            }
+            if let Some(error) = &provenance.workload_error {
+                attributes.push(KeyValue::new("workload.error", error.clone()));
+            }
+            if let Some(bound) = provenance.identity_bound {
+                attributes.push(KeyValue::new("identity.bound", bound));
+            }
         }
         if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
             attributes.push(KeyValue::new("spiffe.id", id.clone()));
@@ -341,5 +376,110 @@ impl DecisionRecord {
             },
             instrumentation_scope: scope.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{JwtSvid, SpiffeId};
+    use crate::policy::Identities;
+    use crate::trust::{Provenance, Workload};
+
+    const PAYMENTS: &str = "spiffe://prod.example.org/ns/shop/sa/payments";
+    const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+
+    fn record(workload: Workload) -> DecisionRecord {
+        let id = |s: &str| SpiffeId::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        let decision = Decision {
+            id: "d1".into(),
+            verdict: Verdict::Deny,
+            stage: Stage::Rules,
+            rule: Some(Arc::from("deny-relay")),
+            reason: "deny rule 'deny-relay' matched".into(),
+            http_status: 403,
+            identity: Some(Identities {
+                transport: id(PAYMENTS),
+                provenance: Provenance::NONE,
+                workload,
+            }),
+            headers: Arc::from([]),
+            response_headers: Arc::from([]),
+            remove_headers: Arc::from([]),
+            failures: Vec::new(),
+            shadow: Vec::new(),
+            policy_revision: Arc::from("abc"),
+        };
+        DecisionRecord::new(
+            &decision,
+            &AuthzRequest::default(),
+            &Redactor::default(),
+            None,
+            (SystemTime::UNIX_EPOCH, Duration::from_micros(5)),
+            None,
+            ([1; 16], [2; 8], true),
+        )
+    }
+
+    fn span_attributes(record: &DecisionRecord) -> Vec<(String, String)> {
+        record
+            .to_span(&InstrumentationScope::builder("t").build())
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn both_identities_reach_the_log_line_and_the_span_but_never_the_token() {
+        let svid = JwtSvid {
+            spiffe_id: SpiffeId::parse(FRONTEND).unwrap_or_else(|e| panic!("{e}")),
+            audience: vec!["orders".into()],
+            expires_at: 1,
+            claims: serde_json::Map::new(),
+        };
+        let relayed = record(Workload::Verified(svid));
+        let mut line = Vec::new();
+        relayed.write_json_line(&mut line);
+        let line: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert_eq!(line["spiffe_id"], PAYMENTS);
+        assert_eq!(line["origin_spiffe_id"], PAYMENTS);
+        assert_eq!(line["workload_spiffe_id"], FRONTEND);
+        assert_eq!(line["workload_verified"], true);
+        assert_eq!(line["identity_bound"], false);
+        let attributes = span_attributes(&relayed);
+        for (key, value) in [
+            ("spiffe.id", PAYMENTS),
+            ("workload.spiffe_id", FRONTEND),
+            ("workload.verified", "true"),
+            ("identity.bound", "false"),
+            ("origin.via", "mtls"),
+        ] {
+            assert!(
+                attributes.contains(&(key.to_owned(), value.to_owned())),
+                "{key}={value} in {attributes:?}"
+            );
+        }
+        // A rejected token: its error, not its claims.
+        let rejected = record(Workload::Invalid(crate::identity::JwtSvidError::Expired(7)));
+        let mut line = Vec::new();
+        rejected.write_json_line(&mut line);
+        let line: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert_eq!(line["workload_verified"], false);
+        assert!(line.get("workload_spiffe_id").is_none());
+        assert_eq!(
+            line["workload_error"],
+            "the token expired at 7 (Unix seconds)"
+        );
+        // Without workload_tokens, no workload fields at all.
+        let mut line = Vec::new();
+        record(Workload::Unchecked).write_json_line(&mut line);
+        let line: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert!(line.get("workload_verified").is_none(), "{line}");
+        assert!(
+            !span_attributes(&record(Workload::Unchecked))
+                .iter()
+                .any(|(k, _)| k.starts_with("workload.") || k == "identity.bound")
+        );
     }
 }

@@ -91,6 +91,16 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
                 "by": hop.by, "uri": hop.uri, "trusted": hop.trusted(),
             })).collect::<Vec<_>>(),
             "xfcc_spoofed": id.provenance.xfcc_spoofed(),
+            "workload": match &id.workload {
+                crate::trust::Workload::Unchecked => serde_json::Value::Null,
+                workload => serde_json::json!({
+                    "spiffe_id": workload.verified().map(|svid| svid.spiffe_id.as_str()),
+                    "verified": workload.verified().is_some(),
+                    "present": workload.present(),
+                    "error": workload.error(),
+                    "bound": id.bound(),
+                }),
+            },
         })),
         "headers": headers,
         "response_headers": decision

@@ -108,7 +108,7 @@ pub fn text(explanation: &Explanation) -> String {
     for check in &explanation.trust {
         let (result, reason) = trust_result(check);
         let reason = reason.map_or_else(String::new, |r| format!(": {r}"));
-        let _ = writeln!(out, "  {:<13} {result}{reason}", check.kind.as_str());
+        let _ = writeln!(out, "  {:<14} {result}{reason}", check.kind.as_str());
     }
     let _ = writeln!(out, "\nrules, in evaluation order");
     let width = explanation

@@ -19,6 +19,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use x509_parser::certificate::X509Certificate;
+
+use super::jwt_key::JwtPublicKey;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
@@ -150,8 +152,8 @@ impl X509Authority {
 pub struct JwtAuthority {
     /// The `kid` a JWT-SVID names in its header.
     pub key_id: String,
-    /// The key's JWK object (`kty` and its parameters), checked for shape at load.
-    pub jwk: serde_json::Map<String, serde_json::Value>,
+    /// The key, compiled from its JWK at load.
+    pub key: JwtPublicKey,
 }
 
 /// One trust domain's bundle.
@@ -251,13 +253,13 @@ impl TrustBundle {
                             "a jwt-svid key needs a non-empty \"kid\" (JWT-SVID §6)",
                         ));
                     };
-                    check_public_jwk(key).map_err(|reason| fail(&reason))?;
+                    let public_key = JwtPublicKey::from_jwk(key).map_err(|reason| fail(&reason))?;
                     if !key_ids.insert(kid.to_owned()) {
                         return Err(BundleError::DuplicateKeyId(kid.to_owned()));
                     }
                     bundle.jwt_authorities.push(JwtAuthority {
                         key_id: kid.to_owned(),
-                        jwk: key.clone(),
+                        key: public_key,
                     });
                 }
                 Some(_) => bundle.ignored_keys += 1,
@@ -291,59 +293,4 @@ fn single_x5c(key: &serde_json::Map<String, serde_json::Value>) -> Result<Vec<u8
     base64::engine::general_purpose::STANDARD
         .decode(cert)
         .map_err(|e| format!("x5c is not base64: {e}"))
-}
-
-/// The shape of a public JWK a JWT-SVID may be signed with (JWT-SVID §3: RS*, PS*, ES*):
-/// `kty` RSA with `n` and `e`, or EC with `crv` P-256, P-384 or P-521 and its `x` and `y`; no
-/// private parameters.
-fn check_public_jwk(key: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
-    let param = |name: &str| -> Result<Vec<u8>, String> {
-        let text = key
-            .get(name)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("needs \"{name}\""))?;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|e| format!("\"{name}\" is not base64url: {e}"))
-    };
-    if ["d", "p", "q", "dp", "dq", "qi", "k"]
-        .iter()
-        .any(|private| key.contains_key(*private))
-    {
-        return Err("holds private key material: a bundle has public keys only".into());
-    }
-    match key.get("kty").and_then(|v| v.as_str()) {
-        Some("RSA") => {
-            let n = param("n")?;
-            param("e")?;
-            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-            if bits < 2048 {
-                return Err(format!(
-                    "an RSA key of {bits} bits is too short (at least 2048)"
-                ));
-            }
-            Ok(())
-        }
-        Some("EC") => {
-            let size = match key.get("crv").and_then(|v| v.as_str()) {
-                Some("P-256") => 32,
-                Some("P-384") => 48,
-                Some("P-521") => 66,
-                other => {
-                    return Err(format!(
-                        "EC curve {other:?} is not one JWT-SVIDs use (P-256, P-384, P-521)"
-                    ));
-                }
-            };
-            for coordinate in ["x", "y"] {
-                if param(coordinate)?.len() != size {
-                    return Err(format!("\"{coordinate}\" is not {size} bytes long"));
-                }
-            }
-            Ok(())
-        }
-        other => Err(format!(
-            "kty {other:?} is not one JWT-SVIDs use (RSA or EC)"
-        )),
-    }
 }

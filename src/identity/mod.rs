@@ -4,10 +4,14 @@
 //! benchmarked and fuzzed on its own.
 
 pub mod bundle;
+pub mod jwt_key;
+pub mod jwt_svid;
 pub mod spiffe_id;
 pub mod svid;
 pub mod xfcc;
 
 pub use bundle::{BundleError, BundleFormat, JwtAuthority, TrustBundle, X509Authority};
+pub use jwt_key::{JwsAlgorithm, JwtPublicKey};
+pub use jwt_svid::{JwtKeys, JwtSvid, JwtSvidError};
 pub use spiffe_id::{SpiffeId, SpiffeIdError};
 pub use svid::{SvidError, X509Svid};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::identity::SpiffeId;
-use crate::trust::{Provenance, Via};
+use crate::trust::{Provenance, Via, Workload};
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,12 +88,19 @@ pub struct Identities {
     pub transport: SpiffeId,
     /// Who originated the request beyond the peer (`proxy_chain`, `origin`).
     pub provenance: Provenance,
+    /// The workload token's identity (`workload`).
+    pub workload: Workload,
 }
 
 impl Identities {
     /// The originating identity and how it was established (see [`Provenance::origin`]).
     pub fn origin(&self) -> (&SpiffeId, Via) {
         self.provenance.origin(&self.transport)
+    }
+
+    /// Whether a verified workload token names the transport identity itself.
+    pub fn bound(&self) -> bool {
+        self.workload.bound_to(&self.transport)
     }
 }
 
@@ -110,7 +117,8 @@ pub struct Decision {
     pub reason: String,
     /// HTTP status for a deny (200 on allow).
     pub http_status: u16,
-    /// The identities the trust stage established, when it passed.
+    /// The identities the trust stage established: when it passed, and when only a required
+    /// workload token failed it (so the record still names the transport identity).
     pub identity: Option<Identities>,
     /// Extra upstream headers of the allowing rule.
     pub headers: Arc<[(String, String)]>,

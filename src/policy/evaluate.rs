@@ -163,7 +163,7 @@ impl Policy {
         now: std::time::SystemTime,
     ) -> Explanation {
         let decision = self.decide(request, now);
-        let trust = self.trust.explain(&request.source, now);
+        let trust = self.trust.explain(request, now);
         let rules = self
             .deny_rules
             .iter()
@@ -178,32 +178,41 @@ impl Policy {
                     .iter()
                     .map(|(effect, rule)| (*effect, true, rule)),
             );
-        let results: Vec<(Verdict, bool, &Rule, RuleResult)> = match self
-            .trust
-            .verify(&request.source, now)
-        {
-            Ok(peer) => {
-                let provenance = self.trust.provenance(&peer, request.xfcc());
-                let activation =
-                    self.cel
-                        .activation(&self.needed_variables, &peer, &provenance, request, now);
-                super::with_evaluation_stack(|| {
-                    rules
-                        .map(|(effect, shadow, rule)| {
-                            let result = match self.cel.eval(&rule.expression, &activation) {
-                                Ok(true) => RuleResult::Matched,
-                                Ok(false) => RuleResult::NotMatched,
-                                Err(error) => RuleResult::Error(error.detail()),
-                            };
-                            (effect, shadow, rule, result)
-                        })
-                        .collect()
-                })
-            }
-            Err(_) => rules
-                .map(|(effect, shadow, rule)| (effect, shadow, rule, RuleResult::NotEvaluated))
-                .collect(),
-        };
+        let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
+            match self.trust.verify(&request.source, now) {
+                Ok(peer)
+                    if self
+                        .trust
+                        .require_workload(&self.trust.workload(request, now))
+                        .is_ok() =>
+                {
+                    let provenance = self.trust.provenance(&peer, request.xfcc());
+                    let workload = self.trust.workload(request, now);
+                    let activation = self.cel.activation(
+                        &self.needed_variables,
+                        &peer,
+                        &provenance,
+                        &workload,
+                        request,
+                        now,
+                    );
+                    super::with_evaluation_stack(|| {
+                        rules
+                            .map(|(effect, shadow, rule)| {
+                                let result = match self.cel.eval(&rule.expression, &activation) {
+                                    Ok(true) => RuleResult::Matched,
+                                    Ok(false) => RuleResult::NotMatched,
+                                    Err(error) => RuleResult::Error(error.detail()),
+                                };
+                                (effect, shadow, rule, result)
+                            })
+                            .collect()
+                    })
+                }
+                _ => rules
+                    .map(|(effect, shadow, rule)| (effect, shadow, rule, RuleResult::NotEvaluated))
+                    .collect(),
+            };
         Explanation {
             decision,
             trust,

@@ -43,6 +43,25 @@ pub(super) struct TrustSection {
     /// The mTLS peers (SPIFFE IDs, exact or glob) whose `x-forwarded-client-cert` is believed.
     #[serde(default)]
     pub forwarders: Vec<String>,
+    /// JWT-SVIDs in the requests: where, for which audiences, and whether required.
+    #[serde(default)]
+    pub workload_tokens: Option<WorkloadTokensSpec>,
+}
+
+/// `trust.workload_tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WorkloadTokensSpec {
+    /// The header holding the token; `authorization` (with `Bearer `) by default.
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// A duration such as `30s`.
+    #[serde(default)]
+    pub leeway: Option<String>,
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// `trust.bundles.<trust domain>`: `path/to/bundle.pem`, or

@@ -21,15 +21,15 @@ mod file;
 mod lint;
 mod revision;
 mod rule;
+mod trust_section;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use crate::identity::BundleFormat;
 use crate::request::AuthzRequest;
-use crate::trust::{BundleSettings, TrustPolicy, TrustSettings};
+use crate::trust::TrustPolicy;
 
 use self::cel::DATA_KEY_MISSING;
 pub use self::cel::{CompileError, EvalError, Field, Glob, MAX_DEPTH, Shape, VARIABLES, Variable};
@@ -218,7 +218,7 @@ impl Policy {
                         ),
                     ));
                 } else {
-                    match compile_trust(&source.path, section.value, &mut reading) {
+                    match trust_section::compile_trust(&source.path, section.value, &mut reading) {
                         Ok(policy) => trust = Some((source.path.clone(), line, policy)),
                         Err(message) => errors.push(at(Some(line), None, message)),
                     }
@@ -367,20 +367,35 @@ impl Policy {
     /// an allow rule, a non-match) with the reason recorded.
     pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
         let id = uuid::Uuid::now_v7().to_string();
-        let (peer, outcome, shadow) = match self.trust.verify(&request.source, now) {
+        let (identity, outcome, shadow) = match self.trust.verify(&request.source, now) {
             Ok(peer) => {
                 let provenance = self.trust.provenance(&peer, request.xfcc());
-                let activation =
-                    self.cel
-                        .activation(&self.needed_variables, &peer, &provenance, request, now);
-                let (outcome, shadow) = with_evaluation_stack(|| {
-                    (
-                        self.evaluate_rules(&activation),
-                        self.evaluate_shadow(&activation),
-                    )
-                });
-                drop(activation);
-                (Some((peer, provenance)), outcome, shadow)
+                let workload = self.trust.workload(request, now);
+                let (outcome, shadow) = match self.trust.require_workload(&workload) {
+                    Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),
+                    Ok(()) => {
+                        let activation = self.cel.activation(
+                            &self.needed_variables,
+                            &peer,
+                            &provenance,
+                            &workload,
+                            request,
+                            now,
+                        );
+                        with_evaluation_stack(|| {
+                            (
+                                self.evaluate_rules(&activation),
+                                self.evaluate_shadow(&activation),
+                            )
+                        })
+                    }
+                };
+                let identity = decision::Identities {
+                    transport: peer.spiffe_id,
+                    provenance,
+                    workload,
+                };
+                (Some(identity), outcome, shadow)
             }
             Err(untrusted) => (
                 None,
@@ -412,10 +427,7 @@ impl Policy {
             rule: outcome.rule.map(|rule| Arc::clone(&rule.id)),
             reason: outcome.reason,
             http_status,
-            identity: peer.map(|(peer, provenance)| decision::Identities {
-                transport: peer.spiffe_id,
-                provenance,
-            }),
+            identity,
             headers,
             response_headers,
             remove_headers,
@@ -484,104 +496,6 @@ pub fn yaml_error_gist(message: &str) -> String {
         return "expected a whole number from 0 to 65535".to_owned();
     }
     gist.to_owned()
-}
-
-/// The entries of a revocation file: one per line, with its 1-based line number; blank lines
-/// and `#` comments are skipped.
-fn revocation_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().filter_map(|(index, line)| {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        (!entry.is_empty()).then_some((index + 1, entry))
-    })
-}
-
-fn compile_trust(
-    policy_path: &Path,
-    section: file::TrustSection,
-    read_file: &mut dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>>,
-) -> Result<TrustPolicy, String> {
-    let max_svid_lifetime = section
-        .max_svid_lifetime
-        .as_deref()
-        .map(|text| {
-            humantime::parse_duration(text).map_err(|e| {
-                format!("trust.max_svid_lifetime {text:?}: {e} (write e.g. 24h or 90m)")
-            })
-        })
-        .transpose()?;
-    if max_svid_lifetime == Some(Duration::ZERO) {
-        return Err("trust.max_svid_lifetime must be greater than zero".to_owned());
-    }
-    let base = policy_path.parent().unwrap_or(Path::new(""));
-    let mut bundles = Vec::with_capacity(section.bundles.len());
-    for (trust_domain, spec) in section.bundles {
-        let (path, format, intermediates) = match spec {
-            file::BundleSpec::Path(path) => (path, None, None),
-            file::BundleSpec::Detailed(detailed) => {
-                (detailed.path, detailed.format, detailed.intermediates)
-            }
-        };
-        let mut read = |path: &str, what: &str| {
-            let resolved = base.join(path);
-            read_file(&resolved, FileKind::Bundle).map_err(|e| {
-                format!(
-                    "{what} of trust domain {trust_domain:?}: cannot read {}: {e}",
-                    resolved.display()
-                )
-            })
-        };
-        let bytes = read(&path, "bundle")?;
-        let intermediates = intermediates
-            .map(|path| read(&path, "intermediates"))
-            .transpose()?;
-        let format = match format.as_deref() {
-            None => BundleFormat::for_path(Path::new(&path)),
-            Some(name) => BundleFormat::parse(name).ok_or_else(|| {
-                format!(
-                    "bundle of trust domain {trust_domain:?}: format {name:?} is neither pem nor spiffe"
-                )
-            })?,
-        };
-        bundles.push(BundleSettings {
-            trust_domain,
-            format,
-            bytes,
-            intermediates,
-        });
-    }
-    let mut revoked: Vec<(String, String)> = section
-        .revoked
-        .into_iter()
-        .map(|entry| (entry, "trust.revoked".to_owned()))
-        .collect();
-    for path in section.revoked_files {
-        let resolved = base.join(&path);
-        let bytes = read_file(&resolved, FileKind::Revocation).map_err(|e| {
-            format!(
-                "trust.revoked_files: cannot read {}: {e}",
-                resolved.display()
-            )
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            format!(
-                "trust.revoked_files: {} is not UTF-8 text",
-                resolved.display()
-            )
-        })?;
-        revoked.extend(
-            revocation_lines(&text)
-                .map(|(line, entry)| (entry.to_owned(), format!("{}:{line}", resolved.display()))),
-        );
-    }
-    TrustPolicy::new(TrustSettings {
-        trust_domains: section.trust_domains,
-        bundles,
-        max_svid_lifetime,
-        require_certificate: section.require_certificate,
-        revoked,
-        forwarders: section.forwarders,
-    })
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

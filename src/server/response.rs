@@ -193,6 +193,35 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
                     .map_or("", |id| id.origin().1.as_str()),
             ),
         ),
+        (
+            "workload_spiffe_id",
+            string(
+                decision
+                    .identity
+                    .as_ref()
+                    .and_then(|id| id.workload.verified())
+                    .map_or("", |svid| svid.spiffe_id.as_str()),
+            ),
+        ),
+        (
+            "workload_verified",
+            Value {
+                kind: Some(Kind::BoolValue(
+                    decision
+                        .identity
+                        .as_ref()
+                        .is_some_and(|id| id.workload.verified().is_some()),
+                )),
+            },
+        ),
+        (
+            "identity_bound",
+            Value {
+                kind: Some(Kind::BoolValue(
+                    decision.identity.as_ref().is_some_and(|id| id.bound()),
+                )),
+            },
+        ),
         ("decision_id", string(&decision.id)),
         ("policy_revision", string(&decision.policy_revision)),
     ]

@@ -42,6 +42,10 @@ pub enum Untrusted {
     },
     #[error("{0}")]
     Revoked(String),
+    /// `trust.workload_tokens.required` and no valid JWT-SVID (the reason never holds the
+    /// token).
+    #[error("{0}")]
+    WorkloadToken(String),
 }
 
 /// A trust policy that cannot be compiled.
@@ -66,4 +70,6 @@ pub enum TrustConfigError {
     Revocation(#[from] super::RevocationError),
     #[error("{0}")]
     Forwarders(String),
+    #[error("{0}")]
+    WorkloadTokens(String),
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::{TrustPolicy, Untrusted};
 use crate::identity::SpiffeId;
-use crate::request::Peer;
+use crate::request::{AuthzRequest, Peer};
 
 /// One check of the trust stage, in the order the stage runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +29,12 @@ pub enum TrustCheckKind {
     Chain,
     /// Neither its SPIFFE ID nor its certificate is revoked (`trust.revoked`).
     Revocation,
+    /// The request carries a valid JWT-SVID, when `trust.workload_tokens.required`.
+    WorkloadToken,
 }
 
 impl TrustCheckKind {
-    pub const ALL: [TrustCheckKind; 9] = [
+    pub const ALL: [TrustCheckKind; 10] = [
         TrustCheckKind::Principal,
         TrustCheckKind::SpiffeId,
         TrustCheckKind::TrustDomain,
@@ -42,6 +44,7 @@ impl TrustCheckKind {
         TrustCheckKind::Lifetime,
         TrustCheckKind::Chain,
         TrustCheckKind::Revocation,
+        TrustCheckKind::WorkloadToken,
     ];
 
     /// The check's name in `explain` output.
@@ -56,6 +59,7 @@ impl TrustCheckKind {
             TrustCheckKind::Lifetime => "lifetime",
             TrustCheckKind::Chain => "chain",
             TrustCheckKind::Revocation => "revocation",
+            TrustCheckKind::WorkloadToken => "workload_token",
         }
     }
 
@@ -75,6 +79,7 @@ impl TrustCheckKind {
             Untrusted::LifetimeTooLong { .. } => TrustCheckKind::Lifetime,
             Untrusted::ChainInvalid { .. } => TrustCheckKind::Chain,
             Untrusted::Revoked(_) => TrustCheckKind::Revocation,
+            Untrusted::WorkloadToken(_) => TrustCheckKind::WorkloadToken,
         }
     }
 }
@@ -98,9 +103,13 @@ pub struct TrustCheck {
 }
 
 impl TrustPolicy {
-    /// The trust stage's checks for `source` at `now`, each with its result.
-    pub fn explain(&self, source: &Peer, now: SystemTime) -> Vec<TrustCheck> {
-        let failed = self.verify(source, now).err();
+    /// The trust stage's checks for `request` at `now`, each with its result.
+    pub fn explain(&self, request: &AuthzRequest, now: SystemTime) -> Vec<TrustCheck> {
+        let source = &request.source;
+        let failed = match self.verify(source, now) {
+            Ok(_) => self.require_workload(&self.workload(request, now)).err(),
+            Err(untrusted) => Some(untrusted),
+        };
         let failed_at = failed.as_ref().map(TrustCheckKind::failed_by);
         let trust_domain = SpiffeId::parse(&source.principal)
             .ok()
@@ -155,6 +164,13 @@ impl TrustPolicy {
             TrustCheckKind::Revocation if self.revocation.is_empty() => {
                 Some("the policy revokes nothing")
             }
+            TrustCheckKind::WorkloadToken => match self.workload_tokens() {
+                None => Some("the policy sets no trust.workload_tokens"),
+                Some(settings) if !settings.required => {
+                    Some("trust.workload_tokens.required is false: rules decide with `workload`")
+                }
+                Some(_) => None,
+            },
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ mod error;
 mod explain;
 pub mod provenance;
 pub mod revocation;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -21,6 +22,7 @@ pub use error::{TrustConfigError, Untrusted};
 pub use explain::{TrustCheck, TrustCheckKind, TrustCheckResult};
 pub use provenance::{Forwarders, Hop, Provenance, Via, XFCC_HEADER, Xfcc};
 pub use revocation::{Revocation, RevocationError};
+pub use workload::{Workload, WorkloadTokenSettings};
 
 /// What the operator configured under `trust:` in the policy, before bundles are parsed.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,8 @@ pub struct TrustSettings {
     pub revoked: Vec<(String, String)>,
     /// `trust.forwarders`: the SPIFFE IDs (exact or glob) whose XFCC header is believed.
     pub forwarders: Vec<String>,
+    /// `trust.workload_tokens`: JWT-SVIDs the requests carry.
+    pub workload_tokens: Option<WorkloadTokenSettings>,
 }
 
 /// One trust domain's bundle, as read from its files.
@@ -74,7 +78,6 @@ struct DomainTrust {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
     /// For JWT-SVIDs.
-    #[allow(dead_code)]
     jwt_authorities: Vec<JwtAuthority>,
     sequence: Option<u64>,
     refresh_hint_secs: Option<u64>,
@@ -102,6 +105,7 @@ pub struct TrustPolicy {
     require_certificate: bool,
     revocation: Revocation,
     forwarders: Forwarders,
+    workload_tokens: Option<WorkloadTokenSettings>,
 }
 
 /// A caller whose identity passed the trust stage.
@@ -149,6 +153,9 @@ impl TrustPolicy {
         )?;
         let forwarders =
             Forwarders::new(&settings.forwarders).map_err(TrustConfigError::Forwarders)?;
+        if let Some(tokens) = &settings.workload_tokens {
+            workload::check_settings(tokens).map_err(TrustConfigError::WorkloadTokens)?;
+        }
         Ok(Self {
             trust_domains: settings.trust_domains,
             bundles,
@@ -156,6 +163,7 @@ impl TrustPolicy {
             require_certificate: settings.require_certificate,
             revocation,
             forwarders,
+            workload_tokens: settings.workload_tokens,
         })
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod jwt;
 pub mod policy;
 
 use std::time::{Duration, SystemTime};

@@ -11,7 +11,7 @@ use cel::common::value::Val;
 use super::values::*;
 
 use crate::request::{AuthzRequest, HttpRequest};
-use crate::trust::{Provenance, VerifiedPeer};
+use crate::trust::{Provenance, VerifiedPeer, Workload};
 
 /// A CEL value that may borrow from the request for `'a`.
 pub type CelVal<'a> = Box<dyn Val + 'a>;
@@ -25,6 +25,8 @@ pub struct Inputs<'a> {
     pub peer: &'a VerifiedPeer,
     /// Who originated the request beyond the mTLS peer (XFCC from trusted forwarders).
     pub provenance: &'a Provenance,
+    /// The workload token's identity (`trust.workload_tokens`).
+    pub workload: &'a Workload,
     pub request: &'a AuthzRequest,
     pub now: SystemTime,
 }
@@ -204,6 +206,107 @@ pub const VARIABLES: &[Variable] = &[
                 doc: r#"`"mtls"` (the peer itself) or `"xfcc"` (a believed forwarded certificate)"#,
                 keys: &[],
                 build: |i| string(origin(i).1.as_str()),
+            },
+        ]),
+    },
+    Variable {
+        name: "workload",
+        doc: "the workload named by the request's JWT-SVID (`trust.workload_tokens`), verified against its trust domain's JWT bundle; identity fields are `\"\"` unless `verified`",
+        shape: Shape::Fields(&[
+            Field {
+                name: "spiffe_id",
+                cel_type: "string",
+                doc: r#"the token's `sub`: `spiffe://prod.example.org/ns/shop/sa/frontend`"#,
+                keys: &[],
+                build: |i| string(workload_id(i).map_or("", |id| id.as_str())),
+            },
+            Field {
+                name: "trust_domain",
+                cel_type: "string",
+                doc: r#"`prod.example.org`"#,
+                keys: &[],
+                build: |i| string(workload_id(i).map_or("", |id| id.trust_domain())),
+            },
+            Field {
+                name: "path",
+                cel_type: "string",
+                doc: r#"`/ns/shop/sa/frontend`"#,
+                keys: &[],
+                build: |i| string(workload_id(i).map_or("", |id| id.path())),
+            },
+            Field {
+                name: "namespace",
+                cel_type: "string",
+                doc: r#"Istio's namespace, else `""`"#,
+                keys: &[],
+                build: |i| string(workload_istio(i).0),
+            },
+            Field {
+                name: "service_account",
+                cel_type: "string",
+                doc: r#"Istio's service account, else `""`"#,
+                keys: &[],
+                build: |i| string(workload_istio(i).1),
+            },
+            Field {
+                name: "verified",
+                cel_type: "bool",
+                doc: r#"`true` when the token is a valid JWT-SVID for an accepted audience"#,
+                keys: &[],
+                build: |i| boolean(i.workload.verified().is_some()),
+            },
+            Field {
+                name: "present",
+                cel_type: "bool",
+                doc: r#"`true` when the request carried a token, valid or not"#,
+                keys: &[],
+                build: |i| boolean(i.workload.present()),
+            },
+            Field {
+                name: "error",
+                cel_type: "string",
+                doc: r#"why the token was rejected (`"the token expired at …"`); `""` when verified or absent"#,
+                keys: &[],
+                build: |i| Box::new(cel::common::types::CelString::from(i.workload.error())),
+            },
+            Field {
+                name: "audience",
+                cel_type: "list(string)",
+                doc: r#"the verified token's `aud`; empty otherwise"#,
+                keys: &[],
+                build: |i| {
+                    list(
+                        i.workload
+                            .verified()
+                            .into_iter()
+                            .flat_map(|svid| svid.audience.iter().map(|a| string(a))),
+                    )
+                },
+            },
+            Field {
+                name: "expires_at",
+                cel_type: "timestamp",
+                doc: r#"the verified token's `exp`; `null` otherwise"#,
+                keys: &[],
+                build: |i| {
+                    i.workload
+                        .verified()
+                        .map_or_else(null, |svid| unix_timestamp(svid.expires_at))
+                },
+            },
+            Field {
+                name: "claims",
+                cel_type: "map",
+                doc: r#"every claim of the verified token (`workload.claims.iss`, custom claims); empty otherwise"#,
+                keys: &[],
+                build: workload_claims,
+            },
+            Field {
+                name: "bound",
+                cel_type: "bool",
+                doc: r#"`verified && spiffe_id == source.spiffe_id`: the token names the mTLS peer itself, so no one relayed it"#,
+                keys: &[],
+                build: |i| boolean(i.workload.bound_to(&i.peer.spiffe_id)),
             },
         ]),
     },

@@ -40,7 +40,7 @@ use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
 
 use crate::request::AuthzRequest;
-use crate::trust::{Provenance, VerifiedPeer};
+use crate::trust::{Provenance, VerifiedPeer, Workload};
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use functions::glob::Glob;
@@ -412,6 +412,7 @@ impl CelEnv {
         needed: &BTreeSet<&'static str>,
         peer: &'a VerifiedPeer,
         provenance: &'a Provenance,
+        workload: &'a Workload,
         request: &'a AuthzRequest,
         now: SystemTime,
     ) -> Activation<'a> {
@@ -420,6 +421,7 @@ impl CelEnv {
         let inputs = environment::Inputs {
             peer,
             provenance,
+            workload,
             request,
             now,
         };

@@ -170,3 +170,27 @@ pub(super) fn proxy_chain<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
         .into_iter())
     }))
 }
+
+/// The verified workload token's SPIFFE ID.
+pub(super) fn workload_id<'a>(inputs: &Inputs<'a>) -> Option<&'a SpiffeId> {
+    inputs.workload.verified().map(|svid| &svid.spiffe_id)
+}
+
+/// The workload's Istio namespace and service account, or empty strings.
+pub(super) fn workload_istio<'a>(inputs: &Inputs<'a>) -> (&'a str, &'a str) {
+    workload_id(inputs)
+        .and_then(SpiffeId::istio_namespace_and_service_account)
+        .unwrap_or(("", ""))
+}
+
+/// `workload.claims`: the verified token's claims, or an empty map.
+pub(super) fn workload_claims<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    let map: HashMap<CelMapKey<'a>, CelVal<'a>> = inputs
+        .workload
+        .verified()
+        .into_iter()
+        .flat_map(|svid| svid.claims.iter())
+        .map(|(k, v)| (CelMapKey::from(k.clone()), super::data::to_cel(v)))
+        .collect();
+    Box::new(CelMap::from(map))
+}

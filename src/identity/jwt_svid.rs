@@ -1,0 +1,281 @@
+//! JWT-SVIDs (SPIFFE JWT-SVID spec): a workload's identity in a token, bound to an audience.
+//!
+//! Validation follows JWT-SVID §3 and §4 and RFC 7519 §7.2, in an order that trusts nothing
+//! unverified: the compact JWS is split and decoded (bounded: [`MAX_TOKEN_BYTES`]); `alg` must
+//! be one JWT-SVID allows (never `none` or HMAC); `typ`, when present, is `JWT` or `JOSE`;
+//! `kid` is required; `sub` must be a SPIFFE ID of a workload, whose trust domain selects the
+//! JWT bundle and `kid` the key; the signature is verified with that key; then `aud` must name
+//! an accepted audience and `exp` (required), `nbf` and `iat` must hold at `now`, within
+//! `leeway`. Claims are exposed only once all of that passed.
+
+use base64::Engine as _;
+
+use super::SpiffeId;
+use super::jwt_key::{JwsAlgorithm, JwtPublicKey, SignatureError};
+
+/// Longest token accepted, in bytes: a JWT-SVID is a few hundred bytes; 16 KiB leaves room
+/// for large claim sets while bounding the work a forged header can cause.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// A verified JWT-SVID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSvid {
+    /// `sub`: the workload's SPIFFE ID.
+    pub spiffe_id: SpiffeId,
+    /// `aud`, as one or more strings.
+    pub audience: Vec<String>,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// The whole claim set (`sub`, `aud`, `exp` and any others).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a token is not a valid JWT-SVID. [`JwtSvidError::class`] is its bounded metric label;
+/// messages never include the token or its signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtSvidError {
+    #[error("the token is not a compact JWS (header.payload.signature, base64url): {0}")]
+    Malformed(String),
+    #[error("the token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error(
+        "alg {0:?} is not allowed (JWT-SVIDs are signed with RS256/384/512, ES256/384/512 or PS256/384/512)"
+    )]
+    Algorithm(String),
+    #[error("typ {0:?} is not JWT or JOSE")]
+    Type(String),
+    #[error("the token's header has no kid")]
+    MissingKeyId,
+    #[error("sub {sub:?} is not a SPIFFE ID of a workload: {reason}")]
+    Subject { sub: String, reason: String },
+    #[error("trust domain {0:?} of the token's sub is not accepted (trust.trust_domains)")]
+    TrustDomain(String),
+    #[error("trust domain {trust_domain:?} has no JWT authority with kid {kid:?}")]
+    UnknownKey { trust_domain: String, kid: String },
+    #[error("key {kid:?} cannot verify {alg} signatures")]
+    KeyMismatch { kid: String, alg: &'static str },
+    #[error("the signature does not verify with key {0:?}")]
+    Signature(String),
+    #[error("the token has no aud")]
+    MissingAudience,
+    #[error("aud {0:?} names no accepted audience (trust.workload_tokens.audiences)")]
+    Audience(Vec<String>),
+    #[error("the token has no exp")]
+    MissingExpiry,
+    #[error("the token expired at {0} (Unix seconds)")]
+    Expired(i64),
+    #[error("the token is not valid before {0} (Unix seconds)")]
+    NotYetValid(i64),
+    #[error("claim {0:?} is not a number of seconds")]
+    BadTime(&'static str),
+    #[error("{0}")]
+    Revoked(String),
+}
+
+impl JwtSvidError {
+    /// A short, bounded class for metrics and dashboards.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) | Self::TooLarge => "malformed",
+            Self::Algorithm(_) => "algorithm",
+            Self::Type(_) => "type",
+            Self::MissingKeyId | Self::UnknownKey { .. } => "unknown_key",
+            Self::Subject { .. } | Self::TrustDomain(_) => "subject",
+            Self::KeyMismatch { .. } | Self::Signature(_) => "signature",
+            Self::MissingAudience | Self::Audience(_) => "audience",
+            Self::MissingExpiry | Self::Expired(_) => "expired",
+            Self::NotYetValid(_) | Self::BadTime(_) => "not_yet_valid",
+            Self::Revoked(_) => "revoked",
+        }
+    }
+
+    /// Every class [`JwtSvidError::class`] returns.
+    pub const CLASSES: [&'static str; 10] = [
+        "malformed",
+        "algorithm",
+        "type",
+        "unknown_key",
+        "subject",
+        "signature",
+        "audience",
+        "expired",
+        "not_yet_valid",
+        "revoked",
+    ];
+}
+
+/// What a validation needs from the trust policy.
+pub trait JwtKeys {
+    /// Whether tokens of `trust_domain` may be accepted at all.
+    fn accepts(&self, trust_domain: &str) -> bool;
+    /// The key `kid` of `trust_domain`'s JWT bundle.
+    fn key(&self, trust_domain: &str, kid: &str) -> Option<&JwtPublicKey>;
+}
+
+/// What a token must satisfy beyond its signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    /// `aud` must contain one of these.
+    pub audiences: &'a [String],
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
+    pub leeway: i64,
+}
+
+impl JwtSvid {
+    /// Validates `token` (the compact JWS, without a `Bearer ` prefix).
+    ///
+    /// # Errors
+    /// The first problem found, in the order of the module docs.
+    pub fn validate(
+        token: &str,
+        keys: &dyn JwtKeys,
+        expect: Expectations<'_>,
+    ) -> Result<Self, JwtSvidError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(JwtSvidError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed("not three dot-separated parts"));
+        };
+        let header = decode_json(header_b64, "header")?;
+        let alg = header.get("alg").and_then(|v| v.as_str()).unwrap_or("");
+        let algorithm =
+            JwsAlgorithm::parse(alg).ok_or_else(|| JwtSvidError::Algorithm(alg.to_owned()))?;
+        match header.get("typ") {
+            None => {}
+            Some(serde_json::Value::String(typ)) if typ == "JWT" || typ == "JOSE" => {}
+            Some(other) => return Err(JwtSvidError::Type(text_of(other))),
+        }
+        if header.contains_key("crit") {
+            // RFC 7515 §4.1.11: extensions a verifier does not understand must be refused.
+            return Err(malformed("the header has crit extensions"));
+        }
+        let kid = header
+            .get("kid")
+            .and_then(|v| v.as_str())
+            .filter(|kid| !kid.is_empty())
+            .ok_or(JwtSvidError::MissingKeyId)?;
+        let claims = decode_json(payload_b64, "payload")?;
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+        let spiffe_id = SpiffeId::parse(sub).map_err(|e| JwtSvidError::Subject {
+            sub: sub.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if !spiffe_id.is_workload() {
+            return Err(JwtSvidError::Subject {
+                sub: sub.to_owned(),
+                reason: "it names a trust domain, not a workload".into(),
+            });
+        }
+        let trust_domain = spiffe_id.trust_domain();
+        if !keys.accepts(trust_domain) {
+            return Err(JwtSvidError::TrustDomain(trust_domain.to_owned()));
+        }
+        let key = keys
+            .key(trust_domain, kid)
+            .ok_or_else(|| JwtSvidError::UnknownKey {
+                trust_domain: trust_domain.to_owned(),
+                kid: kid.to_owned(),
+            })?;
+        let signature = base64url(signature_b64, "signature")?;
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        key.verify(algorithm, signing_input.as_bytes(), &signature)
+            .map_err(|e| match e {
+                SignatureError::KeyMismatch => JwtSvidError::KeyMismatch {
+                    kid: kid.to_owned(),
+                    alg: algorithm.name(),
+                },
+                SignatureError::Invalid => JwtSvidError::Signature(kid.to_owned()),
+            })?;
+        let audience = audience(&claims)?;
+        if !audience.iter().any(|aud| expect.audiences.contains(aud)) {
+            return Err(JwtSvidError::Audience(audience));
+        }
+        let expires_at = seconds(&claims, "exp")?.ok_or(JwtSvidError::MissingExpiry)?;
+        if expect.now > expires_at.saturating_add(expect.leeway) {
+            return Err(JwtSvidError::Expired(expires_at));
+        }
+        for claim in ["nbf", "iat"] {
+            if let Some(at) = seconds(&claims, claim)?
+                && expect.now.saturating_add(expect.leeway) < at
+            {
+                return Err(JwtSvidError::NotYetValid(at));
+            }
+        }
+        Ok(Self {
+            spiffe_id,
+            audience,
+            expires_at,
+            claims,
+        })
+    }
+}
+
+fn malformed(why: &str) -> JwtSvidError {
+    JwtSvidError::Malformed(why.to_owned())
+}
+
+fn base64url(part: &str, what: &str) -> Result<Vec<u8>, JwtSvidError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| malformed(&format!("the {what} is not base64url")))
+}
+
+fn decode_json(
+    part: &str,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, JwtSvidError> {
+    let bytes = base64url(part, what)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(malformed(&format!("the {what} is not a JSON object"))),
+    }
+}
+
+/// `aud`: a string or an array of strings (RFC 7519 §4.1.3), required by JWT-SVID §3.
+fn audience(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<String>, JwtSvidError> {
+    match claims.get("aud") {
+        Some(serde_json::Value::String(aud)) => Ok(vec![aud.clone()]),
+        Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| malformed("aud holds something other than strings")),
+        _ => Err(JwtSvidError::MissingAudience),
+    }
+}
+
+/// A NumericDate claim (RFC 7519 §2), whole seconds (a fraction is dropped).
+fn seconds(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    name: &'static str,
+) -> Result<Option<i64>, JwtSvidError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 1e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or(JwtSvidError::BadTime(name)),
+    }
+}
+
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Compiling the policy's `trust:` section: reading the bundle, intermediate and revocation
+//! files it names, and the trust settings as written, into a [`TrustPolicy`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::FileKind;
+use super::file;
+use crate::identity::BundleFormat;
+use crate::trust::{BundleSettings, TrustPolicy, TrustSettings, WorkloadTokenSettings};
+
+/// The entries of a revocation file: one per line, with its 1-based line number; blank lines
+/// and `#` comments are skipped.
+fn revocation_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(index, line)| {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        (!entry.is_empty()).then_some((index + 1, entry))
+    })
+}
+
+pub(super) fn compile_trust(
+    policy_path: &Path,
+    section: file::TrustSection,
+    read_file: &mut dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>>,
+) -> Result<TrustPolicy, String> {
+    let max_svid_lifetime = section
+        .max_svid_lifetime
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text).map_err(|e| {
+                format!("trust.max_svid_lifetime {text:?}: {e} (write e.g. 24h or 90m)")
+            })
+        })
+        .transpose()?;
+    if max_svid_lifetime == Some(Duration::ZERO) {
+        return Err("trust.max_svid_lifetime must be greater than zero".to_owned());
+    }
+    let base = policy_path.parent().unwrap_or(Path::new(""));
+    let mut bundles = Vec::with_capacity(section.bundles.len());
+    for (trust_domain, spec) in section.bundles {
+        let (path, format, intermediates) = match spec {
+            file::BundleSpec::Path(path) => (path, None, None),
+            file::BundleSpec::Detailed(detailed) => {
+                (detailed.path, detailed.format, detailed.intermediates)
+            }
+        };
+        let mut read = |path: &str, what: &str| {
+            let resolved = base.join(path);
+            read_file(&resolved, FileKind::Bundle).map_err(|e| {
+                format!(
+                    "{what} of trust domain {trust_domain:?}: cannot read {}: {e}",
+                    resolved.display()
+                )
+            })
+        };
+        let bytes = read(&path, "bundle")?;
+        let intermediates = intermediates
+            .map(|path| read(&path, "intermediates"))
+            .transpose()?;
+        let format = match format.as_deref() {
+            None => BundleFormat::for_path(Path::new(&path)),
+            Some(name) => BundleFormat::parse(name).ok_or_else(|| {
+                format!(
+                    "bundle of trust domain {trust_domain:?}: format {name:?} is neither pem nor spiffe"
+                )
+            })?,
+        };
+        bundles.push(BundleSettings {
+            trust_domain,
+            format,
+            bytes,
+            intermediates,
+        });
+    }
+    let mut revoked: Vec<(String, String)> = section
+        .revoked
+        .into_iter()
+        .map(|entry| (entry, "trust.revoked".to_owned()))
+        .collect();
+    for path in section.revoked_files {
+        let resolved = base.join(&path);
+        let bytes = read_file(&resolved, FileKind::Revocation).map_err(|e| {
+            format!(
+                "trust.revoked_files: cannot read {}: {e}",
+                resolved.display()
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "trust.revoked_files: {} is not UTF-8 text",
+                resolved.display()
+            )
+        })?;
+        revoked.extend(
+            revocation_lines(&text)
+                .map(|(line, entry)| (entry.to_owned(), format!("{}:{line}", resolved.display()))),
+        );
+    }
+    TrustPolicy::new(TrustSettings {
+        trust_domains: section.trust_domains,
+        bundles,
+        max_svid_lifetime,
+        require_certificate: section.require_certificate,
+        revoked,
+        forwarders: section.forwarders,
+        workload_tokens: section.workload_tokens.map(workload_tokens).transpose()?,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// `trust.workload_tokens` as written, with its defaults.
+fn workload_tokens(spec: file::WorkloadTokensSpec) -> Result<WorkloadTokenSettings, String> {
+    let leeway = match spec.leeway.as_deref() {
+        None => WorkloadTokenSettings::DEFAULT_LEEWAY,
+        Some(text) => humantime::parse_duration(text)
+            .map_err(|e| format!("trust.workload_tokens.leeway {text:?}: {e} (write e.g. 30s)"))?,
+    };
+    Ok(WorkloadTokenSettings {
+        header: spec
+            .header
+            .unwrap_or_else(|| WorkloadTokenSettings::DEFAULT_HEADER.to_owned())
+            .to_ascii_lowercase(),
+        audiences: spec.audiences,
+        leeway,
+        required: spec.required,
+    })
+}
