@@ -74,6 +74,39 @@ fn anyone_elses_header_is_spoofed_and_not_believed() {
     assert_eq!(decision.rule.as_deref(), Some("direct"));
 }
 
+/// Istio's sidecars (APPEND_FORWARD) and SANITIZE_SET add their own element about the peer
+/// to every request: from any peer, that alone is no claim. Any other element is.
+#[test]
+fn the_calling_envoys_own_element_is_not_spoofing() {
+    let own = format!("By={SIDECAR};Hash=9f3c;Subject=\"O=demo\";URI={FRONTEND}");
+    let decision = decide(FRONTEND, "/direct", Some(&own));
+    assert_eq!(
+        decision.rule.as_deref(),
+        Some("direct"),
+        "{}",
+        decision.reason
+    );
+    let identities = decision.identity.unwrap();
+    assert_eq!(identities.provenance.xfcc, Xfcc::Local);
+    assert!(identities.provenance.proxy_chain.is_empty());
+    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    for claim in [
+        // Written by someone else than the Envoy calling Warrant.
+        format!("By={GATEWAY};Hash=9f3c;URI={FRONTEND}"),
+        // About someone else than the peer.
+        format!("By={SIDECAR};Hash=9f3c;URI={GATEWAY}"),
+        // Two URIs, one of them the peer's.
+        format!("By={SIDECAR};Hash=9f3c;URI={FRONTEND};URI={GATEWAY}"),
+        // The peer's own claim before the Envoy's element.
+        format!("By={GATEWAY};URI=spiffe://prod.example.org/ns/shop/sa/checkout,{own}"),
+        // Malformed.
+        format!("{own};Subject=\"unterminated"),
+    ] {
+        let decision = decide(FRONTEND, "/direct", Some(&claim));
+        assert_eq!(decision.rule.as_deref(), Some("spoofed"), "{claim}");
+    }
+}
+
 #[test]
 fn an_untrusted_first_hop_leaves_the_peer_as_origin() {
     for client in [

@@ -557,3 +557,53 @@ fn tokens_are_counted_and_reach_envoys_dynamic_metadata() {
     assert_eq!(field("workload_verified"), Some(Kind::BoolValue(true)));
     assert_eq!(field("identity_bound"), Some(Kind::BoolValue(false)));
 }
+
+mod never_panics {
+    use base64::Engine as _;
+    use proptest::prelude::*;
+    use warrant::identity::jwt_svid::Expectations;
+    use warrant::identity::{JwtKeys, JwtPublicKey, JwtSvid};
+
+    struct Keys(JwtPublicKey);
+    impl JwtKeys for Keys {
+        fn accepts(&self, _: &str) -> bool {
+            true
+        }
+        fn key(&self, _: &str, _: &str) -> Option<&JwtPublicKey> {
+            Some(&self.0)
+        }
+    }
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn on_any_token(
+            token in "\\PC{0,200}",
+            alg in prop_oneof![Just("ES256"), Just("ES384"), Just("ES512"), Just("RS256"), Just("PS512"), Just("none"), Just("HS256")],
+            claims in "\\PC{0,80}",
+            signature in proptest::collection::vec(any::<u8>(), 0..140),
+            es in any::<bool>(),
+        ) {
+            let signer = super::JwtSigner::new(if es { "ES512" } else { "RS256" }, "k");
+            let jwk = signer.jwk();
+            let key = JwtPublicKey::from_jwk(jwk.as_object().unwrap()).unwrap();
+            let keys = Keys(key);
+            let expect = Expectations { audiences: &["a".to_owned()], now: 0, leeway: i64::MAX };
+            let _ = JwtSvid::validate(&token, &keys, expect);
+            let header = format!(r#"{{"alg":"{alg}","kid":"k"}}"#);
+            let payload = format!(r#"{{"sub":"spiffe://td/w","aud":"a","exp":{claims}}}"#);
+            let forged = format!(
+                "{}.{}.{}",
+                b64(&header),
+                b64(&payload),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&signature)
+            );
+            prop_assert!(JwtSvid::validate(&forged, &keys, expect).is_err());
+        }
+    }
+}

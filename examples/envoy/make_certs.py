@@ -9,6 +9,7 @@ Writes (PEM):
   envoy.pem/.key         Envoy's server certificate (localhost, 127.0.0.1, SPIFFE ID of the payments service)
   frontend.pem/.key      spiffe://prod.example.org/ns/shop/sa/frontend
   checkout.pem/.key      spiffe://prod.example.org/ns/shop/sa/checkout
+  ingressgateway.pem/.key spiffe://prod.example.org/ns/istio-system/sa/ingressgateway (an ingress gateway)
   dev-frontend.pem/.key  spiffe://dev.example.org/ns/shop/sa/frontend (a trust domain the demo policy does not accept)
   impostor.pem/.key      spiffe://prod.example.org/ns/shop/sa/frontend signed by the *dev* CA
   dns-only.pem/.key      no URI SAN, only DNS frontend.shop.svc (not an SVID)
@@ -34,6 +35,7 @@ CHECKOUT = f"spiffe://{PROD}/ns/shop/sa/checkout"
 OPS_ADMIN = f"spiffe://{PROD}/ns/ops/sa/admin"
 PAYMENTS = f"spiffe://{PROD}/ns/shop/sa/payments"
 WARRANT = f"spiffe://{PROD}/ns/warrant/sa/warrant"
+GATEWAY = f"spiffe://{PROD}/ns/istio-system/sa/ingressgateway"
 DEV_FRONTEND = f"spiffe://{DEV}/ns/shop/sa/frontend"
 
 
@@ -133,6 +135,8 @@ def write_all(out_dir):
         # Warrant's own SVID, for the mTLS authz channel between Envoy and Warrant.
         "warrant": prod.issue(uris=[WARRANT], dns=["localhost"], ips=["127.0.0.1"]),
         "frontend": prod.issue(uris=[FRONTEND]),
+        # An ingress gateway in front of the payments sidecar (the provenance tests).
+        "ingressgateway": prod.issue(uris=[GATEWAY], dns=["localhost"], ips=["127.0.0.1"]),
         "checkout": prod.issue(uris=[CHECKOUT]),
         "ops-admin": prod.issue(uris=[OPS_ADMIN]),
         "dev-frontend": dev.issue(uris=[DEV_FRONTEND]),

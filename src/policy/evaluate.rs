@@ -186,7 +186,7 @@ impl Policy {
                         .require_workload(&self.trust.workload(request, now))
                         .is_ok() =>
                 {
-                    let provenance = self.trust.provenance(&peer, request.xfcc());
+                    let provenance = self.trust.provenance(&peer, request);
                     let workload = self.trust.workload(request, now);
                     let activation = self.cel.activation(
                         &self.needed_variables,

@@ -369,7 +369,7 @@ impl Policy {
         let id = uuid::Uuid::now_v7().to_string();
         let (identity, outcome, shadow) = match self.trust.verify(&request.source, now) {
             Ok(peer) => {
-                let provenance = self.trust.provenance(&peer, request.xfcc());
+                let provenance = self.trust.provenance(&peer, request);
                 let workload = self.trust.workload(request, now);
                 let (outcome, shadow) = match self.trust.require_workload(&workload) {
                     Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),

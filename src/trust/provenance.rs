@@ -12,6 +12,7 @@ use super::{Revocation, TrustPolicy, VerifiedPeer};
 use crate::glob::Glob;
 use crate::identity::SpiffeId;
 use crate::identity::xfcc::{self, XfccElement};
+use crate::request::AuthzRequest;
 
 /// The request header Envoy writes forwarded client certificate details into.
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
@@ -50,6 +51,10 @@ pub enum Xfcc {
     Believed,
     /// Present, but the mTLS peer is not a trusted forwarder: ignored.
     Spoofed,
+    /// Only the calling Envoy's own element about its mTLS peer (`By` its own identity,
+    /// `URI` the peer's): what a sidecar with `APPEND_FORWARD` or `SANITIZE_SET` — Istio's
+    /// default — adds to every request. It states nothing beyond the transport identity.
+    Local,
     /// Sent by a trusted forwarder but malformed or over the limits: ignored, with why.
     Malformed(String),
 }
@@ -151,16 +156,20 @@ impl Forwarders {
 }
 
 impl TrustPolicy {
-    /// The provenance of a request from the verified `peer` carrying the XFCC header value
-    /// `header` (Envoy joins repeated headers with `,`).
-    pub fn provenance(&self, peer: &VerifiedPeer, header: Option<&str>) -> Provenance {
-        let Some(header) = header else {
+    /// The provenance of a request from the verified `peer`: its XFCC header (Envoy joins
+    /// repeated headers with `,`), and the calling Envoy's own identity
+    /// (`destination.principal`, what Envoy writes as `By`).
+    pub fn provenance(&self, peer: &VerifiedPeer, request: &AuthzRequest) -> Provenance {
+        let Some(header) = request.xfcc() else {
             return Provenance::NONE;
         };
         if !self.forwarders.includes(&peer.spiffe_id) {
+            // The calling Envoy's own element about its peer is no claim; anything else in
+            // the header came from the peer, which may not forward.
+            let local = only_local(header, peer, &request.destination.principal);
             return Provenance {
                 proxy_chain: Vec::new(),
-                xfcc: Xfcc::Spoofed,
+                xfcc: if local { Xfcc::Local } else { Xfcc::Spoofed },
             };
         }
         match xfcc::parse(header) {
@@ -204,6 +213,19 @@ impl TrustPolicy {
             dns,
             spiffe_id,
         }
+    }
+}
+
+/// Whether `header` is one element only, the calling Envoy's (`By` = `local_envoy`, when
+/// Envoy said who it is) about `peer` (its one `URI` the peer's SPIFFE ID).
+fn only_local(header: &str, peer: &VerifiedPeer, local_envoy: &str) -> bool {
+    match xfcc::parse(header).as_deref() {
+        Ok([element]) => {
+            element.uris.len() == 1
+                && element.uris[0] == peer.spiffe_id.as_str()
+                && (local_envoy.is_empty() || element.by == local_envoy)
+        }
+        _ => false,
     }
 }
 

@@ -55,18 +55,25 @@ def port_open(port):
 
 class Stack:
     def __init__(self, tmp, envoy_yaml=EXAMPLE / "envoy.yaml", envoy_config=None, warrant_config="",
-                 extra_rules="", authz=None, otlp_port=None):
+                 extra_rules="", authz=None, otlp_port=None, policy_config=None, prepare=None):
         """envoy_yaml: the Envoy config to run; envoy_config: optional function rewriting its
         text after the ports; warrant_config: extra lines for warrant.yaml; extra_rules: YAML
         rule entries put first in the example policy's rules; authz: instead of Warrant, a
         function starting another ext_authz server on a port (returns it, with `stop`);
-        otlp_port: where Envoy's tracer exports (default: a free port nothing listens on)."""
+        otlp_port: where Envoy's tracer exports (default: a free port nothing listens on);
+        policy_config: optional function rewriting the policy's text; prepare: optional function
+        of (tmp, certs directory) run before anything starts, to write files they need."""
         self.tmp = tmp
         self.certs = make_certs.write_all(tmp / "certs")
+        if prepare is not None:
+            prepare(tmp, self.certs)
         self.ports = {name: free_port() for name in ("listener", "admin", "warrant", "upstream")}
         policy = (EXAMPLE / "policy.yaml").read_text()
         assert "\nrules:\n" in policy
-        (tmp / "policy.yaml").write_text(policy.replace("\nrules:\n", "\nrules:" + extra_rules + "\n", 1))
+        policy = policy.replace("\nrules:\n", "\nrules:" + extra_rules + "\n", 1)
+        if policy_config is not None:
+            policy = policy_config(policy)
+        (tmp / "policy.yaml").write_text(policy)
         # As examples/envoy/warrant.yaml: the authz channel over mTLS, Envoy's SVID allowed.
         mtls = authz is None and "# BEGIN warrant-mtls" in Path(envoy_yaml).read_text()
         tls = "" if "tls:" in warrant_config or not mtls else (
