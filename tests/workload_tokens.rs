@@ -556,6 +556,8 @@ fn tokens_are_counted_and_reach_envoys_dynamic_metadata() {
     );
     assert_eq!(field("workload_verified"), Some(Kind::BoolValue(true)));
     assert_eq!(field("identity_bound"), Some(Kind::BoolValue(false)));
+    assert_eq!(field("xfcc_spoofed"), Some(Kind::BoolValue(false)));
+    assert_eq!(field("proxy_chain"), Some(Kind::StringValue(String::new())));
 }
 
 mod never_panics {
@@ -606,4 +608,37 @@ mod never_panics {
             prop_assert!(JwtSvid::validate(&forged, &keys, expect).is_err());
         }
     }
+}
+
+#[test]
+fn a_revoked_workloads_token_is_untrusted_even_when_not_required() {
+    let domain = Domain::new(&["ES256"]);
+    let policy = domain.policy(
+        TOKENS,
+        "  - id: all\n    effect: allow\n    when: \"true\"\n",
+    );
+    let revoked = "spiffe://prod.example.org/ns/shop/sa/revoked";
+    let token = domain.signers[0].token(revoked, AUDIENCE);
+    let decision = policy.decide(&domain.request(PAYMENTS, bearer(&token)), SystemTime::now());
+    assert_eq!(
+        (decision.verdict, decision.stage),
+        (Verdict::Deny, Stage::Trust)
+    );
+    assert!(
+        decision.reason.contains(&format!(
+            "workload token: the token's subject {revoked} is revoked"
+        )),
+        "{}",
+        decision.reason
+    );
+    let checks = policy.explain(&domain.request(PAYMENTS, bearer(&token)), SystemTime::now());
+    let revocation = checks
+        .trust
+        .iter()
+        .find(|c| c.kind == warrant::trust::TrustCheckKind::Revocation)
+        .unwrap();
+    assert!(matches!(
+        revocation.result,
+        warrant::trust::TrustCheckResult::Failed(_)
+    ));
 }

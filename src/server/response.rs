@@ -194,6 +194,34 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
             ),
         ),
         (
+            "proxy_chain",
+            string(
+                &decision
+                    .identity
+                    .as_ref()
+                    .map(|id| {
+                        id.provenance
+                            .proxy_chain
+                            .iter()
+                            .map(|hop| hop.uri.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "xfcc_spoofed",
+            Value {
+                kind: Some(Kind::BoolValue(
+                    decision
+                        .identity
+                        .as_ref()
+                        .is_some_and(|id| id.provenance.xfcc_spoofed()),
+                )),
+            },
+        ),
+        (
             "workload_spiffe_id",
             string(
                 decision

@@ -166,9 +166,9 @@ impl TrustPolicy {
             }
             TrustCheckKind::WorkloadToken => match self.workload_tokens() {
                 None => Some("the policy sets no trust.workload_tokens"),
-                Some(settings) if !settings.required => {
-                    Some("trust.workload_tokens.required is false: rules decide with `workload`")
-                }
+                Some(settings) if !settings.required => Some(
+                    "trust.workload_tokens.required is false: rules decide with `workload` (a revoked subject fails the revocation check)",
+                ),
                 Some(_) => None,
             },
             _ => None,

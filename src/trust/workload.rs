@@ -146,8 +146,14 @@ impl TrustPolicy {
         }
     }
 
-    /// With `trust.workload_tokens.required`, why `workload` fails the trust stage.
+    /// Why `workload` fails the trust stage: a token of a revoked workload always; with
+    /// `trust.workload_tokens.required`, any request without a valid token.
     pub fn require_workload(&self, workload: &Workload) -> Result<(), super::Untrusted> {
+        if let Workload::Invalid(JwtSvidError::Revoked(reason)) = workload {
+            return Err(super::Untrusted::Revoked(format!(
+                "workload token: {reason}"
+            )));
+        }
         let Some(settings) = self.workload_tokens.as_ref().filter(|s| s.required) else {
             return Ok(());
         };
