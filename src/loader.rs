@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::policy::{FileKind, Policy, PolicyError, PolicyErrors, PolicySource};
+use crate::policy::{ExternalBundles, FileKind, Policy, PolicyError, PolicyErrors, PolicySource};
 
 /// Largest policy file read, in bytes (a 20,000-entry allowlist is about 1 MiB).
 pub const MAX_POLICY_FILE: u64 = 32 << 20;
@@ -40,6 +40,14 @@ fn is_test_file(name: &str) -> bool {
 /// skips the ones its documents name as data files); all paths together form
 /// one policy.
 pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
+    load_policy_with(paths, &ExternalBundles::default())
+}
+
+/// [`load_policy`] with the bundles a `trust.bundles_from` source delivered.
+pub fn load_policy_with(
+    paths: &[PathBuf],
+    external: &ExternalBundles,
+) -> Result<(Policy, usize), PolicyErrors> {
     let files = policy_files(paths)?;
     let mut sources = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
@@ -56,13 +64,17 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<(Policy, usize), PolicyErrors> {
         return Err(PolicyErrors(errors));
     }
     let count = sources.len();
-    let policy = Policy::compile(&sources, &mut |path: &Path, kind| {
-        let limit = match kind {
-            FileKind::Bundle | FileKind::Revocation => MAX_BUNDLE_FILE,
-            FileKind::Data => MAX_DATA_FILE,
-        };
-        read_bounded(path, limit)
-    })?;
+    let policy = Policy::compile_with(
+        &sources,
+        &mut |path: &Path, kind| {
+            let limit = match kind {
+                FileKind::Bundle | FileKind::Revocation => MAX_BUNDLE_FILE,
+                FileKind::Data => MAX_DATA_FILE,
+            };
+            read_bounded(path, limit)
+        },
+        external,
+    )?;
     Ok((policy, count))
 }
 

@@ -99,6 +99,8 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
         "trust": {
             "trust_domains": policy.trust().trust_domains(),
             "revoked_entries": policy.trust().revoked_entries(),
+            "bundles_from_workload_api": policy.trust().workload_api(),
+            "bundles_pending": policy.trust().pending_bundles(),
             "bundles": policy.trust().bundle_summaries().iter().map(|b| json!({
                 "trust_domain": b.trust_domain,
                 "x509_authorities": b.x509_authorities,
@@ -230,7 +232,28 @@ pub fn html(status: &Value) -> String {
             text(&bundle["first_authority_expires_at"])
         ));
     }
-    page.push_str("</table><h2>Rules</h2><table id=\"rules\"><tr><th>rule</th><th>effect</th><th>mode</th><th>decided</th><th>shadow matches</th></tr>");
+    page.push_str("</table>");
+    if let Some(endpoint) = status["trust"]["bundles_from_workload_api"].as_str() {
+        let pending: Vec<&str> = status["trust"]["bundles_pending"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|td| td.as_str())
+            .collect();
+        page.push_str(&format!(
+            "<p id=\"workload-api\">Bundles from the Workload API at {}{}</p>",
+            escape(endpoint),
+            if pending.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; still waiting for: {} (untrusted until they arrive)",
+                    escape(&pending.join(", "))
+                )
+            }
+        ));
+    }
+    page.push_str("<h2>Rules</h2><table id=\"rules\"><tr><th>rule</th><th>effect</th><th>mode</th><th>decided</th><th>shadow matches</th></tr>");
     for rule in status["rules"].as_array().into_iter().flatten() {
         page.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

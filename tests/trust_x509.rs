@@ -34,6 +34,8 @@ fn fixture() -> Fixture {
         revoked: Vec::new(),
         forwarders: Vec::new(),
         workload_tokens: None,
+        workload_api: None,
+        pending_bundles: Vec::new(),
     })
     .unwrap();
     Fixture { prod, dev, policy }

@@ -190,6 +190,12 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
                     bundle.intermediates
                 );
             }
+            if let Some(endpoint) = policy.trust().workload_api() {
+                println!(
+                    "bundles of {} come from the Workload API at {endpoint} when Warrant serves (not checked here)",
+                    policy.trust().pending_bundles().join(", ")
+                );
+            }
             println!("ok: {} rules in {files} files{noted}", policy.rule_count());
             ExitCode::SUCCESS
         }

@@ -46,6 +46,17 @@ pub(super) struct TrustSection {
     /// JWT-SVIDs in the requests: where, for which audiences, and whether required.
     #[serde(default)]
     pub workload_tokens: Option<WorkloadTokensSpec>,
+    /// Where bundles not given as files come from: `{workload_api: unix:///…}`.
+    #[serde(default)]
+    pub bundles_from: Option<BundlesFromSpec>,
+}
+
+/// `trust.bundles_from`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BundlesFromSpec {
+    /// A SPIRE agent's Workload API endpoint (`unix:///run/spire/agent.sock`, `tcp://…`).
+    pub workload_api: String,
 }
 
 /// `trust.workload_tokens`.

@@ -56,6 +56,15 @@ pub enum FileKind {
     Revocation,
 }
 
+/// Bundles delivered by a source other than files (`trust.bundles_from`): trust domain →
+/// SPIFFE bundle JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalBundles {
+    /// Where they came from (`workload_api unix:///…`), for the revision and messages.
+    pub source: String,
+    pub bundles: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
 /// Reads a file a policy names, at a path already resolved against the directory of the
 /// policy file naming it.
 pub type ReadFile<'a> = dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>> + 'a;
@@ -94,11 +103,27 @@ impl Policy {
         sources: &[PolicySource],
         read_file: &mut ReadFile<'_>,
     ) -> Result<Self, PolicyErrors> {
+        Self::compile_with(sources, read_file, &ExternalBundles::default())
+    }
+
+    /// [`Policy::compile`], with the bundles a `trust.bundles_from` source delivered (they are
+    /// part of the revision, like the files).
+    pub fn compile_with(
+        sources: &[PolicySource],
+        read_file: &mut ReadFile<'_>,
+        external: &ExternalBundles,
+    ) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
         let mut files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
         let mut revision = revision::Revision::default();
         for source in sources {
             revision.add(&source.path, source.text.as_bytes());
+        }
+        for (trust_domain, bundle) in &external.bundles {
+            revision.add(
+                Path::new(&format!("{}#{trust_domain}", external.source)),
+                bundle,
+            );
         }
         let mut reading = |path: &Path, kind| {
             files.push(path.to_path_buf());
@@ -218,7 +243,12 @@ impl Policy {
                         ),
                     ));
                 } else {
-                    match trust_section::compile_trust(&source.path, section.value, &mut reading) {
+                    match trust_section::compile_trust(
+                        &source.path,
+                        section.value,
+                        &mut reading,
+                        external,
+                    ) {
                         Ok(policy) => trust = Some((source.path.clone(), line, policy)),
                         Err(message) => errors.push(at(Some(line), None, message)),
                     }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::FileKind;
 use super::file;
+use super::{ExternalBundles, FileKind};
 use crate::identity::BundleFormat;
 use crate::trust::{BundleSettings, TrustPolicy, TrustSettings, WorkloadTokenSettings};
 
@@ -22,6 +22,7 @@ pub(super) fn compile_trust(
     policy_path: &Path,
     section: file::TrustSection,
     read_file: &mut dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>>,
+    external: &ExternalBundles,
 ) -> Result<TrustPolicy, String> {
     let max_svid_lifetime = section
         .max_svid_lifetime
@@ -72,6 +73,29 @@ pub(super) fn compile_trust(
             intermediates,
         });
     }
+    let workload_api = match section.bundles_from {
+        None => None,
+        Some(from) => Some(workload_api_endpoint(&from.workload_api)?),
+    };
+    // Trust domains without a bundle file take the one the Workload API delivered; until it
+    // has, they are pending (and untrusted).
+    let mut pending_bundles = Vec::new();
+    if workload_api.is_some() {
+        for trust_domain in &section.trust_domains {
+            if bundles.iter().any(|b| &b.trust_domain == trust_domain) {
+                continue;
+            }
+            match external.bundles.get(trust_domain) {
+                Some(bytes) => bundles.push(BundleSettings {
+                    trust_domain: trust_domain.clone(),
+                    format: BundleFormat::Spiffe,
+                    bytes: bytes.clone(),
+                    intermediates: None,
+                }),
+                None => pending_bundles.push(trust_domain.clone()),
+            }
+        }
+    }
     let mut revoked: Vec<(String, String)> = section
         .revoked
         .into_iter()
@@ -104,6 +128,8 @@ pub(super) fn compile_trust(
         revoked,
         forwarders: section.forwarders,
         workload_tokens: section.workload_tokens.map(workload_tokens).transpose()?,
+        workload_api,
+        pending_bundles,
     })
     .map_err(|e| e.to_string())
 }
@@ -124,4 +150,24 @@ fn workload_tokens(spec: file::WorkloadTokensSpec) -> Result<WorkloadTokenSettin
         leeway,
         required: spec.required,
     })
+}
+
+/// A Workload API endpoint as SPIFFE Workload Endpoint §4 writes it: `unix:///path`,
+/// `unix:/path` or `tcp://IP:PORT`.
+fn workload_api_endpoint(endpoint: &str) -> Result<String, String> {
+    let fine = match endpoint.split_once(':') {
+        Some(("unix", path)) => path.trim_start_matches("//").starts_with('/'),
+        Some(("tcp", address)) => address
+            .trim_start_matches("//")
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+        _ => false,
+    };
+    if fine {
+        Ok(endpoint.to_owned())
+    } else {
+        Err(format!(
+            "trust.bundles_from.workload_api {endpoint:?} is not a Workload API endpoint: write unix:///run/spire/agent.sock (an absolute socket path) or tcp://IP:PORT"
+        ))
+    }
 }

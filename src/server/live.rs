@@ -15,8 +15,8 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::audit::Metrics;
-use crate::loader::load_policy;
-use crate::policy::Policy;
+use crate::loader::load_policy_with;
+use crate::policy::{ExternalBundles, Policy};
 
 /// When the serving policy was loaded, and the last reload failure since.
 #[derive(Debug, Clone)]
@@ -51,6 +51,8 @@ pub struct LivePolicy {
     status: Mutex<ReloadStatus>,
     /// False once shutdown begins.
     serving: AtomicBool,
+    /// The latest bundles of `trust.bundles_from`, which every reload compiles with.
+    external: ArcSwap<ExternalBundles>,
 }
 
 impl LivePolicy {
@@ -66,7 +68,18 @@ impl LivePolicy {
                 last_error: None,
             }),
             serving: AtomicBool::new(true),
+            external: ArcSwap::default(),
         }
+    }
+
+    /// The Workload API delivered new bundles: the next reload compiles with them. Returns
+    /// whether they differ from the last ones.
+    pub fn set_external_bundles(&self, bundles: ExternalBundles) -> bool {
+        if **self.external.load() == bundles {
+            return false;
+        }
+        self.external.store(Arc::new(bundles));
+        true
     }
 
     /// A policy that never reloads (tests, benchmarks, embedding).
@@ -98,7 +111,8 @@ impl LivePolicy {
         if self.paths.is_empty() {
             return Reload::NotReloadable;
         }
-        let outcome = match load_policy(&self.paths) {
+        let external = self.external.load();
+        let outcome = match load_policy_with(&self.paths, &external) {
             Ok((policy, _)) => {
                 let from = Arc::clone(self.current().revision());
                 if **policy.revision() == *from {
@@ -164,11 +178,16 @@ impl LivePolicy {
 
     /// Ready: the serving revision; not ready: why.
     pub fn readiness(&self) -> Result<Arc<str>, &'static str> {
-        if self.serving.load(Ordering::Acquire) {
-            Ok(Arc::clone(self.current().revision()))
-        } else {
-            Err("shutting down")
+        if !self.serving.load(Ordering::Acquire) {
+            return Err("shutting down");
         }
+        let policy = self.current();
+        if !policy.trust().pending_bundles().is_empty() {
+            return Err(
+                "waiting for trust bundles from the Workload API (trust.bundles_from): callers of those trust domains are untrusted until they arrive",
+            );
+        }
+        Ok(Arc::clone(policy.revision()))
     }
 
     /// Marks the server as shutting down: readiness fails from now on.

@@ -11,6 +11,7 @@ pub mod live;
 mod reload;
 pub mod response;
 pub mod tls;
+mod workload_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -678,10 +679,24 @@ impl BoundServer {
         }
         {
             let mut stop = stop_rx.clone();
+            let bundles = self.live.current().trust().workload_api().map(|endpoint| {
+                workload_api::run(
+                    Arc::clone(&self.live),
+                    endpoint.to_owned(),
+                    self.reloads.trigger(),
+                )
+            });
             let reloads = self.reloads.run();
             tokio::spawn(async move {
+                let bundles = async {
+                    match bundles {
+                        Some(bundles) => bundles.await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = reloads => {}
+                    _ = bundles => {}
                     _ = stop.wait_for(|stopped| *stopped) => {}
                 }
             });

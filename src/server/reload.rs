@@ -25,6 +25,20 @@ use crate::config::ReloadConfig;
 enum Trigger {
     Hangup,
     Changed,
+    /// New bundles from `trust.bundles_from`: reload at once.
+    Bundles,
+}
+
+/// Asks the reloads for one (a `trust.bundles_from` source delivered new bundles).
+#[derive(Debug, Clone)]
+pub struct ReloadTrigger(mpsc::Sender<Trigger>);
+
+impl ReloadTrigger {
+    /// Reloads the policy soon (once for a burst).
+    pub fn bundles_changed(&self) {
+        // Full: a reload is already due.
+        let _ = self.0.try_send(Trigger::Bundles);
+    }
 }
 
 /// The reload triggers of one server, set up before it serves (so no change made after
@@ -66,6 +80,11 @@ impl Reloads {
         }
     }
 
+    /// A handle to ask for a reload.
+    pub fn trigger(&self) -> ReloadTrigger {
+        ReloadTrigger(self.tx.clone())
+    }
+
     /// Reloads on SIGHUP and on changes, until the returned future is dropped.
     pub async fn run(self) {
         let Self {
@@ -93,11 +112,11 @@ async fn run(
             loop {
                 match tokio::time::timeout(debounce, rx.recv()).await {
                     Ok(Some(Trigger::Changed)) => continue,
-                    Ok(Some(Trigger::Hangup)) | Err(_) => break,
+                    Ok(Some(Trigger::Hangup | Trigger::Bundles)) | Err(_) => break,
                     Ok(None) => return,
                 }
             }
-        } else {
+        } else if trigger == Trigger::Hangup {
             tracing::info!("SIGHUP: reloading the policy");
         }
         let reloading = Arc::clone(&policy);

@@ -42,6 +42,10 @@ pub enum Untrusted {
     },
     #[error("{0}")]
     Revoked(String),
+    #[error(
+        "trust domain {0:?} takes its bundle from the Workload API (trust.bundles_from), and none has arrived yet"
+    )]
+    BundlePending(String),
     /// `trust.workload_tokens.required` and no valid JWT-SVID (the reason never holds the
     /// token).
     #[error("{0}")]

@@ -70,7 +70,9 @@ impl TrustCheckKind {
             Untrusted::InvalidSpiffeId { .. } | Untrusted::NotAWorkload(_) => {
                 TrustCheckKind::SpiffeId
             }
-            Untrusted::TrustDomainNotAccepted(_) => TrustCheckKind::TrustDomain,
+            Untrusted::TrustDomainNotAccepted(_) | Untrusted::BundlePending(_) => {
+                TrustCheckKind::TrustDomain
+            }
             Untrusted::CertificateRequired | Untrusted::CertificateRequiredByBundle(_) => {
                 TrustCheckKind::Certificate
             }

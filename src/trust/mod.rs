@@ -41,6 +41,10 @@ pub struct TrustSettings {
     pub forwarders: Vec<String>,
     /// `trust.workload_tokens`: JWT-SVIDs the requests carry.
     pub workload_tokens: Option<WorkloadTokenSettings>,
+    /// `trust.bundles_from.workload_api`: the endpoint bundles not given as files come from.
+    pub workload_api: Option<String>,
+    /// Trust domains waiting for their bundle from the Workload API: untrusted until it comes.
+    pub pending_bundles: Vec<String>,
 }
 
 /// One trust domain's bundle, as read from its files.
@@ -106,6 +110,8 @@ pub struct TrustPolicy {
     revocation: Revocation,
     forwarders: Forwarders,
     workload_tokens: Option<WorkloadTokenSettings>,
+    workload_api: Option<String>,
+    pending_bundles: Vec<String>,
 }
 
 /// A caller whose identity passed the trust stage.
@@ -164,12 +170,25 @@ impl TrustPolicy {
             revocation,
             forwarders,
             workload_tokens: settings.workload_tokens,
+            workload_api: settings.workload_api,
+            pending_bundles: settings.pending_bundles,
         })
     }
 
     /// The accepted trust domains.
     pub fn trust_domains(&self) -> &[String] {
         &self.trust_domains
+    }
+
+    /// `trust.bundles_from.workload_api`: the Workload API endpoint, when bundles come from one.
+    pub fn workload_api(&self) -> Option<&str> {
+        self.workload_api.as_deref()
+    }
+
+    /// Trust domains whose bundle the Workload API has not delivered yet (their SVIDs are
+    /// untrusted meanwhile).
+    pub fn pending_bundles(&self) -> &[String] {
+        &self.pending_bundles
     }
 
     /// Each bundle's contents, by trust domain name.
@@ -213,6 +232,9 @@ impl TrustPolicy {
         let trust_domain = spiffe_id.trust_domain();
         if !self.trust_domains.iter().any(|td| td == trust_domain) {
             return Err(Untrusted::TrustDomainNotAccepted(trust_domain.to_owned()));
+        }
+        if self.pending_bundles.iter().any(|td| td == trust_domain) {
+            return Err(Untrusted::BundlePending(trust_domain.to_owned()));
         }
         if source.certificate.is_empty() {
             if self.require_certificate {

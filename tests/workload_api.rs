@@ -1,0 +1,377 @@
+//! Trust bundles from a SPIRE agent's Workload API (`trust.bundles_from.workload_api`),
+//! against a fake agent in this test: bundles stream in, rotate and reload the policy; a
+//! trust domain is untrusted until its bundle arrives; a broken bundle is refused whole.
+
+mod common;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use common::jwt::JwtSigner;
+use tokio::sync::watch;
+use tokio_stream::Stream;
+use warrant::policy::{Stage, Verdict};
+
+const PAYMENTS: &str = "spiffe://prod.example.org/ns/shop/sa/payments";
+const AUDIENCE: &str = "spiffe://prod.example.org/ns/shop/sa/orders";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct X509BundlesRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct X509BundlesResponse {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    crl: Vec<Vec<u8>>,
+    #[prost(map = "string, bytes", tag = "2")]
+    bundles: HashMap<String, Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct JwtBundlesRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct JwtBundlesResponse {
+    #[prost(map = "string, bytes", tag = "1")]
+    bundles: HashMap<String, Vec<u8>>,
+}
+
+/// What the fake agent serves: X.509 bundles (DER, by trust domain SPIFFE ID) and JWT
+/// bundles (JWK Sets); `None` until the test publishes them.
+type Bundles = Option<BundleMaps>;
+
+/// X.509 bundles and JWT bundles, by trust domain SPIFFE ID.
+type BundleMaps = (HashMap<String, Vec<u8>>, HashMap<String, Vec<u8>>);
+
+/// The Workload API's bundle streams (SPIFFE Workload API §5.2, §6.2), as a SPIRE agent
+/// serves them: the current bundles, then every change. Refuses calls without the
+/// `workload.spiffe.io: true` header, as the spec requires.
+#[derive(Clone)]
+struct FakeAgent(watch::Receiver<Bundles>);
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+fn updates<T: Send + 'static>(
+    rx: watch::Receiver<Bundles>,
+    pick: fn(&BundleMaps) -> T,
+) -> BoxStream<T> {
+    let stream = tokio_stream::wrappers::WatchStream::new(rx);
+    Box::pin(tokio_stream::StreamExt::filter_map(
+        stream,
+        move |bundles| bundles.as_ref().map(|b| Ok(pick(b))),
+    ))
+}
+
+struct X509Svc(watch::Receiver<Bundles>);
+impl tonic::server::ServerStreamingService<X509BundlesRequest> for X509Svc {
+    type Response = X509BundlesResponse;
+    type ResponseStream = BoxStream<X509BundlesResponse>;
+    type Future = Pin<
+        Box<
+            dyn Future<Output = Result<tonic::Response<Self::ResponseStream>, tonic::Status>>
+                + Send,
+        >,
+    >;
+    fn call(&mut self, request: tonic::Request<X509BundlesRequest>) -> Self::Future {
+        let rx = self.0.clone();
+        Box::pin(async move {
+            check_header(&request)?;
+            Ok(tonic::Response::new(updates(rx, |(x509, _)| {
+                X509BundlesResponse {
+                    crl: Vec::new(),
+                    bundles: x509.clone(),
+                }
+            })))
+        })
+    }
+}
+
+struct JwtSvc(watch::Receiver<Bundles>);
+impl tonic::server::ServerStreamingService<JwtBundlesRequest> for JwtSvc {
+    type Response = JwtBundlesResponse;
+    type ResponseStream = BoxStream<JwtBundlesResponse>;
+    type Future = Pin<
+        Box<
+            dyn Future<Output = Result<tonic::Response<Self::ResponseStream>, tonic::Status>>
+                + Send,
+        >,
+    >;
+    fn call(&mut self, request: tonic::Request<JwtBundlesRequest>) -> Self::Future {
+        let rx = self.0.clone();
+        Box::pin(async move {
+            check_header(&request)?;
+            Ok(tonic::Response::new(updates(rx, |(_, jwt)| {
+                JwtBundlesResponse {
+                    bundles: jwt.clone(),
+                }
+            })))
+        })
+    }
+}
+
+fn check_header<T>(request: &tonic::Request<T>) -> Result<(), tonic::Status> {
+    match request.metadata().get("workload.spiffe.io") {
+        Some(value) if value == "true" => Ok(()),
+        _ => Err(tonic::Status::invalid_argument(
+            "security header missing from request",
+        )),
+    }
+}
+
+impl tonic::server::NamedService for FakeAgent {
+    const NAME: &'static str = "SpiffeWorkloadAPI";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for FakeAgent {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let rx = self.0.clone();
+        Box::pin(async move {
+            Ok(match request.uri().path() {
+                "/SpiffeWorkloadAPI/FetchX509Bundles" => {
+                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+                        .server_streaming(X509Svc(rx), request)
+                        .await
+                }
+                "/SpiffeWorkloadAPI/FetchJWTBundles" => {
+                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+                        .server_streaming(JwtSvc(rx), request)
+                        .await
+                }
+                _ => tonic::Status::unimplemented("").into_http(),
+            })
+        })
+    }
+}
+
+/// Serves the fake agent on a Unix socket; returns the sender that publishes bundles.
+async fn start_agent(socket: &std::path::Path) -> watch::Sender<Bundles> {
+    let (tx, rx) = watch::channel(None);
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(FakeAgent(rx))
+            .serve_with_incoming(incoming),
+    );
+    tx
+}
+
+fn publish(tx: &watch::Sender<Bundles>, ca: &common::Ca, signer: &JwtSigner) {
+    let x509 = HashMap::from([("spiffe://prod.example.org".to_owned(), ca.der.clone())]);
+    let jwks = common::jwt::bundle(&[signer.jwk()]).into_bytes();
+    let jwt = HashMap::from([("spiffe://prod.example.org".to_owned(), jwks)]);
+    tx.send_replace(Some((x509, jwt)));
+}
+
+/// Waits until the serving revision differs from `old`.
+async fn next_revision(live: &warrant::server::live::LivePolicy, old: &str) -> String {
+    for _ in 0..200 {
+        let now = live.current().revision().to_string();
+        if now != old {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no reload happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
+    let dir = common::fixtures::temp_dir("wlapi", "stream");
+    let socket = dir.join("agent.sock");
+    let agent = start_agent(&socket).await;
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\n  workload_tokens: {{audiences: [\"{AUDIENCE}\"]}}\nrules:\n  - id: verified\n    effect: allow\n    when: workload.verified\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let live = Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+
+    let first = common::Ca::new("first");
+    let signer = JwtSigner::new("ES256", "k1");
+    let decide = |ca: &common::Ca, signer: &JwtSigner| {
+        let mut request = common::policy::request(PAYMENTS, "GET", "/");
+        request.source.certificate = ca.svid(PAYMENTS).url_encoded();
+        if let Some(http) = request.http.as_mut() {
+            http.headers.push((
+                "authorization".into(),
+                format!("Bearer {}", signer.token(PAYMENTS, AUDIENCE)),
+            ));
+        }
+        live.current().decide(&request, SystemTime::now())
+    };
+
+    // Before the agent sent anything: untrusted, and why.
+    let pending = decide(&first, &signer);
+    assert_eq!(
+        (pending.verdict, pending.stage),
+        (Verdict::Deny, Stage::Trust)
+    );
+    assert!(
+        pending.reason.contains("none has arrived yet"),
+        "{}",
+        pending.reason
+    );
+    assert_eq!(
+        live.current().trust().pending_bundles(),
+        ["prod.example.org"]
+    );
+
+    // The bundles arrive: the X.509-SVID chains, the JWT-SVID verifies.
+    let revision = live.current().revision().to_string();
+    publish(&agent, &first, &signer);
+    next_revision(&live, &revision).await;
+    for _ in 0..200 {
+        if decide(&first, &signer).verdict == Verdict::Allow {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let allowed = decide(&first, &signer);
+    assert_eq!(allowed.verdict, Verdict::Allow, "{}", allowed.reason);
+    assert!(live.current().trust().pending_bundles().is_empty());
+
+    // Rotation: a new CA and JWT key; the old ones no longer vouch.
+    let second = common::Ca::new("second");
+    let rotated = JwtSigner::new("ES384", "k2");
+    publish(&agent, &second, &rotated);
+    // The X.509 and JWT bundles stream separately: wait until both are in.
+    for _ in 0..200 {
+        if decide(&second, &rotated).verdict == Verdict::Allow {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(decide(&second, &rotated).verdict, Verdict::Allow);
+    let revision = live.current().revision().to_string();
+    let old = decide(&first, &signer);
+    assert_eq!(old.stage, Stage::Trust, "{}", old.reason);
+    let old_key = decide(&second, &signer);
+    assert_eq!(old_key.verdict, Verdict::Deny, "{}", old_key.reason);
+
+    // A broken bundle (a leaf where a CA belongs) is refused whole: the last one serves.
+    let failures = live.metrics().reload_counts().1;
+    let leaf = second.svid(PAYMENTS);
+    let leaf_der = x509_der(&leaf.pem);
+    agent.send_replace(Some((
+        HashMap::from([("spiffe://prod.example.org".to_owned(), leaf_der)]),
+        HashMap::new(),
+    )));
+    for _ in 0..200 {
+        if live.metrics().reload_counts().1 > failures {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        live.metrics().reload_counts().1 > failures,
+        "the broken bundle was not refused"
+    );
+    assert_eq!(live.current().revision().as_ref(), revision);
+    assert_eq!(decide(&second, &rotated).verdict, Verdict::Allow);
+}
+
+fn x509_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+#[test]
+fn a_bad_endpoint_fails_the_load() {
+    let errors = common::policy::errors(&[(
+        "policy.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {workload_api: /run/spire/agent.sock}\n",
+    )]);
+    assert!(
+        errors[0].contains("is not a Workload API endpoint: write unix:///run/spire/agent.sock"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_bundles_and_check_says_where_they_come_from() {
+    let dir = common::fixtures::temp_dir("wlapi", "ready");
+    let socket = dir.join("agent.sock");
+    let agent = start_agent(&socket).await;
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix:{}\"}}\nrules: []\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nadmin: {{listen: 127.0.0.1:0}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let admin = bound.admin_addr().unwrap();
+    let live = Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let (status, body) = common::fixtures::http_get(admin, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("waiting for trust bundles from the Workload API"),
+        "{body}"
+    );
+    let (_, page) = common::fixtures::http_get(admin, "/");
+    assert!(
+        page.contains("still waiting for: prod.example.org"),
+        "{page}"
+    );
+    let revision = live.current().revision().to_string();
+    publish(
+        &agent,
+        &common::Ca::new("ca"),
+        &JwtSigner::new("ES256", "k"),
+    );
+    next_revision(&live, &revision).await;
+    let (status, body) = common::fixtures::http_get(admin, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    // Offline tools say where the bundle comes from.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .args(["check", &policy.display().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("bundles of prod.example.org come from the Workload API at unix:"),
+        "{stdout}"
+    );
+}
