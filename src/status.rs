@@ -101,6 +101,13 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
             "revoked_entries": policy.trust().revoked_entries(),
             "bundles_from_workload_api": policy.trust().workload_api(),
             "bundles_pending": policy.trust().pending_bundles(),
+            "forwarders": policy.trust().forwarder_entries().collect::<Vec<_>>(),
+            "workload_tokens": policy.trust().workload_tokens().map(|t| json!({
+                "header": t.header,
+                "audiences": t.audiences,
+                "leeway_seconds": t.leeway.as_secs(),
+                "required": t.required,
+            })),
             "bundles": policy.trust().bundle_summaries().iter().map(|b| json!({
                 "trust_domain": b.trust_domain,
                 "x509_authorities": b.x509_authorities,
@@ -108,6 +115,7 @@ pub fn json(info: &ServerInfo, live: &LivePolicy) -> Value {
                 "intermediates": b.intermediates,
                 "sequence": b.sequence,
                 "refresh_hint_seconds": b.refresh_hint_secs,
+                "ignored_keys": b.ignored_keys,
                 "first_authority_expires_at": b.first_expiry
                     .and_then(|secs| u64::try_from(secs).ok())
                     .map(|secs| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))),

@@ -128,6 +128,7 @@ fn eval_allow_from_stdin() {
             "origin": {"spiffe_id": "spiffe://prod.example.org/ns/shop/sa/frontend", "via": "mtls"},
             "proxy_chain": [],
             "xfcc_spoofed": false,
+            "xfcc_error": null,
             "workload": null,
         })
     );

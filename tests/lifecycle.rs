@@ -107,9 +107,13 @@ async fn reflection(addr: std::net::SocketAddr) -> Option<tonic::Code> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_turns_health_first_and_drains_checks_in_flight() {
     let dir = common::fixtures::temp_dir("life", "drain");
-    let bound = warrant::server::bind(config(&dir, "shutdown_grace: 30s\n"))
-        .await
-        .unwrap();
+    // The slow rule must finish, however loaded the machine: a deadline far above it.
+    let bound = warrant::server::bind(config(
+        &dir,
+        "shutdown_grace: 30s\nlimits: {check_timeout: 20s}\n",
+    ))
+    .await
+    .unwrap();
     let addr = bound.grpc_addr().unwrap();
     let live = std::sync::Arc::clone(bound.policy());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -6,6 +6,7 @@ mod common;
 use std::time::SystemTime;
 
 use common::policy::{compile_files, request};
+use warrant::identity::SpiffeId;
 use warrant::policy::Verdict;
 use warrant::trust::{Via, Xfcc};
 
@@ -120,6 +121,7 @@ fn an_untrusted_first_hop_leaves_the_peer_as_origin() {
         assert_eq!(identities.origin().1, Via::Mtls, "{client}");
         assert!(!identities.provenance.proxy_chain[0].trusted(), "{client}");
         assert_eq!(decision.verdict, Verdict::Deny, "{client}");
+        // The client of an untrusted hop is not a forwarder: nothing older is believed.
     }
 }
 
@@ -147,4 +149,90 @@ fn forwarders_must_be_spiffe_ids() {
         errors[0].contains("trust.forwarders \"ingressgateway\" is not a SPIFFE ID"),
         "{errors:?}"
     );
+}
+
+/// Behind a forwarder that appends (APPEND_FORWARD) instead of sanitizing, a client can put
+/// elements before the forwarder's: only what each forwarder wrote itself is believed.
+#[test]
+fn only_what_a_forwarder_wrote_is_believed() {
+    let checkout = "spiffe://prod.example.org/ns/shop/sa/checkout";
+    let admin = "spiffe://prod.example.org/ns/ops/sa/admin";
+    let local = format!("By={SIDECAR};Hash=9f3c;URI={GATEWAY}");
+    // A client's injected element before the gateway's own.
+    let injected =
+        format!("By=spiffe://x/y;URI={admin},By={GATEWAY};Hash=1;URI={checkout},{local}");
+    let decision = decide(GATEWAY, "/x", Some(&injected));
+    let identities = decision.identity.unwrap();
+    assert_eq!(identities.origin().0.as_str(), checkout);
+    assert_eq!(identities.origin().1, Via::Xfcc);
+    assert!(
+        identities.provenance.xfcc_spoofed(),
+        "the injected element is flagged"
+    );
+    assert_eq!(identities.provenance.ignored, 1);
+    let uris: Vec<&str> = identities
+        .provenance
+        .proxy_chain
+        .iter()
+        .map(|h| h.uri.as_str())
+        .collect();
+    assert_eq!(uris, [checkout, GATEWAY]);
+    // An element the peer did not write is not believed, even as the newest.
+    let forged = format!("By={admin};URI={checkout},{local}");
+    let identities = decide(GATEWAY, "/x", Some(&forged)).identity.unwrap();
+    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert!(identities.provenance.xfcc_spoofed());
+    // Two forwarders in a row: the edge proxy's element is believed because the gateway,
+    // itself a forwarder, vouched for the edge as its client.
+    let edge = "spiffe://prod.example.org/ns/istio-system/sa/edge";
+    let two = format!("By={edge};URI={FRONTEND},By={GATEWAY};URI={edge},{local}");
+    let identities = decide(GATEWAY, "/x", Some(&two)).identity.unwrap();
+    assert_eq!(
+        identities.origin(),
+        (&SpiffeId::parse(FRONTEND).unwrap(), Via::Xfcc)
+    );
+    assert_eq!(identities.provenance.proxy_chain.len(), 3);
+    assert!(!identities.provenance.xfcc_spoofed());
+    // Without the local element (the sidecar forwards only), the same holds.
+    let bare = format!("By={GATEWAY};URI={FRONTEND}");
+    let identities = decide(GATEWAY, "/x", Some(&bare)).identity.unwrap();
+    assert_eq!(identities.origin().1, Via::Xfcc);
+    // A gateway calling on its own: only the local element, the origin is the gateway.
+    let identities = decide(GATEWAY, "/x", Some(&local)).identity.unwrap();
+    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert!(!identities.provenance.xfcc_spoofed());
+}
+
+#[test]
+fn a_revoked_forwarded_client_is_untrusted() {
+    let decision = decide(
+        GATEWAY,
+        "/x",
+        Some(&two_hops("spiffe://prod.example.org/ns/shop/sa/revoked")),
+    );
+    assert_eq!(decision.stage, warrant::policy::Stage::Trust);
+    assert!(
+        decision
+            .reason
+            .contains("forwarded client spiffe://prod.example.org/ns/shop/sa/revoked is revoked"),
+        "{}",
+        decision.reason
+    );
+}
+
+/// Envoy writes no URI (or an empty one) unless `set_current_client_cert_details.uri` is on.
+#[test]
+fn the_calling_envoys_element_without_a_uri_is_not_spoofing() {
+    for own in [
+        format!("By={SIDECAR};Hash=9f3c;Subject=\"O=demo\""),
+        format!("By={SIDECAR};Hash=9f3c;URI=;DNS=frontend.shop"),
+    ] {
+        let decision = decide(FRONTEND, "/direct", Some(&own));
+        assert_eq!(
+            decision.rule.as_deref(),
+            Some("direct"),
+            "{own}: {}",
+            decision.reason
+        );
+    }
 }

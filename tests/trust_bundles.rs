@@ -144,11 +144,11 @@ fn malformed_bundles_name_what_is_wrong() {
         ),
         (
             json!([{"use": "jwt-svid", "kid": "hs", "kty": "oct"}]),
-            "keys[0] (kid \"hs\"): kty Some(\"oct\") is not one JWT-SVIDs use",
+            "keys[0] (kid \"hs\"): kty \"oct\" is not one JWT-SVIDs use",
         ),
         (
             json!([{"use": "jwt-svid", "kid": "ed", "kty": "OKP", "crv": "Ed25519", "x": "AA"}]),
-            "keys[0] (kid \"ed\"): kty Some(\"OKP\")",
+            "keys[0] (kid \"ed\"): kty \"OKP\"",
         ),
         (
             json!([{"use": "jwt-svid", "kid": "c", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]),
@@ -364,4 +364,47 @@ fn policy_files_name_bundles_by_path_or_in_full() {
         let errors = compile(bad).unwrap_err().to_string();
         assert!(errors.contains(expected), "{bad}: {errors}");
     }
+}
+
+/// Keys that could never verify a signature are refused at load, naming the key.
+#[test]
+fn unusable_jwt_keys_are_refused_at_load() {
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let zero32 = b64(&[0; 32]);
+    let zero48 = b64(&[0; 48]);
+    let modulus = b64(&[0xc5; 256]);
+    for (key, expected) in [
+        (
+            json!({"use": "jwt-svid", "kid": "p", "kty": "EC", "crv": "P-256", "x": zero32, "y": zero32}),
+            "not a point of P-256",
+        ),
+        (
+            json!({"use": "jwt-svid", "kid": "q", "kty": "EC", "crv": "P-384", "x": zero48, "y": zero48}),
+            "not a point of P-384",
+        ),
+        (
+            json!({"use": "jwt-svid", "kid": "e", "kty": "RSA", "n": modulus, "e": "AQ"}),
+            "exponent",
+        ),
+        (
+            json!({"use": "jwt-svid", "kid": "k", "kty": "EC", "crv": "secp256k1", "x": zero32, "y": zero32}),
+            "EC curve \"secp256k1\"",
+        ),
+        (
+            json!({"use": "jwt-svid", "kid": "m", "kty": "EC", "x": zero32, "y": zero32}),
+            "EC curve missing",
+        ),
+    ] {
+        let error = key_error(json!([key]));
+        assert!(error.contains(expected), "{error}");
+    }
+    // A modulus with a leading zero byte is accepted (and verifies, as without it).
+    let padded = [&[0u8][..], &[0xc5; 256]].concat();
+    TrustBundle::from_spiffe_json(&spiffe_bundle(json!([
+        {"use": "jwt-svid", "kid": "z", "kty": "RSA", "n": b64(&padded), "e": "AQAB"}
+    ])))
+    .unwrap();
 }

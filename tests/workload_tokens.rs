@@ -254,7 +254,37 @@ fn each_invalid_token_is_rejected_with_its_class() {
             "crit header",
             es.sign_with(json!({"crit": ["exp"]}), &valid),
             "malformed",
-            "crit",
+            "crit extensions",
+        ),
+        (
+            "exp not a number",
+            sign(with("exp", json!("soon"))),
+            "malformed",
+            "claim \"exp\" is not a NumericDate",
+        ),
+        (
+            "exp past the year 9999",
+            sign(with("exp", json!(i64::MAX))),
+            "malformed",
+            "is not a NumericDate",
+        ),
+        (
+            "negative iat",
+            sign(with("iat", json!(-5))),
+            "malformed",
+            "claim \"iat\"",
+        ),
+        (
+            "aud not strings",
+            sign(with("aud", json!([AUDIENCE, 5]))),
+            "audience",
+            "not a string or a list of strings",
+        ),
+        (
+            "aud a number",
+            sign(with("aud", json!(5))),
+            "audience",
+            "not a string or a list of strings",
         ),
     ];
     for (name, token, class, message) in cases {
@@ -320,6 +350,19 @@ fn forged_tokens_are_refused() {
     // Oversized.
     let (error, class) = rejection(&domain, &"a".repeat(20_000));
     assert_eq!(class, "malformed", "{error}");
+    // A claim named twice, or a header member: one meaning per token.
+    let twice = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"sub":"{FRONTEND}","sub":"{PAYMENTS}","aud":"{AUDIENCE}","exp":{}}}"#,
+            now() + 60
+        )),
+        parts[2]
+    );
+    let (error, class) = rejection(&domain, &twice);
+    assert_eq!(class, "malformed", "{error}");
+    assert!(error.contains("duplicate key \"sub\""), "{error}");
 }
 
 #[test]
@@ -475,6 +518,11 @@ fn workload_tokens_settings_are_checked_at_load() {
         compile("{audiences: [a], leeway: soon}")
             .unwrap_err()
             .contains("trust.workload_tokens.leeway")
+    );
+    assert!(
+        compile("{audiences: [a], leeway: 3650d}")
+            .unwrap_err()
+            .contains("is over 10m")
     );
     assert!(
         compile("{audiences: [a], header: \"bad header\"}")
@@ -641,4 +689,48 @@ fn a_revoked_workloads_token_is_untrusted_even_when_not_required() {
         revocation.result,
         warrant::trust::TrustCheckResult::Failed(_)
     ));
+}
+
+#[test]
+fn check_warns_about_identity_settings_that_cannot_work() {
+    let warnings = |text: &str| -> Vec<String> {
+        Policy::compile(
+            &[PolicySource {
+                path: PathBuf::from("policy.yaml"),
+                text: text.to_owned(),
+            }],
+            &mut |_: &Path, _| {
+                Ok(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".to_vec())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    let found = warnings(
+        "trust:\n  trust_domains: [prod.example.org]\n  forwarders: [\"spiffe://prod.example.org\", \"spiffe://prod.example.org/**\"]\nrules:\n  - id: w\n    effect: allow\n    when: workload.verified\n",
+    );
+    let all = found.join("\n");
+    assert!(all.contains("policy.yaml:2: warning: trust.forwarders \"spiffe://prod.example.org\" is a trust domain's own ID"), "{all}");
+    assert!(
+        all.contains("makes every workload of the trust domain a forwarder"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "rule 'w': warning: the rule reads `workload`, but trust.workload_tokens is not set"
+        ),
+        "{all}"
+    );
+    let found = warnings(
+        "trust:\n  trust_domains: [prod.example.org]\n  workload_tokens: {audiences: [a]}\nrules: []\n",
+    );
+    assert!(
+        found
+            .iter()
+            .any(|w| w.contains("no bundle holds a jwt-svid key")),
+        "{found:?}"
+    );
 }

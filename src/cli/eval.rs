@@ -91,6 +91,10 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
                 "by": hop.by, "uri": hop.uri, "trusted": hop.trusted(),
             })).collect::<Vec<_>>(),
             "xfcc_spoofed": id.provenance.xfcc_spoofed(),
+            "xfcc_error": match &id.provenance.xfcc {
+                crate::trust::Xfcc::Malformed(error) => Some(error.as_str()),
+                _ => None,
+            },
             "workload": match &id.workload {
                 crate::trust::Workload::Unchecked => serde_json::Value::Null,
                 workload => serde_json::json!({

@@ -110,6 +110,9 @@ pub fn text(explanation: &Explanation) -> String {
         let reason = reason.map_or_else(String::new, |r| format!(": {r}"));
         let _ = writeln!(out, "  {:<14} {result}{reason}", check.kind.as_str());
     }
+    if let Some(identities) = &decision.identity {
+        identity_lines(&mut out, identities);
+    }
     let _ = writeln!(out, "\nrules, in evaluation order");
     let width = explanation
         .rules
@@ -139,4 +142,58 @@ pub fn text(explanation: &Explanation) -> String {
         let _ = writeln!(out, "  (the policy has no rules)");
     }
     out
+}
+
+/// What the rules saw beyond the transport identity, when there is something to tell: the
+/// origin and its chain, a header not believed, the workload token.
+fn identity_lines(out: &mut String, identities: &crate::policy::Identities) {
+    let provenance = &identities.provenance;
+    let (origin, via) = identities.origin();
+    let mut lines = Vec::new();
+    if via == crate::trust::Via::Xfcc || !provenance.proxy_chain.is_empty() {
+        let chain: Vec<&str> = provenance
+            .proxy_chain
+            .iter()
+            .map(|hop| {
+                if hop.uri.is_empty() {
+                    "(no URI)"
+                } else {
+                    hop.uri.as_str()
+                }
+            })
+            .collect();
+        lines.push(format!("origin         {origin} (via {})", via.as_str()));
+        lines.push(format!("proxy_chain    {}", chain.join(" -> ")));
+    }
+    if provenance.xfcc_spoofed() {
+        lines.push(
+            "xfcc           not believed: claims no forwarder vouched for (source.xfcc_spoofed)"
+                .to_owned(),
+        );
+    }
+    if let crate::trust::Xfcc::Malformed(error) = &provenance.xfcc {
+        lines.push(format!("xfcc           ignored: {error}"));
+    }
+    match &identities.workload {
+        crate::trust::Workload::Unchecked => {}
+        crate::trust::Workload::Absent => lines.push("workload       no token".to_owned()),
+        crate::trust::Workload::Verified(svid) => lines.push(format!(
+            "workload       {} (verified{})",
+            svid.spiffe_id,
+            if identities.bound() {
+                ", bound to the transport identity"
+            } else {
+                ", not the transport identity"
+            }
+        )),
+        crate::trust::Workload::Invalid(error) => {
+            lines.push(format!("workload       token rejected: {error}"));
+        }
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(out, "\nidentities");
+        for line in lines {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
 }

@@ -179,9 +179,15 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
                 format!(", {counted}")
             };
             for bundle in policy.trust().bundle_summaries() {
-                let sequence = bundle
+                let mut sequence = bundle
                     .sequence
                     .map_or_else(String::new, |s| format!(", sequence {s}"));
+                if bundle.ignored_keys > 0 {
+                    sequence.push_str(&format!(
+                        ", {} keys of another use ignored",
+                        bundle.ignored_keys
+                    ));
+                }
                 println!(
                     "bundle {}: {} X.509 authorities, {} JWT authorities, {} intermediates{sequence}",
                     bundle.trust_domain,

@@ -128,9 +128,24 @@ impl JwtPublicKey {
         }
         match key.get("kty").and_then(|v| v.as_str()) {
             Some("RSA") => {
-                let n = param("n")?;
-                let e = param("e")?;
-                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                // RFC 7518 §6.3.1 wants the fewest octets; tolerate leading zeros, which
+                // some encoders write, rather than fail every signature later.
+                let mut n = param("n")?;
+                let leading = n.iter().take_while(|b| **b == 0).count();
+                n.drain(..leading);
+                let mut e = param("e")?;
+                let leading = e.iter().take_while(|b| **b == 0).count();
+                e.drain(..leading);
+                let exponent = e.iter().try_fold(0u64, |acc, b| {
+                    acc.checked_mul(256).map(|acc| acc + u64::from(*b))
+                });
+                if !matches!(exponent, Some(value) if value >= 65537 && value % 2 == 1 && value < (1 << 33))
+                {
+                    return Err(
+                        "the RSA public exponent \"e\" must be odd, at least 65537 (AQAB) and below 2^33".into(),
+                    );
+                }
+                let bits = n.len() * 8;
                 if bits < 2048 {
                     return Err(format!(
                         "an RSA key of {bits} bits is too short (at least 2048)"
@@ -151,7 +166,8 @@ impl JwtPublicKey {
                     Some("P-521") => 66,
                     other => {
                         return Err(format!(
-                            "EC curve {other:?} is not one JWT-SVIDs use (P-256, P-384, P-521)"
+                            "EC curve {} is not one JWT-SVIDs use (P-256, P-384, P-521)",
+                            named(other)
                         ));
                     }
                 };
@@ -163,16 +179,22 @@ impl JwtPublicKey {
                     }
                     point.extend_from_slice(&bytes);
                 }
+                let off_curve = |curve: &str| format!("x and y are not a point of {curve}");
                 match crv {
-                    Some("P-256") => Ok(Self::P256(point)),
-                    Some("P-384") => Ok(Self::P384(point)),
+                    Some("P-256") => p256::PublicKey::from_sec1_bytes(&point)
+                        .map(|_| Self::P256(point))
+                        .map_err(|_| off_curve("P-256")),
+                    Some("P-384") => p384::PublicKey::from_sec1_bytes(&point)
+                        .map(|_| Self::P384(point))
+                        .map_err(|_| off_curve("P-384")),
                     _ => p521::ecdsa::VerifyingKey::from_sec1_bytes(&point)
                         .map(|key| Self::P521(Box::new(key)))
-                        .map_err(|_| "x and y are not a point of P-521".to_owned()),
+                        .map_err(|_| off_curve("P-521")),
                 }
             }
             other => Err(format!(
-                "kty {other:?} is not one JWT-SVIDs use (RSA or EC)"
+                "kty {} is not one JWT-SVIDs use (RSA or EC)",
+                named(other)
             )),
         }
     }
@@ -229,4 +251,9 @@ impl JwtPublicKey {
             _ => Err(SignatureError::KeyMismatch),
         }
     }
+}
+
+/// A JWK parameter's value for a message: quoted, or `missing`.
+fn named(value: Option<&str>) -> String {
+    value.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
 }

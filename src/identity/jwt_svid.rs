@@ -59,6 +59,12 @@ pub enum JwtSvidError {
     Signature(String),
     #[error("the token has no aud")]
     MissingAudience,
+    #[error("aud is not a string or a list of strings")]
+    AudienceType,
+    #[error(
+        "the token's header names crit extensions, which JWT-SVIDs do not use (RFC 7515 §4.1.11)"
+    )]
+    Critical,
     #[error("aud {0:?} names no accepted audience (trust.workload_tokens.audiences)")]
     Audience(Vec<String>),
     #[error("the token has no exp")]
@@ -67,7 +73,7 @@ pub enum JwtSvidError {
     Expired(i64),
     #[error("the token is not valid before {0} (Unix seconds)")]
     NotYetValid(i64),
-    #[error("claim {0:?} is not a number of seconds")]
+    #[error("claim {0:?} is not a NumericDate (seconds since 1970, before the year 10000)")]
     BadTime(&'static str),
     #[error("{0}")]
     Revoked(String),
@@ -77,15 +83,15 @@ impl JwtSvidError {
     /// A short, bounded class for metrics and dashboards.
     pub fn class(&self) -> &'static str {
         match self {
-            Self::Malformed(_) | Self::TooLarge => "malformed",
+            Self::Malformed(_) | Self::TooLarge | Self::Critical | Self::BadTime(_) => "malformed",
             Self::Algorithm(_) => "algorithm",
             Self::Type(_) => "type",
             Self::MissingKeyId | Self::UnknownKey { .. } => "unknown_key",
             Self::Subject { .. } | Self::TrustDomain(_) => "subject",
             Self::KeyMismatch { .. } | Self::Signature(_) => "signature",
-            Self::MissingAudience | Self::Audience(_) => "audience",
+            Self::MissingAudience | Self::AudienceType | Self::Audience(_) => "audience",
             Self::MissingExpiry | Self::Expired(_) => "expired",
-            Self::NotYetValid(_) | Self::BadTime(_) => "not_yet_valid",
+            Self::NotYetValid(_) => "not_yet_valid",
             Self::Revoked(_) => "revoked",
         }
     }
@@ -154,7 +160,7 @@ impl JwtSvid {
         }
         if header.contains_key("crit") {
             // RFC 7515 §4.1.11: extensions a verifier does not understand must be refused.
-            return Err(malformed("the header has crit extensions"));
+            return Err(JwtSvidError::Critical);
         }
         let kid = header
             .get("kid")
@@ -232,7 +238,12 @@ fn decode_json(
     what: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, JwtSvidError> {
     let bytes = base64url(part, what)?;
-    match serde_json::from_slice(&bytes) {
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| malformed(&format!("the {what} is not UTF-8 JSON")))?;
+    // One meaning per token: a member named twice could be read differently elsewhere.
+    crate::json::reject_duplicate_keys(text)
+        .map_err(|e| malformed(&format!("the {what} is not valid JSON: {e}")))?;
+    match serde_json::from_str(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         _ => Err(malformed(&format!("the {what} is not a JSON object"))),
     }
@@ -248,12 +259,17 @@ fn audience(
             .iter()
             .map(|item| item.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| malformed("aud holds something other than strings")),
-        _ => Err(JwtSvidError::MissingAudience),
+            .ok_or(JwtSvidError::AudienceType),
+        None | Some(serde_json::Value::Array(_)) => Err(JwtSvidError::MissingAudience),
+        Some(_) => Err(JwtSvidError::AudienceType),
     }
 }
 
-/// A NumericDate claim (RFC 7519 §2), whole seconds (a fraction is dropped).
+/// Latest NumericDate accepted: 9999-12-31T23:59:59Z (what a CEL timestamp can hold).
+const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A NumericDate claim (RFC 7519 §2), whole seconds (a fraction is dropped), from 1970 to the
+/// year 9999.
 fn seconds(
     claims: &serde_json::Map<String, serde_json::Value>,
     name: &'static str,
@@ -268,6 +284,7 @@ fn seconds(
                     .filter(|f| f.is_finite() && f.abs() < 1e15)
                     .map(|f| f as i64)
             })
+            .filter(|secs| (0..=MAX_NUMERIC_DATE).contains(secs))
             .map(Some)
             .ok_or(JwtSvidError::BadTime(name)),
     }

@@ -183,7 +183,10 @@ impl Policy {
                 Ok(peer)
                     if self
                         .trust
-                        .require_workload(&self.trust.workload(request, now))
+                        .admit(
+                            &self.trust.provenance(&peer, request),
+                            &self.trust.workload(request, now),
+                        )
                         .is_ok() =>
                 {
                     let provenance = self.trust.provenance(&peer, request);

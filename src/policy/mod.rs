@@ -138,6 +138,7 @@ impl Policy {
         let mut allow_rules = Vec::new();
         let mut shadow_rules = Vec::new();
         let mut linted = Vec::new();
+        let mut linted_trust = None;
 
         // A policy directory may hold the data files its documents name: those are data,
         // not policy documents.
@@ -284,6 +285,7 @@ impl Policy {
                         mode: *mode,
                         canonical: rule.expression.canonical().to_owned(),
                         constant: rule.expression.variables().is_empty(),
+                        uses_workload: rule.expression.variables().contains(&"workload"),
                     });
                 }
                 match compiled {
@@ -304,7 +306,10 @@ impl Policy {
         }
 
         let trust = match trust {
-            Some((_, _, trust)) => Some(trust),
+            Some((file, line, trust)) => {
+                linted_trust = Some(lint::trust_warnings(&trust, &file, line));
+                Some(trust)
+            }
             // A file that failed to parse may well hold the `trust` section: don't pile a
             // misleading second error on top of the real one.
             None if !errors.is_empty() => None,
@@ -329,6 +334,7 @@ impl Policy {
                     .chain(shadow_rules.iter().map(|(_, rule)| rule))
                     .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
                     .collect();
+                let warnings = lint::lint(&linted, linted_trust.unwrap_or_default(), &trust);
                 Ok(Self {
                     trust,
                     cel,
@@ -337,7 +343,7 @@ impl Policy {
                     shadow_rules,
                     needed_variables,
                     files,
-                    warnings: lint::lint(&linted),
+                    warnings,
                     revision: revision.finish(),
                 })
             }
@@ -401,7 +407,7 @@ impl Policy {
             Ok(peer) => {
                 let provenance = self.trust.provenance(&peer, request);
                 let workload = self.trust.workload(request, now);
-                let (outcome, shadow) = match self.trust.require_workload(&workload) {
+                let (outcome, shadow) = match self.trust.admit(&provenance, &workload) {
                     Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),
                     Ok(()) => {
                         let activation = self.cel.activation(

@@ -134,6 +134,9 @@ pub(super) fn compile_trust(
     .map_err(|e| e.to_string())
 }
 
+/// Most clock skew `trust.workload_tokens.leeway` may allow.
+const MAX_LEEWAY: Duration = Duration::from_secs(600);
+
 /// `trust.workload_tokens` as written, with its defaults.
 fn workload_tokens(spec: file::WorkloadTokensSpec) -> Result<WorkloadTokenSettings, String> {
     let leeway = match spec.leeway.as_deref() {
@@ -141,6 +144,13 @@ fn workload_tokens(spec: file::WorkloadTokensSpec) -> Result<WorkloadTokenSettin
         Some(text) => humantime::parse_duration(text)
             .map_err(|e| format!("trust.workload_tokens.leeway {text:?}: {e} (write e.g. 30s)"))?,
     };
+    if leeway > MAX_LEEWAY {
+        return Err(format!(
+            "trust.workload_tokens.leeway {} is over {}: leeway absorbs clock skew between hosts, not token lifetime",
+            humantime::format_duration(leeway),
+            humantime::format_duration(MAX_LEEWAY)
+        ));
+    }
     Ok(WorkloadTokenSettings {
         header: spec
             .header

@@ -109,7 +109,12 @@ impl TrustPolicy {
     pub fn explain(&self, request: &AuthzRequest, now: SystemTime) -> Vec<TrustCheck> {
         let source = &request.source;
         let failed = match self.verify(source, now) {
-            Ok(_) => self.require_workload(&self.workload(request, now)).err(),
+            Ok(peer) => self
+                .admit(
+                    &self.provenance(&peer, request),
+                    &self.workload(request, now),
+                )
+                .err(),
             Err(untrusted) => Some(untrusted),
         };
         let failed_at = failed.as_ref().map(TrustCheckKind::failed_by);

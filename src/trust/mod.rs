@@ -85,6 +85,7 @@ struct DomainTrust {
     jwt_authorities: Vec<JwtAuthority>,
     sequence: Option<u64>,
     refresh_hint_secs: Option<u64>,
+    ignored_keys: usize,
 }
 
 /// What the status page and `warrant check` tell of a trust domain's bundle.
@@ -98,6 +99,8 @@ pub struct BundleSummary {
     pub refresh_hint_secs: Option<u64>,
     /// The earliest notAfter of the X.509 authorities (Unix seconds).
     pub first_expiry: Option<i64>,
+    /// Keys of a `use` other than `x509-svid` and `jwt-svid`, ignored (SPIFFE bundle §4.2.1).
+    pub ignored_keys: usize,
 }
 
 /// The compiled trust policy.
@@ -203,6 +206,7 @@ impl TrustPolicy {
                 intermediates: domain.intermediates.len(),
                 sequence: domain.sequence,
                 refresh_hint_secs: domain.refresh_hint_secs,
+                ignored_keys: domain.ignored_keys,
                 first_expiry: domain
                     .authorities
                     .iter()
@@ -376,6 +380,7 @@ impl DomainTrust {
             jwt_authorities: bundle.jwt_authorities,
             sequence: bundle.sequence,
             refresh_hint_secs: bundle.refresh_hint_secs,
+            ignored_keys: bundle.ignored_keys,
         })
     }
 

@@ -2,11 +2,16 @@
 //! only from trusted forwarders.
 //!
 //! The mTLS peer is often a proxy (an ingress gateway, a sidecar). When it is listed in
-//! `trust.forwarders`, its XFCC header is believed: each element's URI SAN is validated as a
-//! SPIFFE ID of an accepted, non-revoked trust domain (`trusted`), and the **origin** is the
-//! oldest hop when it is trusted. From any other peer the header is not believed: the chain is
-//! empty, the origin is the peer itself, and a present header is flagged as spoofed — a
-//! workload cannot claim to speak for someone else by writing a header.
+//! `trust.forwarders`, the part of its XFCC header it vouches for is believed: walking from the
+//! newest element back, past the calling Envoy's own element about the peer, each forwarder
+//! vouches for the element it wrote (`By` = its SPIFFE ID) about its client; when that client is
+//! a forwarder too, for the element before, and so on. Older elements were written by clients
+//! and are ignored (and flagged, like a spoofed header). Each believed element's URI SAN is
+//! validated as a SPIFFE ID of an accepted trust domain (`trusted`); one naming a revoked
+//! workload makes the request untrusted. The **origin** is the oldest believed hop when it is
+//! trusted. From any other peer the header is not believed: the chain is empty, the origin is
+//! the peer itself, and a header claiming anything beyond the calling Envoy's own element is
+//! flagged as spoofed — a workload cannot speak for someone else by writing a header.
 
 use super::{Revocation, TrustPolicy, VerifiedPeer};
 use crate::glob::Glob;
@@ -33,6 +38,8 @@ pub struct Hop {
     /// `uri` parsed, when it is a SPIFFE ID of a workload of an accepted trust domain and
     /// not revoked: then the hop is trusted.
     pub spiffe_id: Option<SpiffeId>,
+    /// Whether `uri` names a revoked workload.
+    pub revoked: bool,
 }
 
 impl Hop {
@@ -81,40 +88,55 @@ impl Via {
 /// The request's provenance beyond its transport identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
-    /// The believed chain, oldest hop first; empty unless believed.
+    /// The believed chain, oldest hop first (the calling Envoy's own element, when it wrote
+    /// one, last); empty unless the peer is a forwarder.
     pub proxy_chain: Vec<Hop>,
     pub xfcc: Xfcc,
+    /// Elements older than the believed chain, which no forwarder vouched for: ignored.
+    pub ignored: usize,
+    /// A believed hop names a revoked workload: why (the request is untrusted).
+    pub revoked: Option<String>,
+    /// The index in `proxy_chain` of the originating hop, when there is a trusted one.
+    origin: Option<usize>,
 }
 
 impl Provenance {
     /// A request with no forwarded identity.
-    pub const NONE: Provenance = Provenance {
-        proxy_chain: Vec::new(),
-        xfcc: Xfcc::Absent,
-    };
+    pub const NONE: Provenance = Provenance::unbelieved(Xfcc::Absent);
 
-    /// The originating identity and how it was established: the oldest hop of a believed
-    /// chain when it is trusted, else `transport`.
+    /// No chain believed, for `why`.
+    const fn unbelieved(why: Xfcc) -> Self {
+        Provenance {
+            proxy_chain: Vec::new(),
+            xfcc: why,
+            ignored: 0,
+            revoked: None,
+            origin: None,
+        }
+    }
+
+    /// The originating identity and how it was established: the oldest believed hop (other
+    /// than the calling Envoy's own) when it is trusted, else `transport`.
     pub fn origin<'a>(&'a self, transport: &'a SpiffeId) -> (&'a SpiffeId, Via) {
         match self
-            .proxy_chain
-            .first()
-            .and_then(|hop| hop.spiffe_id.as_ref())
+            .origin
+            .and_then(|index| self.proxy_chain.get(index)?.spiffe_id.as_ref())
         {
             Some(id) => (id, Via::Xfcc),
             None => (transport, Via::Mtls),
         }
     }
 
-    /// Whether an XFCC header came from a peer that may not forward one.
+    /// Whether the header claims what no forwarder vouched for: sent by a peer that may not
+    /// forward, or elements a forwarder's client wrote.
     pub fn xfcc_spoofed(&self) -> bool {
-        self.xfcc == Xfcc::Spoofed
+        self.xfcc == Xfcc::Spoofed || self.ignored > 0
     }
 }
 
 /// `trust.forwarders`: the mTLS peers whose XFCC header is believed.
 #[derive(Debug, Clone, Default)]
-pub struct Forwarders(Vec<Glob>);
+pub struct Forwarders(Vec<(String, Glob)>);
 
 impl Forwarders {
     /// Compiles SPIFFE IDs and glob patterns.
@@ -134,14 +156,18 @@ impl Forwarders {
                         "trust.forwarders {entry:?} is not a SPIFFE ID pattern (spiffe://…)"
                     ));
                 }
-                Glob::new(entry).map_err(|e| format!("trust.forwarders {entry:?}: {e}"))
+                Glob::new(entry)
+                    .map(|glob| (entry.clone(), glob))
+                    .map_err(|e| format!("trust.forwarders {entry:?}: {e}"))
             })
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
     fn includes(&self, spiffe_id: &SpiffeId) -> bool {
-        self.0.iter().any(|glob| glob.matches(spiffe_id.as_str()))
+        self.0
+            .iter()
+            .any(|(_, glob)| glob.matches(spiffe_id.as_str()))
     }
 
     /// How many entries there are.
@@ -156,6 +182,11 @@ impl Forwarders {
 }
 
 impl TrustPolicy {
+    /// `trust.forwarders` as written.
+    pub fn forwarder_entries(&self) -> impl Iterator<Item = &str> {
+        self.forwarders.0.iter().map(|(entry, _)| entry.as_str())
+    }
+
     /// The provenance of a request from the verified `peer`: its XFCC header (Envoy joins
     /// repeated headers with `,`), and the calling Envoy's own identity
     /// (`destination.principal`, what Envoy writes as `By`).
@@ -163,70 +194,95 @@ impl TrustPolicy {
         let Some(header) = request.xfcc() else {
             return Provenance::NONE;
         };
+        let local_envoy = request.destination.principal.as_str();
         if !self.forwarders.includes(&peer.spiffe_id) {
             // The calling Envoy's own element about its peer is no claim; anything else in
             // the header came from the peer, which may not forward.
-            let local = only_local(header, peer, &request.destination.principal);
-            return Provenance {
-                proxy_chain: Vec::new(),
-                xfcc: if local { Xfcc::Local } else { Xfcc::Spoofed },
-            };
+            let local = matches!(
+                xfcc::parse(header).as_deref(),
+                Ok([element]) if is_local(element, peer, local_envoy)
+            );
+            return Provenance::unbelieved(if local { Xfcc::Local } else { Xfcc::Spoofed });
         }
-        match xfcc::parse(header) {
-            Ok(elements) => Provenance {
-                proxy_chain: elements
-                    .into_iter()
-                    .map(|element| self.hop(element))
-                    .collect(),
-                xfcc: Xfcc::Believed,
-            },
-            Err(error) => Provenance {
-                proxy_chain: Vec::new(),
-                xfcc: Xfcc::Malformed(error.to_string()),
-            },
+        let elements = match xfcc::parse(header) {
+            Ok(elements) => elements,
+            Err(error) => return Provenance::unbelieved(Xfcc::Malformed(error.to_string())),
+        };
+        let local = elements
+            .last()
+            .is_some_and(|element| is_local(element, peer, local_envoy));
+        let claims = elements.len() - usize::from(local);
+        // Newest first: each forwarder vouches for the element it wrote about its client.
+        let mut hops: Vec<Hop> = Vec::new();
+        let mut vouching = Some(peer.spiffe_id.clone());
+        for element in elements[..claims].iter().rev() {
+            let Some(forwarder) = vouching.take().filter(|id| self.forwarders.includes(id)) else {
+                break;
+            };
+            if element.by != forwarder.as_str() {
+                break;
+            }
+            let hop = self.hop(element);
+            vouching.clone_from(&hop.spiffe_id);
+            hops.push(hop);
+        }
+        let ignored = claims - hops.len();
+        let origin = (!hops.is_empty()).then_some(0);
+        hops.reverse();
+        if local && let Some(element) = elements.last() {
+            hops.push(self.hop(element));
+        }
+        let revoked = hops
+            .iter()
+            .filter(|hop| hop.revoked)
+            .map(|hop| {
+                format!(
+                    "the forwarded client {} is revoked (trust.revoked)",
+                    hop.uri
+                )
+            })
+            .next();
+        Provenance {
+            proxy_chain: hops,
+            xfcc: Xfcc::Believed,
+            ignored,
+            revoked,
+            origin,
         }
     }
 
-    fn hop(&self, element: XfccElement) -> Hop {
-        let XfccElement {
-            by,
-            hash,
-            subject,
-            uris,
-            dns,
-            ..
-        } = element;
-        let uri = match <[String; 1]>::try_from(uris) {
-            Ok([uri]) => uri,
-            Err(_) => String::new(),
+    fn hop(&self, element: &XfccElement) -> Hop {
+        let uri = match element.uris.as_slice() {
+            [uri] => uri.clone(),
+            _ => String::new(),
         };
-        let spiffe_id = SpiffeId::parse(&uri).ok().filter(|id| {
-            id.is_workload()
-                && self.trust_domains.iter().any(|td| td == id.trust_domain())
-                && !revoked(&self.revocation, id)
+        let parsed = SpiffeId::parse(&uri).ok().filter(|id| {
+            id.is_workload() && self.trust_domains.iter().any(|td| td == id.trust_domain())
         });
+        let revoked = parsed
+            .as_ref()
+            .is_some_and(|id| revoked(&self.revocation, id));
         Hop {
-            by,
+            by: element.by.clone(),
             uri,
-            hash,
-            subject,
-            dns,
-            spiffe_id,
+            hash: element.hash.clone(),
+            subject: element.subject.clone(),
+            dns: element.dns.clone(),
+            spiffe_id: parsed.filter(|_| !revoked),
+            revoked,
         }
     }
 }
 
-/// Whether `header` is one element only, the calling Envoy's (`By` = `local_envoy`, when
-/// Envoy said who it is) about `peer` (its one `URI` the peer's SPIFFE ID).
-fn only_local(header: &str, peer: &VerifiedPeer, local_envoy: &str) -> bool {
-    match xfcc::parse(header).as_deref() {
-        Ok([element]) => {
-            element.uris.len() == 1
-                && element.uris[0] == peer.spiffe_id.as_str()
-                && (local_envoy.is_empty() || element.by == local_envoy)
-        }
-        _ => false,
-    }
+/// Whether `element` is the calling Envoy's own, about its peer: written by `local_envoy`
+/// (when Envoy said who it is) and naming no URI but the peer's (Envoy writes none, or an
+/// empty one, unless `set_current_client_cert_details.uri` is on).
+fn is_local(element: &XfccElement, peer: &VerifiedPeer, local_envoy: &str) -> bool {
+    (local_envoy.is_empty() || element.by == local_envoy)
+        && element
+            .uris
+            .iter()
+            .all(|uri| uri.is_empty() || uri == peer.spiffe_id.as_str())
 }
 
 fn revoked(revocation: &Revocation, id: &SpiffeId) -> bool {

@@ -146,9 +146,17 @@ impl TrustPolicy {
         }
     }
 
-    /// Why `workload` fails the trust stage: a token of a revoked workload always; with
-    /// `trust.workload_tokens.required`, any request without a valid token.
-    pub fn require_workload(&self, workload: &Workload) -> Result<(), super::Untrusted> {
+    /// The rest of the trust stage, once the transport identity passed: why the forwarded
+    /// and workload identities fail it — a revoked workload in a believed XFCC chain or in
+    /// the token, and with `trust.workload_tokens.required`, no valid token.
+    pub fn admit(
+        &self,
+        provenance: &super::Provenance,
+        workload: &Workload,
+    ) -> Result<(), super::Untrusted> {
+        if let Some(reason) = &provenance.revoked {
+            return Err(super::Untrusted::Revoked(reason.clone()));
+        }
         if let Workload::Invalid(JwtSvidError::Revoked(reason)) = workload {
             return Err(super::Untrusted::Revoked(format!(
                 "workload token: {reason}"
