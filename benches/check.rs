@@ -183,18 +183,75 @@ fn bench_check(c: &mut Criterion) {
             compile_policy_with(&ca, false, Some(10_000)),
         ),
     ] {
-        let request = check_request(certificate);
+        bench_one(c, name, &check_request(certificate), &policy, now);
+    }
+    // The same, the request also carrying an ES256 JWT-SVID verified against the bundle's
+    // JWT authority (trust.workload_tokens).
+    let signer = common::jwt::JwtSigner::new("ES256", "k1");
+    let bundle = common::jwt::bundle(&[ca.jwk(), signer.jwk()]).into_bytes();
+    let text = policy_text_with(true, None).replacen(
+        "  max_svid_lifetime: 24h\n",
+        "  max_svid_lifetime: 24h\n  workload_tokens: {audiences: [spiffe://prod.example.org/ns/shop/sa/payments]}\n",
+        1,
+    );
+    let policy = Policy::compile(
+        &[PolicySource {
+            path: "bench.yaml".into(),
+            text: text.replace("prod.pem", "prod.json"),
+        }],
+        &mut |_: &Path, _| Ok(bundle.clone()),
+    )
+    .unwrap();
+    let mut request = check_request(ca.svid(FRONTEND).url_encoded());
+    if let Some(http) = request
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        let token = signer.token(FRONTEND, "spiffe://prod.example.org/ns/shop/sa/payments");
+        http.headers
+            .insert("authorization".into(), format!("Bearer {token}"));
+    }
+    let decision = policy.decide(&convert::authz_request(request.clone()), now);
+    assert!(
+        decision
+            .identity
+            .as_ref()
+            .is_some_and(|id| id.workload.verified().is_some()),
+        "{}",
+        decision.reason
+    );
+    bench_one(
+        c,
+        "check/20_rules/with_certificate_and_es256_token",
+        &request,
+        &policy,
+        now,
+    );
+}
+
+/// Benchmarks deciding `request` with `policy`, after checking it is allowed by the rule the
+/// benchmarks expect.
+fn bench_one(
+    c: &mut Criterion,
+    name: &str,
+    request: &CheckRequest,
+    policy: &Policy,
+    now: SystemTime,
+) {
+    {
         let decision = policy.decide(&convert::authz_request(request.clone()), now);
         assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
         assert_eq!(decision.rule.as_deref(), Some("frontend-reads-payments"));
-        c.bench_function(name, |b| {
-            b.iter_batched(
-                || request.clone(),
-                |request| black_box(policy.decide(&convert::authz_request(request), now)),
-                BatchSize::SmallInput,
-            )
-        });
     }
+    c.bench_function(name, |b| {
+        b.iter_batched(
+            || request.clone(),
+            |request| black_box(policy.decide(&convert::authz_request(request), now)),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 /// An OTLP/gRPC collector that counts and discards spans, so the bench exports for real.
