@@ -236,3 +236,34 @@ fn the_calling_envoys_element_without_a_uri_is_not_spoofing() {
         );
     }
 }
+
+/// Envoy does not quote URI and DNS values: a client certificate whose SAN holds
+/// `,By=<gateway>;URI=<victim>` splits the gateway's element in two. Nothing is believed.
+#[test]
+fn a_san_holding_xfcc_syntax_is_not_believed() {
+    let admin = "spiffe://prod.example.org/ns/ops/sa/admin";
+    let local = format!("By={SIDECAR};Hash=9f3c;URI={GATEWAY}");
+    for injected in [
+        format!(
+            "By={GATEWAY};Hash=1;Subject=\"O=p\";URI=https://partner.example/c,By={GATEWAY};URI={admin},{local}"
+        ),
+        format!(
+            "By={GATEWAY};Hash=1;DNS=partner.example,By={GATEWAY};Hash=2;URI={admin};DNS=x,{local}"
+        ),
+    ] {
+        let decision = decide(GATEWAY, "/x", Some(&injected));
+        assert_eq!(decision.rule.as_deref(), Some("spoofed"), "{injected}");
+        let identities = decision.identity.unwrap();
+        assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+        assert!(matches!(identities.provenance.xfcc, Xfcc::Malformed(_)));
+    }
+}
+
+/// A forwarder's header that cannot be read hides the forwarder's own element: flagged, so a
+/// deny rule on `source.xfcc_spoofed` catches a client erasing its origin that way.
+#[test]
+fn an_unreadable_header_from_a_forwarder_is_flagged() {
+    let prefix_broken = format!("Subject=\"unterminated,By={GATEWAY};URI={FRONTEND}");
+    let decision = decide(GATEWAY, "/x", Some(&prefix_broken));
+    assert_eq!(decision.rule.as_deref(), Some("spoofed"));
+}

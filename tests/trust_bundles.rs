@@ -136,7 +136,7 @@ fn malformed_bundles_name_what_is_wrong() {
         ),
         (
             json!([ca.jwk(), {"use": "jwt-svid", "kid": "small", "kty": "RSA", "n": "AQAB", "e": "AQAB"}]),
-            "keys[1] (kid \"small\"): an RSA key of 24 bits is too short",
+            "keys[1] (kid \"small\"): an RSA key of 17 bits is too short",
         ),
         (
             json!([{"use": "jwt-svid", "kid": "secret", "kty": "oct", "k": "c2VjcmV0"}]),

@@ -273,6 +273,18 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
     let old_key = decide(&second, &signer);
     assert_eq!(old_key.verdict, Verdict::Deny, "{}", old_key.reason);
 
+    // A JWT bundle the agent garbles: the stream breaks and reconnects, and the last JWT
+    // authorities received keep serving (never none).
+    agent.send_replace(Some((
+        HashMap::from([("spiffe://prod.example.org".to_owned(), second.der.clone())]),
+        HashMap::from([("spiffe://prod.example.org".to_owned(), b"not json".to_vec())]),
+    )));
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let kept = decide(&second, &rotated);
+        assert_eq!(kept.verdict, Verdict::Allow, "{}", kept.reason);
+    }
+
     // A broken bundle (a leaf where a CA belongs) is refused whole: the last one serves.
     let failures = live.metrics().reload_counts().1;
     let leaf = second.svid(PAYMENTS);
@@ -281,7 +293,8 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
         HashMap::from([("spiffe://prod.example.org".to_owned(), leaf_der)]),
         HashMap::new(),
     )));
-    for _ in 0..200 {
+    // (after the garbled stream, Warrant reconnects with backoff: give it time)
+    for _ in 0..600 {
         if live.metrics().reload_counts().1 > failures {
             break;
         }
@@ -308,14 +321,91 @@ fn x509_der(pem: &str) -> Vec<u8> {
 
 #[test]
 fn a_bad_endpoint_fails_the_load() {
-    let errors = common::policy::errors(&[(
-        "policy.yaml",
-        "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {workload_api: /run/spire/agent.sock}\n",
-    )]);
-    assert!(
-        errors[0].contains("is not a Workload API endpoint: write unix:///run/spire/agent.sock"),
-        "{errors:?}"
+    for endpoint in [
+        "/run/spire/agent.sock",
+        "tcp://localhost:8081",
+        "tcp://127.0.0.1:0",
+        "tcp://user@127.0.0.1:8081",
+        "unix:///x.sock?a=1",
+        "unix:///x.sock#f",
+        "unix:///",
+    ] {
+        let errors = common::policy::errors(&[(
+            "policy.yaml",
+            &format!(
+                "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"{endpoint}\"}}\n"
+            ),
+        )]);
+        assert!(
+            errors[0]
+                .contains("is not a Workload API endpoint: write unix:///run/spire/agent.sock"),
+            "{endpoint}: {errors:?}"
+        );
+    }
+    for endpoint in [
+        "unix:/run/spire/agent.sock",
+        "tcp://127.0.0.1:8081",
+        "tcp://[::1]:8081",
+    ] {
+        common::policy::compile_files(&[(
+            "policy.yaml",
+            &format!(
+                "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"{endpoint}\"}}\n"
+            ),
+        )])
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+}
+
+/// `bundles_from` added by a reload is followed: the stream starts without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_from_added_by_a_reload_is_followed() {
+    let dir = common::fixtures::temp_dir("wlapi", "later");
+    let socket = dir.join("agent.sock");
+    let agent = start_agent(&socket).await;
+    let policy = dir.join("policy.yaml");
+    let rules = "rules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n";
+    std::fs::write(
+        &policy,
+        format!("trust:\n  trust_domains: [prod.example.org]\n{rules}"),
+    )
+    .unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let live = Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\n{rules}",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    live.reload();
+    assert_eq!(
+        live.current().trust().pending_bundles(),
+        ["prod.example.org"]
     );
+    let ca = common::Ca::new("ca");
+    publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
+    for _ in 0..200 {
+        if live.current().trust().pending_bundles().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut request = common::policy::request(PAYMENTS, "GET", "/");
+    request.source.certificate = ca.svid(PAYMENTS).url_encoded();
+    let decision = live.current().decide(&request, SystemTime::now());
+    assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

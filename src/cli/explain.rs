@@ -165,9 +165,14 @@ fn identity_lines(out: &mut String, identities: &crate::policy::Identities) {
         lines.push(format!("origin         {origin} (via {})", via.as_str()));
         lines.push(format!("proxy_chain    {}", chain.join(" -> ")));
     }
-    if provenance.xfcc_spoofed() {
+    if provenance.ignored > 0 {
+        lines.push(format!(
+            "xfcc           {} older element(s) ignored: written by a client, not vouched for by a forwarder (source.xfcc_spoofed)",
+            provenance.ignored
+        ));
+    } else if provenance.xfcc == crate::trust::Xfcc::Spoofed {
         lines.push(
-            "xfcc           not believed: claims no forwarder vouched for (source.xfcc_spoofed)"
+            "xfcc           not believed: the peer is not in trust.forwarders (source.xfcc_spoofed)"
                 .to_owned(),
         );
     }

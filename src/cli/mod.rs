@@ -197,10 +197,17 @@ fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
                 );
             }
             if let Some(endpoint) = policy.trust().workload_api() {
-                println!(
-                    "bundles of {} come from the Workload API at {endpoint} when Warrant serves (not checked here)",
-                    policy.trust().pending_bundles().join(", ")
-                );
+                let pending = policy.trust().pending_bundles();
+                if pending.is_empty() {
+                    println!(
+                        "warning: trust.bundles_from is set, but every trust domain has a bundle file, so nothing comes from the Workload API at {endpoint}"
+                    );
+                } else {
+                    println!(
+                        "bundles of {} come from the Workload API at {endpoint} when Warrant serves (not checked here)",
+                        pending.join(", ")
+                    );
+                }
             }
             println!("ok: {} rules in {files} files{noted}", policy.rule_count());
             ExitCode::SUCCESS

@@ -145,7 +145,12 @@ impl JwtPublicKey {
                         "the RSA public exponent \"e\" must be odd, at least 65537 (AQAB) and below 2^33".into(),
                     );
                 }
-                let bits = n.len() * 8;
+                let bits = n.first().map_or(0, |first| {
+                    (n.len() - 1) * 8 + (8 - first.leading_zeros() as usize)
+                });
+                if n.last().is_some_and(|last| last % 2 == 0) {
+                    return Err("the RSA modulus \"n\" is even, so it is not an RSA modulus".into());
+                }
                 if bits < 2048 {
                     return Err(format!(
                         "an RSA key of {bits} bits is too short (at least 2048)"

@@ -165,19 +165,32 @@ fn workload_tokens(spec: file::WorkloadTokensSpec) -> Result<WorkloadTokenSettin
 /// A Workload API endpoint as SPIFFE Workload Endpoint §4 writes it: `unix:///path`,
 /// `unix:/path` or `tcp://IP:PORT`.
 fn workload_api_endpoint(endpoint: &str) -> Result<String, String> {
-    let fine = match endpoint.split_once(':') {
-        Some(("unix", path)) => path.trim_start_matches("//").starts_with('/'),
-        Some(("tcp", address)) => address
-            .trim_start_matches("//")
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
-        _ => false,
-    };
+    let plain = !endpoint.contains(['?', '#', '@', ' ']);
+    let fine = plain
+        && match endpoint.split_once(':') {
+            Some(("unix", path)) => {
+                let path = path.strip_prefix("//").unwrap_or(path);
+                path.starts_with('/') && path.len() > 1 && !path.ends_with('/')
+            }
+            // The client connects to an IP address: no name resolution on the trust path.
+            Some(("tcp", address)) => address
+                .strip_prefix("//")
+                .unwrap_or(address)
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| {
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let ip = !host.is_empty()
+                        && (host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                            || host.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'));
+                    ip && port.parse::<u16>().is_ok_and(|port| port != 0)
+                }),
+            _ => false,
+        };
     if fine {
         Ok(endpoint.to_owned())
     } else {
         Err(format!(
-            "trust.bundles_from.workload_api {endpoint:?} is not a Workload API endpoint: write unix:///run/spire/agent.sock (an absolute socket path) or tcp://IP:PORT"
+            "trust.bundles_from.workload_api {endpoint:?} is not a Workload API endpoint: write unix:///run/spire/agent.sock (an absolute socket path) or tcp://IP:PORT (an IP address and a port, no query or user)"
         ))
     }
 }

@@ -194,21 +194,9 @@ impl BoundServer {
         }
         {
             let mut stop = stop_rx.clone();
-            let bundles = self.live.current().trust().workload_api().map(|endpoint| {
-                workload_api::run(
-                    Arc::clone(&self.live),
-                    endpoint.to_owned(),
-                    self.reloads.trigger(),
-                )
-            });
+            let bundles = workload_api::run(Arc::clone(&self.live), self.reloads.trigger());
             let reloads = self.reloads.run();
             tokio::spawn(async move {
-                let bundles = async {
-                    match bundles {
-                        Some(bundles) => bundles.await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
                     _ = reloads => {}
                     _ = bundles => {}

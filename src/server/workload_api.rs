@@ -21,26 +21,47 @@ use crate::policy::ExternalBundles;
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How often the serving policy is looked at for a new `trust.bundles_from` endpoint.
+const POLICY_CHECK: Duration = Duration::from_secs(1);
 
-/// Streams bundles from `endpoint` into `live` until dropped, reloading the policy on each
-/// change.
-pub async fn run(live: Arc<LivePolicy>, endpoint: String, reload: ReloadTrigger) {
+/// Streams bundles from the serving policy's `trust.bundles_from.workload_api` into `live`
+/// until dropped, reloading the policy on each change. Follows the endpoint across reloads
+/// (set, changed or removed); keeps the last good bundles across reconnects, so a stream that
+/// breaks, or an agent that restarts, never serves fewer authorities than before.
+pub async fn run(live: Arc<LivePolicy>, reload: ReloadTrigger) {
+    let mut latest = Latest::default();
     let mut retry = FIRST_RETRY;
     loop {
-        let mut received = false;
-        match stream(&live, &endpoint, &reload, &mut received).await {
-            Ok(()) => {
+        let Some(endpoint) = live.current().trust().workload_api().map(str::to_owned) else {
+            tokio::time::sleep(POLICY_CHECK).await;
+            continue;
+        };
+        let started = tokio::time::Instant::now();
+        let ended = tokio::select! {
+            result = stream(&live, &endpoint, &reload, &mut latest) => Some(result),
+            () = endpoint_changed(&live, &endpoint) => None,
+        };
+        match ended {
+            None => {
+                tracing::info!(%endpoint, "trust.bundles_from changed: leaving this Workload API");
+                latest = Latest::default();
+                if live.set_external_bundles(ExternalBundles::default()) {
+                    reload.bundles_changed();
+                }
+                retry = FIRST_RETRY;
+                continue;
+            }
+            Some(Ok(())) => {
                 tracing::warn!(%endpoint, "the Workload API closed its bundle stream; reconnecting")
             }
-            Err(error) => tracing::warn!(
+            Some(Err(error)) => tracing::warn!(
                 %endpoint,
-                %error,
-                retry_in = ?retry,
-                "cannot stream bundles from the Workload API; trust domains waiting for theirs stay untrusted"
+                error = %chain(&error),
+                "cannot stream bundles from the Workload API; the last bundles received keep serving (trust domains without one stay untrusted)"
             ),
         }
-        // A connection that delivered bundles was healthy: start the backoff over.
-        if received {
+        // A connection that lived was healthy: start the backoff over.
+        if started.elapsed() >= MAX_RETRY {
             retry = FIRST_RETRY;
         }
         tokio::time::sleep(retry).await;
@@ -48,30 +69,69 @@ pub async fn run(live: Arc<LivePolicy>, endpoint: String, reload: ReloadTrigger)
     }
 }
 
+/// Returns once the serving policy names another endpoint (or none).
+async fn endpoint_changed(live: &LivePolicy, endpoint: &str) {
+    loop {
+        tokio::time::sleep(POLICY_CHECK).await;
+        if live.current().trust().workload_api() != Some(endpoint) {
+            return;
+        }
+    }
+}
+
+fn unreadable(endpoint: &str, kind: &str, error: &spiffe::WorkloadApiError) {
+    tracing::warn!(
+        %endpoint,
+        error = %chain(error),
+        "the Workload API sent {kind} bundles that cannot be read; the last good ones keep serving"
+    );
+}
+
+/// An error and its sources, `: `-joined (the transport error says little on its own).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// One connection: both streams until either ends or fails.
 async fn stream(
     live: &LivePolicy,
     endpoint: &str,
     reload: &ReloadTrigger,
-    received: &mut bool,
+    latest: &mut Latest,
 ) -> Result<(), spiffe::WorkloadApiError> {
     let client = WorkloadApiClient::connect_to(endpoint).await?;
     let mut x509 = client.stream_x509_bundles().await?;
     let mut jwt = client.stream_jwt_bundles().await?;
-    let mut latest = Latest::default();
     loop {
+        // A message that cannot be read (garbled DER or JWKS) is one bad update, not a broken
+        // stream: the last good bundles of its kind keep serving, the other kind goes on.
         tokio::select! {
             update = x509.next() => match update {
-                Some(set) => latest.x509 = Some(set?),
+                Some(Ok(set)) => latest.x509 = Some(set),
+                Some(Err(error)) => {
+                    unreadable(endpoint, "X.509", &error);
+                    continue;
+                }
                 None => return Ok(()),
             },
             update = jwt.next() => match update {
-                Some(set) => latest.jwt = Some(set?),
+                Some(Ok(set)) => latest.jwt = Some(set),
+                Some(Err(error)) => {
+                    unreadable(endpoint, "JWT", &error);
+                    continue;
+                }
                 None => return Ok(()),
             },
         }
-        *received = true;
-        // The X.509 bundles come first on any agent; the JWT ones may follow.
+        // The X.509 bundles come first on any agent; the JWT ones may follow (until they do,
+        // the last JWT bundles received keep serving).
         if latest.x509.is_some() && live.set_external_bundles(latest.bundles(endpoint)) {
             tracing::info!(%endpoint, "new bundles from the Workload API: reloading the policy");
             reload.bundles_changed();
@@ -102,7 +162,10 @@ impl Latest {
         }
         for (trust_domain, bundle) in self.jwt.iter().flat_map(JwtBundleSet::iter) {
             let entry = keys.entry(trust_domain.to_string()).or_default();
-            for authority in bundle.jwt_authorities() {
+            // In key-id order: the same keys always make the same bundle (and revision).
+            let mut authorities: Vec<_> = bundle.jwt_authorities().collect();
+            authorities.sort_by(|a, b| a.key_id().cmp(b.key_id()));
+            for authority in authorities {
                 let mut jwk: serde_json::Value =
                     serde_json::from_slice(authority.jwk_json()).unwrap_or_default();
                 if let Some(jwk) = jwk.as_object_mut() {

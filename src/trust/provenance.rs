@@ -128,9 +128,10 @@ impl Provenance {
     }
 
     /// Whether the header claims what no forwarder vouched for: sent by a peer that may not
-    /// forward, or elements a forwarder's client wrote.
+    /// forward, elements a forwarder's client wrote, or a header from a forwarder that cannot
+    /// be read (a client's malformed prefix would otherwise hide the forwarder's own element).
     pub fn xfcc_spoofed(&self) -> bool {
-        self.xfcc == Xfcc::Spoofed || self.ignored > 0
+        matches!(self.xfcc, Xfcc::Spoofed | Xfcc::Malformed(_)) || self.ignored > 0
     }
 }
 
@@ -215,12 +216,21 @@ impl TrustPolicy {
         // Newest first: each forwarder vouches for the element it wrote about its client.
         let mut hops: Vec<Hop> = Vec::new();
         let mut vouching = Some(peer.spiffe_id.clone());
-        for element in elements[..claims].iter().rev() {
+        for (at, element) in elements[..claims].iter().enumerate().rev() {
             let Some(forwarder) = vouching.take().filter(|id| self.forwarders.includes(id)) else {
                 break;
             };
             if element.by != forwarder.as_str() {
                 break;
+            }
+            // A proxy writes one element per request. Two in a row by the same forwarder
+            // mean a client's SAN carried XFCC syntax (Envoy does not quote URI and DNS
+            // values) or a forged prefix: nothing in this header can be believed.
+            if at > 0 && elements[at - 1].by == element.by {
+                return Provenance::unbelieved(Xfcc::Malformed(format!(
+                    "two consecutive elements written by {}: a client certificate SAN holding x-forwarded-client-cert syntax, or a forged element",
+                    element.by
+                )));
             }
             let hop = self.hop(element);
             vouching.clone_from(&hop.spiffe_id);
@@ -278,7 +288,11 @@ impl TrustPolicy {
 /// (when Envoy said who it is) and naming no URI but the peer's (Envoy writes none, or an
 /// empty one, unless `set_current_client_cert_details.uri` is on).
 fn is_local(element: &XfccElement, peer: &VerifiedPeer, local_envoy: &str) -> bool {
-    (local_envoy.is_empty() || element.by == local_envoy)
+    if local_envoy.is_empty() {
+        // Without Envoy's own identity, only an element naming exactly the peer restates it.
+        return element.uris.len() == 1 && element.uris[0] == peer.spiffe_id.as_str();
+    }
+    element.by == local_envoy
         && element
             .uris
             .iter()

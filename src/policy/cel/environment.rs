@@ -148,7 +148,7 @@ pub const VARIABLES: &[Variable] = &[
             Field {
                 name: "xfcc_spoofed",
                 cel_type: "bool",
-                doc: r#"`true` when the request carried an `x-forwarded-client-cert` header but the mTLS peer is not in `trust.forwarders`, so it was not believed (see [Provenance](#provenance-proxy_chain-and-origin))"#,
+                doc: r#"`true` when the `x-forwarded-client-cert` header claims what no forwarder vouched for: from a peer not in `trust.forwarders` (beyond the calling Envoy's own element), elements older than a forwarder's own, or a forwarder's header that cannot be read (see [Provenance](#provenance-proxy_chain-and-origin))"#,
                 keys: &[],
                 build: |i| boolean(i.provenance.xfcc_spoofed()),
             },
