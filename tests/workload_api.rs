@@ -465,3 +465,55 @@ async fn readyz_waits_for_the_bundles_and_check_says_where_they_come_from() {
         "{stdout}"
     );
 }
+
+/// SPIRE signing through an upstream authority: the agent streams the root, the
+/// intermediates come from a file, and a leaf under them verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermediates_complete_a_streamed_bundle() {
+    let dir = common::fixtures::temp_dir("wlapi", "inter");
+    let socket = dir.join("agent.sock");
+    let agent = start_agent(&socket).await;
+    let root = common::Ca::new("upstream root");
+    let intermediate = root.intermediate("spire intermediate");
+    std::fs::write(dir.join("intermediates.pem"), &intermediate.pem).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\n  bundles: {{prod.example.org: {{intermediates: intermediates.pem}}}}\n  bundles_from: {{workload_api: \"unix://{}\"}}\nrules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let live = Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    publish(&agent, &root, &JwtSigner::new("ES256", "k"));
+    for _ in 0..200 {
+        if live.current().trust().pending_bundles().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut request = common::policy::request(PAYMENTS, "GET", "/");
+    request.source.certificate = intermediate.svid(PAYMENTS).url_encoded();
+    let decision = live.current().decide(&request, SystemTime::now());
+    assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
+    // Without bundles_from, intermediates alone are an error that says what to do.
+    let errors = common::policy::errors(&[(
+        "policy.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles: {prod.example.org: {intermediates: i.pem}}\n",
+    )]);
+    assert!(
+        errors[0].contains("needs a path") || errors[0].contains("has intermediates but no path"),
+        "{errors:?}"
+    );
+}

@@ -715,7 +715,7 @@ fn check_warns_about_identity_settings_that_cannot_work() {
     let all = found.join("\n");
     assert!(all.contains("policy.yaml:2: warning: trust.forwarders \"spiffe://prod.example.org\" is a trust domain's own ID"), "{all}");
     assert!(
-        all.contains("makes every workload of the trust domain a forwarder"),
+        all.contains("makes every workload of a trust domain a forwarder"),
         "{all}"
     );
     assert!(
@@ -733,4 +733,39 @@ fn check_warns_about_identity_settings_that_cannot_work() {
             .any(|w| w.contains("no bundle holds a jwt-svid key")),
         "{found:?}"
     );
+}
+
+#[test]
+fn forwarder_lints_cover_every_shape() {
+    for (entry, expected) in [
+        (
+            "spiffe://**",
+            "makes every workload of a trust domain a forwarder",
+        ),
+        (
+            "spiffe://prod.example.org/*/**",
+            "makes every workload of a trust domain a forwarder",
+        ),
+        (
+            "spiffe://other.example.org/ns/gw/sa/gw",
+            "is not of a trust domain in trust.trust_domains",
+        ),
+    ] {
+        let policy = common::policy::compile_files(&[(
+            "policy.yaml",
+            &format!("trust:\n  trust_domains: [prod.example.org]\n  forwarders: [\"{entry}\"]\n"),
+        )])
+        .unwrap_or_else(|e| panic!("{entry}: {e}"));
+        let warnings: Vec<String> = policy.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.iter().any(|w| w.contains(expected)),
+            "{entry}: {warnings:?}"
+        );
+    }
+    let fine = common::policy::compile_files(&[(
+        "policy.yaml",
+        "trust:\n  trust_domains: [prod.example.org]\n  forwarders: [\"spiffe://prod.example.org/ns/istio-system/sa/*\"]\n",
+    )])
+    .unwrap();
+    assert!(fine.warnings().is_empty(), "{:?}", fine.warnings());
 }

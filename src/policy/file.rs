@@ -114,7 +114,9 @@ impl<'de> Deserialize<'de> for BundleSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DetailedBundle {
-    pub path: String,
+    /// The bundle file; absent when, with `bundles_from`, only `intermediates` are given.
+    #[serde(default)]
+    pub path: Option<String>,
     /// `pem` or `spiffe`; by default `.json` files are SPIFFE bundles, others PEM.
     #[serde(default)]
     pub format: Option<String>,

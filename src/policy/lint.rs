@@ -53,14 +53,24 @@ pub fn trust_warnings(trust: &TrustPolicy, file: &Path, line: u64) -> Vec<Policy
     }
     for entry in trust.forwarder_entries() {
         let rest = entry.strip_prefix("spiffe://").unwrap_or(entry);
-        match rest.split_once('/') {
-            None => warnings.push(warn(format!(
-                "trust.forwarders {entry:?} is a trust domain's own ID, which no mTLS peer has: name the forwarding workloads (spiffe://{rest}/ns/istio-system/sa/ingressgateway)"
-            ))),
-            Some((_, "**")) => warnings.push(warn(format!(
-                "trust.forwarders {entry:?} makes every workload of the trust domain a forwarder, so any of them can claim to speak for others: name the gateways"
-            ))),
-            _ => {}
+        let (domain, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let every_workload = !path.is_empty()
+            && path.contains("**")
+            && path
+                .split('/')
+                .all(|segment| segment == "*" || segment == "**");
+        if domain.contains('*') || every_workload {
+            warnings.push(warn(format!(
+                "trust.forwarders {entry:?} makes every workload of a trust domain a forwarder, so any of them can claim to speak for others: name the gateways"
+            )));
+        } else if path.is_empty() {
+            warnings.push(warn(format!(
+                "trust.forwarders {entry:?} is a trust domain's own ID, which no mTLS peer has: name the forwarding workloads (spiffe://{domain}/ns/istio-system/sa/ingressgateway)"
+            )));
+        } else if !trust.trust_domains().iter().any(|td| td == domain) {
+            warnings.push(warn(format!(
+                "trust.forwarders {entry:?} is not of a trust domain in trust.trust_domains, so it never matches a trusted peer"
+            )));
         }
     }
     warnings

@@ -38,9 +38,11 @@ pub(super) fn compile_trust(
     }
     let base = policy_path.parent().unwrap_or(Path::new(""));
     let mut bundles = Vec::with_capacity(section.bundles.len());
+    // Intermediates of trust domains whose bundle comes from the Workload API.
+    let mut streamed_intermediates: Vec<(String, Vec<u8>)> = Vec::new();
     for (trust_domain, spec) in section.bundles {
         let (path, format, intermediates) = match spec {
-            file::BundleSpec::Path(path) => (path, None, None),
+            file::BundleSpec::Path(path) => (Some(path), None, None),
             file::BundleSpec::Detailed(detailed) => {
                 (detailed.path, detailed.format, detailed.intermediates)
             }
@@ -54,10 +56,34 @@ pub(super) fn compile_trust(
                 )
             })
         };
-        let bytes = read(&path, "bundle")?;
+        if path.is_none() && section.bundles_from.is_none() {
+            return Err(format!(
+                "bundle of trust domain {trust_domain:?} needs a path (intermediates alone need trust.bundles_from, for the bundle to come from the Workload API)"
+            ));
+        }
         let intermediates = intermediates
             .map(|path| read(&path, "intermediates"))
             .transpose()?;
+        let Some(path) = path else {
+            // Only intermediates: the bundle itself comes from the Workload API.
+            match (intermediates, &section.bundles_from) {
+                (Some(intermediates), Some(_)) => {
+                    if !section.trust_domains.contains(&trust_domain) {
+                        return Err(format!(
+                            "bundle given for trust domain {trust_domain:?}, which is not in trust.trust_domains"
+                        ));
+                    }
+                    streamed_intermediates.push((trust_domain, intermediates));
+                    continue;
+                }
+                (_, None) | (None, _) => {
+                    return Err(format!(
+                        "bundle of trust domain {trust_domain:?} needs a path (or, with trust.bundles_from, intermediates)"
+                    ));
+                }
+            }
+        };
+        let bytes = read(&path, "bundle")?;
         let format = match format.as_deref() {
             None => BundleFormat::for_path(Path::new(&path)),
             Some(name) => BundleFormat::parse(name).ok_or_else(|| {
@@ -90,7 +116,10 @@ pub(super) fn compile_trust(
                     trust_domain: trust_domain.clone(),
                     format: BundleFormat::Spiffe,
                     bytes: bytes.clone(),
-                    intermediates: None,
+                    intermediates: streamed_intermediates
+                        .iter()
+                        .find(|(td, _)| td == trust_domain)
+                        .map(|(_, pem)| pem.clone()),
                 }),
                 None => pending_bundles.push(trust_domain.clone()),
             }
