@@ -163,20 +163,14 @@ fn only_what_a_forwarder_wrote_is_believed() {
         format!("By=spiffe://x/y;URI={admin},By={GATEWAY};Hash=1;URI={checkout},{local}");
     let decision = decide(GATEWAY, "/x", Some(&injected));
     let identities = decision.identity.unwrap();
-    assert_eq!(identities.origin().0.as_str(), checkout);
-    assert_eq!(identities.origin().1, Via::Xfcc);
+    // The gateway's own element cannot be told from one a SAN forged: nothing is believed.
+    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
     assert!(
         identities.provenance.xfcc_spoofed(),
         "the injected element is flagged"
     );
     assert_eq!(identities.provenance.ignored, 1);
-    let uris: Vec<&str> = identities
-        .provenance
-        .proxy_chain
-        .iter()
-        .map(|h| h.uri.as_str())
-        .collect();
-    assert_eq!(uris, [checkout, GATEWAY]);
+    assert!(identities.provenance.proxy_chain.is_empty());
     // An element the peer did not write is not believed, even as the newest.
     let forged = format!("By={admin};URI={checkout},{local}");
     let identities = decide(GATEWAY, "/x", Some(&forged)).identity.unwrap();
@@ -246,6 +240,10 @@ fn a_san_holding_xfcc_syntax_is_not_believed() {
     for injected in [
         format!(
             "By={GATEWAY};Hash=1;Subject=\"O=p\";URI=https://partner.example/c,By={GATEWAY};URI={admin},{local}"
+        ),
+        // Three pieces: a middle one by someone else avoids the "same By twice" check.
+        format!(
+            "By={GATEWAY};Hash=aa;URI=https://partner.example/x,By=x;URI=https://a,By={GATEWAY};URI={admin},{local}"
         ),
         format!(
             "By={GATEWAY};Hash=1;DNS=partner.example,By={GATEWAY};Hash=2;URI={admin};DNS=x,{local}"

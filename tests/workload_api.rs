@@ -49,7 +49,7 @@ type BundleMaps = (HashMap<String, Vec<u8>>, HashMap<String, Vec<u8>>);
 /// serves them: the current bundles, then every change. Refuses calls without the
 /// `workload.spiffe.io: true` header, as the spec requires.
 #[derive(Clone)]
-struct FakeAgent(watch::Receiver<Bundles>);
+struct FakeAgent(watch::Receiver<Bundles>, bool);
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
 
@@ -135,6 +135,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for FakeAgent {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let rx = self.0.clone();
+        let serves_jwt = self.1;
         Box::pin(async move {
             Ok(match request.uri().path() {
                 "/SpiffeWorkloadAPI/FetchX509Bundles" => {
@@ -142,7 +143,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for FakeAgent {
                         .server_streaming(X509Svc(rx), request)
                         .await
                 }
-                "/SpiffeWorkloadAPI/FetchJWTBundles" => {
+                "/SpiffeWorkloadAPI/FetchJWTBundles" if serves_jwt => {
                     tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
                         .server_streaming(JwtSvc(rx), request)
                         .await
@@ -155,12 +156,17 @@ impl tower::Service<http::Request<tonic::body::Body>> for FakeAgent {
 
 /// Serves the fake agent on a Unix socket; returns the sender that publishes bundles.
 async fn start_agent(socket: &std::path::Path) -> watch::Sender<Bundles> {
+    start_agent_serving(socket, true).await
+}
+
+/// The fake agent; without `jwt`, FetchJWTBundles is UNIMPLEMENTED.
+async fn start_agent_serving(socket: &std::path::Path, jwt: bool) -> watch::Sender<Bundles> {
     let (tx, rx) = watch::channel(None);
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(FakeAgent(rx))
+            .add_service(FakeAgent(rx, jwt))
             .serve_with_incoming(incoming),
     );
     tx
@@ -516,4 +522,44 @@ async fn intermediates_complete_a_streamed_bundle() {
         errors[0].contains("needs a path") || errors[0].contains("has intermediates but no path"),
         "{errors:?}"
     );
+}
+
+/// An agent that streams no JWT bundles still delivers its X.509 ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_bundles_flow_without_jwt_bundles() {
+    let dir = common::fixtures::temp_dir("wlapi", "nojwt");
+    let socket = dir.join("agent.sock");
+    let agent = start_agent_serving(&socket, false).await;
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\nrules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let live = Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    let ca = common::Ca::new("ca");
+    publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
+    for _ in 0..200 {
+        if live.current().trust().pending_bundles().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut request = common::policy::request(PAYMENTS, "GET", "/");
+    request.source.certificate = ca.svid(PAYMENTS).url_encoded();
+    let decision = live.current().decide(&request, SystemTime::now());
+    assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }

@@ -769,3 +769,24 @@ fn forwarder_lints_cover_every_shape() {
     .unwrap();
     assert!(fine.warnings().is_empty(), "{:?}", fine.warnings());
 }
+
+#[test]
+fn forwarder_lints_catch_every_istio_workload() {
+    for entry in [
+        "spiffe://prod.example.org/ns/*/sa/*",
+        "spiffe://prod.example.org/ns/**",
+    ] {
+        let policy = common::policy::compile_files(&[(
+            "policy.yaml",
+            &format!("trust:\n  trust_domains: [prod.example.org]\n  forwarders: [\"{entry}\"]\n"),
+        )])
+        .unwrap_or_else(|e| panic!("{entry}: {e}"));
+        assert!(
+            policy
+                .warnings()
+                .iter()
+                .any(|w| w.to_string().contains("makes every workload")),
+            "{entry}"
+        );
+    }
+}

@@ -54,11 +54,12 @@ pub fn trust_warnings(trust: &TrustPolicy, file: &Path, line: u64) -> Vec<Policy
     for entry in trust.forwarder_entries() {
         let rest = entry.strip_prefix("spiffe://").unwrap_or(entry);
         let (domain, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // Only wildcards (and Istio's `ns`/`sa` keywords): every workload, or every Istio one.
         let every_workload = !path.is_empty()
-            && path.contains("**")
+            && path.contains('*')
             && path
                 .split('/')
-                .all(|segment| segment == "*" || segment == "**");
+                .all(|segment| matches!(segment, "*" | "**" | "ns" | "sa"));
         if domain.contains('*') || every_workload {
             warnings.push(warn(format!(
                 "trust.forwarders {entry:?} makes every workload of a trust domain a forwarder, so any of them can claim to speak for others: name the gateways"

@@ -65,6 +65,14 @@ pub struct ExternalBundles {
     pub bundles: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+impl ExternalBundles {
+    /// The `source` of bundles streamed from the Workload API at `endpoint`: a policy uses
+    /// them only while its `trust.bundles_from` names that endpoint.
+    pub fn workload_api_source(endpoint: &str) -> String {
+        format!("workload_api {endpoint}")
+    }
+}
+
 /// Reads a file a policy names, at a path already resolved against the directory of the
 /// policy file naming it.
 pub type ReadFile<'a> = dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>> + 'a;

@@ -111,7 +111,12 @@ pub(super) fn compile_trust(
             if bundles.iter().any(|b| &b.trust_domain == trust_domain) {
                 continue;
             }
-            match external.bundles.get(trust_domain) {
+            // Only bundles from the endpoint this policy names: after a change, the old
+            // endpoint's bundles no longer count.
+            let from_here = workload_api.as_deref().is_some_and(|endpoint| {
+                external.source == ExternalBundles::workload_api_source(endpoint)
+            });
+            match external.bundles.get(trust_domain).filter(|_| from_here) {
                 Some(bytes) => bundles.push(BundleSettings {
                     trust_domain: trust_domain.clone(),
                     format: BundleFormat::Spiffe,

@@ -36,9 +36,9 @@ pub async fn run(live: Arc<LivePolicy>, reload: ReloadTrigger) {
             tokio::time::sleep(POLICY_CHECK).await;
             continue;
         };
-        let started = tokio::time::Instant::now();
+        let mut healthy = false;
         let ended = tokio::select! {
-            result = stream(&live, &endpoint, &reload, &mut latest) => Some(result),
+            result = stream(&live, &endpoint, &reload, &mut latest, &mut healthy) => Some(result),
             () = endpoint_changed(&live, &endpoint) => None,
         };
         match ended {
@@ -60,11 +60,15 @@ pub async fn run(live: Arc<LivePolicy>, reload: ReloadTrigger) {
                 "cannot stream bundles from the Workload API; the last bundles received keep serving (trust domains without one stay untrusted)"
             ),
         }
-        // A connection that lived was healthy: start the backoff over.
-        if started.elapsed() >= MAX_RETRY {
+        // A connection that delivered bundles was healthy: start the backoff over.
+        if healthy {
             retry = FIRST_RETRY;
         }
-        tokio::time::sleep(retry).await;
+        // A new endpoint in the policy is followed at once, not after the backoff.
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = endpoint_changed(&live, &endpoint) => {}
+        }
         retry = (retry * 2).min(MAX_RETRY);
     }
 }
@@ -105,24 +109,44 @@ async fn stream(
     endpoint: &str,
     reload: &ReloadTrigger,
     latest: &mut Latest,
+    healthy: &mut bool,
 ) -> Result<(), spiffe::WorkloadApiError> {
     let client = WorkloadApiClient::connect_to(endpoint).await?;
     let mut x509 = client.stream_x509_bundles().await?;
-    let mut jwt = client.stream_jwt_bundles().await?;
+    // An agent that does not serve JWT bundles still serves X.509 ones: go on without.
+    let mut jwt = match client.stream_jwt_bundles().await {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            tracing::warn!(
+                %endpoint,
+                error = %chain(&error),
+                "the Workload API does not stream JWT bundles; the last ones received keep serving"
+            );
+            None
+        }
+    };
     loop {
+        let next_jwt = async {
+            match jwt.as_mut() {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
         // A message that cannot be read (garbled DER or JWKS) is one bad update, not a broken
         // stream: the last good bundles of its kind keep serving, the other kind goes on.
         tokio::select! {
             update = x509.next() => match update {
                 Some(Ok(set)) => latest.x509 = Some(set),
+                Some(Err(spiffe::WorkloadApiError::Transport(error))) => return Err(error.into()),
                 Some(Err(error)) => {
                     unreadable(endpoint, "X.509", &error);
                     continue;
                 }
                 None => return Ok(()),
             },
-            update = jwt.next() => match update {
+            update = next_jwt => match update {
                 Some(Ok(set)) => latest.jwt = Some(set),
+                Some(Err(spiffe::WorkloadApiError::Transport(error))) => return Err(error.into()),
                 Some(Err(error)) => {
                     unreadable(endpoint, "JWT", &error);
                     continue;
@@ -130,6 +154,7 @@ async fn stream(
                 None => return Ok(()),
             },
         }
+        *healthy = true;
         // The X.509 bundles come first on any agent; the JWT ones may follow (until they do,
         // the last JWT bundles received keep serving).
         if latest.x509.is_some() && live.set_external_bundles(latest.bundles(endpoint)) {
@@ -176,7 +201,7 @@ impl Latest {
             }
         }
         ExternalBundles {
-            source: format!("workload_api {endpoint}"),
+            source: ExternalBundles::workload_api_source(endpoint),
             bundles: keys
                 .into_iter()
                 .map(|(trust_domain, keys)| {

@@ -237,6 +237,19 @@ impl TrustPolicy {
             hops.push(hop);
         }
         let ignored = claims - hops.len();
+        if ignored > 0 {
+            // Elements no forwarder vouched for precede the forwarder's own: a client's header
+            // passed on by an appending forwarder, or a certificate SAN holding XFCC syntax
+            // (Envoy does not quote URI and DNS values), which can forge any number of pieces.
+            // The two cannot be told apart: nothing in the header is believed.
+            return Provenance {
+                ignored,
+                ..Provenance::unbelieved(Xfcc::Malformed(
+                    "elements no forwarder vouched for precede the forwarder's own (a client's header passed on by an appending forwarder, or a certificate SAN holding x-forwarded-client-cert syntax): nothing in the header is believed"
+                        .to_owned(),
+                ))
+            };
+        }
         let origin = (!hops.is_empty()).then_some(0);
         hops.reverse();
         if local && let Some(element) = elements.last() {
