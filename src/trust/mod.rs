@@ -4,6 +4,7 @@
 //! A valid certificate is necessary, never sufficient: this stage only establishes *who* is
 //! calling. Whether that workload may do what it asks is the policy stage's job.
 
+mod certificate_cache;
 mod error;
 mod explain;
 pub mod provenance;
@@ -11,6 +12,7 @@ pub mod revocation;
 pub mod workload;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
@@ -81,6 +83,8 @@ struct DomainTrust {
     /// Every authority's anchor, for the usual case where all are within their validity.
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
+    /// The intermediates' validity windows (Unix seconds).
+    intermediate_windows: Vec<(i64, i64)>,
     /// For JWT-SVIDs.
     jwt_authorities: Vec<JwtAuthority>,
     sequence: Option<u64>,
@@ -115,14 +119,17 @@ pub struct TrustPolicy {
     workload_tokens: Option<WorkloadTokenSettings>,
     workload_api: Option<String>,
     pending_bundles: Vec<String>,
+    /// Forwarded certificates parsed and verified: new with every policy, so a new bundle
+    /// is seen at once.
+    certificates: certificate_cache::CertificateCache,
 }
 
 /// A caller whose identity passed the trust stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPeer {
     pub spiffe_id: SpiffeId,
-    /// The leaf SVID, when Envoy forwarded the certificate.
-    pub svid: Option<X509Svid>,
+    /// The leaf SVID, when Envoy forwarded the certificate (shared with the certificate cache).
+    pub svid: Option<Arc<X509Svid>>,
 }
 
 impl TrustPolicy {
@@ -175,6 +182,7 @@ impl TrustPolicy {
             workload_tokens: settings.workload_tokens,
             workload_api: settings.workload_api,
             pending_bundles: settings.pending_bundles,
+            certificates: certificate_cache::CertificateCache::default(),
         })
     }
 
@@ -258,7 +266,15 @@ impl TrustPolicy {
                 svid: None,
             });
         }
-        let svid = X509Svid::from_url_encoded_pem(&source.certificate)?;
+        // Parsing and chain verification are remembered per certificate; the checks that
+        // depend on the request or the clock run on every Check, in the same order.
+        let now_secs = unix_secs(now);
+        let key = certificate_cache::key(&source.certificate);
+        let cached = self.certificates.get(&key, now_secs);
+        let svid = match &cached {
+            Some(verified) => Arc::clone(&verified.svid),
+            None => Arc::new(X509Svid::from_url_encoded_pem(&source.certificate)?),
+        };
         if svid.spiffe_id() != &spiffe_id {
             return Err(Untrusted::PrincipalMismatch {
                 principal: spiffe_id.to_string(),
@@ -266,19 +282,38 @@ impl TrustPolicy {
             });
         }
         self.check_validity(&svid, now)?;
-        if let Some(domain) = self.bundles.get(trust_domain) {
-            domain
-                .verify_chain(&svid, now)
-                .map_err(|reason| Untrusted::ChainInvalid {
-                    trust_domain: trust_domain.to_owned(),
-                    reason,
-                })?;
+        if cached.is_none() {
+            let (from, until) = match self.bundles.get(trust_domain) {
+                Some(domain) => {
+                    domain
+                        .verify_chain(&svid, now)
+                        .map_err(|reason| Untrusted::ChainInvalid {
+                            trust_domain: trust_domain.to_owned(),
+                            reason,
+                        })?;
+                    domain.verified_window(&svid, now_secs)
+                }
+                None => (i64::MIN, i64::MAX),
+            };
+            self.certificates.insert(
+                key,
+                Arc::new(certificate_cache::Verified {
+                    svid: Arc::clone(&svid),
+                    from,
+                    until,
+                }),
+            );
         }
         self.check_revocation(&spiffe_id, Some(svid.serial()))?;
         Ok(VerifiedPeer {
             spiffe_id,
             svid: Some(svid),
         })
+    }
+
+    /// The certificate cache's (hits, misses) so far (see `certificate_cache`).
+    pub fn certificate_cache_counts(&self) -> (u64, u64) {
+        self.certificates.counts()
     }
 
     /// How many `trust.revoked` entries the policy holds.
@@ -363,13 +398,17 @@ impl DomainTrust {
         }
         let intermediates = match &source.intermediates {
             None => Vec::new(),
-            Some(pem) => TrustBundle::from_pem(pem)
-                .map_err(|e| bundle_error(td, format!("intermediates: {e}")))?
-                .x509_authorities
-                .into_iter()
-                .map(|ca| CertificateDer::from(ca.der().to_vec()))
-                .collect(),
+            Some(pem) => {
+                TrustBundle::from_pem(pem)
+                    .map_err(|e| bundle_error(td, format!("intermediates: {e}")))?
+                    .x509_authorities
+            }
         };
+        let intermediate_windows = intermediates.iter().map(X509Authority::validity).collect();
+        let intermediates = intermediates
+            .into_iter()
+            .map(|ca| CertificateDer::from(ca.der().to_vec()))
+            .collect();
         Ok(Self {
             anchors: authorities
                 .iter()
@@ -377,11 +416,27 @@ impl DomainTrust {
                 .collect(),
             authorities,
             intermediates,
+            intermediate_windows,
             jwt_authorities: bundle.jwt_authorities,
             sequence: bundle.sequence,
             refresh_hint_secs: bundle.refresh_hint_secs,
             ignored_keys: bundle.ignored_keys,
         })
+    }
+
+    /// The window (Unix seconds) in which a chain verified at `now` for `svid` stays verified:
+    /// the latest notBefore and earliest notAfter of the leaf, the intermediates and the
+    /// authorities valid at `now` (any of them may be on the path).
+    fn verified_window(&self, svid: &X509Svid, now: i64) -> (i64, i64) {
+        self.authorities
+            .iter()
+            .map(|(authority, _)| authority.validity())
+            .filter(|(from, until)| (*from..=*until).contains(&now))
+            .chain(self.intermediate_windows.iter().copied())
+            .fold(
+                (svid.not_before(), svid.not_after()),
+                |(from, until), (f, u)| (from.max(f), until.min(u)),
+            )
     }
 
     /// X509-SVID §5: the leaf must chain, through the configured intermediates, to an
