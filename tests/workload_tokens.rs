@@ -790,3 +790,33 @@ fn forwarder_lints_catch_every_istio_workload() {
         );
     }
 }
+
+/// Tokens are validated once per policy and remembered; a remembered token decides exactly as
+/// a new one: its times are checked again on every Check.
+#[test]
+fn a_remembered_token_decides_as_a_new_one() {
+    let domain = Domain::new(&["ES256"]);
+    let signer = &domain.signers[0];
+    let token = signer.sign_with(
+        json!({}),
+        &json!({"sub": PAYMENTS, "aud": AUDIENCE, "exp": now() + 600, "nbf": now() - 10}),
+    );
+    let request = domain.request(PAYMENTS, bearer(&token));
+    let warm = domain.policy(TOKENS, RULES);
+    let outcome = |policy: &Policy, at: SystemTime| {
+        let decision = policy.decide(&request, at);
+        (decision.verdict, workload_of(&decision).error())
+    };
+    let times = [
+        SystemTime::now(),
+        SystemTime::now() + std::time::Duration::from_secs(3600),
+        SystemTime::now() - std::time::Duration::from_secs(3600),
+        SystemTime::now(),
+    ];
+    for at in times {
+        let fresh = domain.policy(TOKENS, RULES);
+        assert_eq!(outcome(&warm, at), outcome(&fresh, at));
+    }
+    assert!(outcome(&warm, times[1]).1.contains("expired"));
+    assert!(outcome(&warm, times[2]).1.contains("not valid before"));
+}

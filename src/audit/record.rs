@@ -436,9 +436,10 @@ mod tests {
             spiffe_id: SpiffeId::parse(FRONTEND).unwrap_or_else(|e| panic!("{e}")),
             audience: vec!["orders".into()],
             expires_at: 1,
+            valid_from: None,
             claims: serde_json::Map::new(),
         };
-        let relayed = record(Workload::Verified(svid));
+        let relayed = record(Workload::Verified(Arc::new(svid)));
         let mut line = Vec::new();
         relayed.write_json_line(&mut line);
         let line: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();

@@ -26,6 +26,8 @@ pub struct JwtSvid {
     pub audience: Vec<String>,
     /// `exp`, Unix seconds.
     pub expires_at: i64,
+    /// The later of `nbf` and `iat`, when present (Unix seconds): not valid before.
+    pub valid_from: Option<i64>,
     /// The whole claim set (`sub`, `aud`, `exp` and any others).
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
@@ -204,22 +206,37 @@ impl JwtSvid {
             return Err(JwtSvidError::Audience(audience));
         }
         let expires_at = seconds(&claims, "exp")?.ok_or(JwtSvidError::MissingExpiry)?;
-        if expect.now > expires_at.saturating_add(expect.leeway) {
-            return Err(JwtSvidError::Expired(expires_at));
-        }
+        let mut valid_from: Option<i64> = None;
         for claim in ["nbf", "iat"] {
-            if let Some(at) = seconds(&claims, claim)?
-                && expect.now.saturating_add(expect.leeway) < at
-            {
-                return Err(JwtSvidError::NotYetValid(at));
+            if let Some(at) = seconds(&claims, claim)? {
+                valid_from = Some(valid_from.map_or(at, |from| from.max(at)));
             }
         }
-        Ok(Self {
+        let svid = Self {
             spiffe_id,
             audience,
             expires_at,
+            valid_from,
             claims,
-        })
+        };
+        // The times, checked as for a token validated before (one rule for both).
+        svid.check_times(expect.now, expect.leeway)?;
+        Ok(svid)
+    }
+
+    /// Whether the token's times hold at `now` (Unix seconds) within `leeway` seconds: what
+    /// [`JwtSvid::validate`] checks of time, for a token validated before.
+    ///
+    /// # Errors
+    /// [`JwtSvidError::Expired`] or [`JwtSvidError::NotYetValid`].
+    pub fn check_times(&self, now: i64, leeway: i64) -> Result<(), JwtSvidError> {
+        if now > self.expires_at.saturating_add(leeway) {
+            return Err(JwtSvidError::Expired(self.expires_at));
+        }
+        match self.valid_from {
+            Some(from) if now.saturating_add(leeway) < from => Err(JwtSvidError::NotYetValid(from)),
+            _ => Ok(()),
+        }
     }
 }
 

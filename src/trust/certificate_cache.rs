@@ -8,11 +8,14 @@
 //! earliest `notAfter` of the leaf, the intermediates and the authorities — and everything
 //! that depends on the request or the clock (the principal, the validity window, the lifetime,
 //! revocation) is still checked on every Check, so a hit decides exactly as a miss would.
+//!
+//! Workload tokens (JWT-SVIDs) are remembered the same way ([`TokenCache`]): a token's
+//! signature and claims are verified once; its times and revocation on every Check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::identity::X509Svid;
+use crate::identity::{JwtSvid, X509Svid};
 
 /// Most certificates remembered per policy (about 2 KiB each).
 pub const CAPACITY: usize = 4096;
@@ -86,5 +89,32 @@ impl CertificateCache {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// JWT-SVIDs validated under this policy, by the SHA-256 of the token.
+pub(super) struct TokenCache(quick_cache::sync::Cache<[u8; 32], Arc<JwtSvid>>);
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.0.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(CAPACITY))
+    }
+}
+
+impl TokenCache {
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<JwtSvid>> {
+        self.0.get(key)
+    }
+
+    pub fn insert(&self, key: [u8; 32], svid: Arc<JwtSvid>) {
+        self.0.insert(key, svid);
     }
 }

@@ -122,6 +122,8 @@ pub struct TrustPolicy {
     /// Forwarded certificates parsed and verified: new with every policy, so a new bundle
     /// is seen at once.
     certificates: certificate_cache::CertificateCache,
+    /// Workload tokens validated, likewise.
+    tokens: certificate_cache::TokenCache,
 }
 
 /// A caller whose identity passed the trust stage.
@@ -183,6 +185,7 @@ impl TrustPolicy {
             workload_api: settings.workload_api,
             pending_bundles: settings.pending_bundles,
             certificates: certificate_cache::CertificateCache::default(),
+            tokens: certificate_cache::TokenCache::default(),
         })
     }
 

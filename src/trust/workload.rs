@@ -6,6 +6,7 @@
 //! it is the same workload as the transport identity. With `required: true` a request without
 //! a valid token is untrusted at the trust stage.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{TrustPolicy, unix_secs};
@@ -41,8 +42,8 @@ pub enum Workload {
     Unchecked,
     /// The header is absent or empty.
     Absent,
-    /// A valid JWT-SVID.
-    Verified(JwtSvid),
+    /// A valid JWT-SVID (shared with the token cache).
+    Verified(Arc<JwtSvid>),
     /// A token that is not a valid JWT-SVID, and why.
     Invalid(JwtSvidError),
 }
@@ -134,7 +135,18 @@ impl TrustPolicy {
             now: unix_secs(now),
             leeway: i64::try_from(settings.leeway.as_secs()).unwrap_or(i64::MAX),
         };
-        match JwtSvid::validate(token, self, expect) {
+        // A token seen before: its signature and claims are known good; its times and the
+        // revocation list are checked again, as for a new one.
+        let key = super::certificate_cache::key(token);
+        let validated = match self.tokens.get(&key) {
+            Some(svid) => svid.check_times(expect.now, expect.leeway).map(|()| svid),
+            None => JwtSvid::validate(token, self, expect).map(|svid| {
+                let svid = Arc::new(svid);
+                self.tokens.insert(key, Arc::clone(&svid));
+                svid
+            }),
+        };
+        match validated {
             Ok(svid) => match self.revocation.revoking_id(svid.spiffe_id.as_str()) {
                 Some(entry) => Workload::Invalid(JwtSvidError::Revoked(format!(
                     "the token's subject {} is revoked (trust.revoked: {entry})",
