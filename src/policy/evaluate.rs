@@ -179,26 +179,11 @@ impl Policy {
                     .map(|(effect, rule)| (*effect, true, rule)),
             );
         let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
-            match self.trust.verify(&request.source, now) {
-                Ok(peer)
-                    if self
-                        .trust
-                        .admit(
-                            &self.trust.provenance(&peer, request),
-                            &self.trust.workload(request, now),
-                        )
-                        .is_ok() =>
-                {
-                    let provenance = self.trust.provenance(&peer, request);
-                    let workload = self.trust.workload(request, now);
-                    let activation = self.cel.activation(
-                        &self.needed_variables,
-                        &peer,
-                        &provenance,
-                        &workload,
-                        request,
-                        now,
-                    );
+            match self.trust.establish(request, now) {
+                Ok((evidence, Ok(()))) => {
+                    let activation =
+                        self.cel
+                            .activation(&self.needed_variables, &evidence, request, now);
                     super::with_evaluation_stack(|| {
                         rules
                             .map(|(effect, shadow, rule)| {

@@ -411,21 +411,14 @@ impl Policy {
     /// an allow rule, a non-match) with the reason recorded.
     pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
         let id = uuid::Uuid::now_v7().to_string();
-        let (identity, outcome, shadow) = match self.trust.verify(&request.source, now) {
-            Ok(peer) => {
-                let provenance = self.trust.provenance(&peer, request);
-                let workload = self.trust.workload(request, now);
-                let (outcome, shadow) = match self.trust.admit(&provenance, &workload) {
+        let (identity, outcome, shadow) = match self.trust.establish(request, now) {
+            Ok((evidence, admitted)) => {
+                let (outcome, shadow) = match admitted {
                     Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),
                     Ok(()) => {
-                        let activation = self.cel.activation(
-                            &self.needed_variables,
-                            &peer,
-                            &provenance,
-                            &workload,
-                            request,
-                            now,
-                        );
+                        let activation =
+                            self.cel
+                                .activation(&self.needed_variables, &evidence, request, now);
                         with_evaluation_stack(|| {
                             (
                                 self.evaluate_rules(&activation),
@@ -435,9 +428,9 @@ impl Policy {
                     }
                 };
                 let identity = decision::Identities {
-                    transport: peer.spiffe_id,
-                    provenance,
-                    workload,
+                    transport: evidence.peer.spiffe_id,
+                    provenance: evidence.provenance,
+                    workload: evidence.workload,
                 };
                 (Some(identity), outcome, shadow)
             }

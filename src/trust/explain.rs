@@ -108,13 +108,8 @@ impl TrustPolicy {
     /// The trust stage's checks for `request` at `now`, each with its result.
     pub fn explain(&self, request: &AuthzRequest, now: SystemTime) -> Vec<TrustCheck> {
         let source = &request.source;
-        let failed = match self.verify(source, now) {
-            Ok(peer) => self
-                .admit(
-                    &self.provenance(&peer, request),
-                    &self.workload(request, now),
-                )
-                .err(),
+        let failed = match self.establish(request, now) {
+            Ok((_, admitted)) => admitted.err(),
             Err(untrusted) => Some(untrusted),
         };
         let failed_at = failed.as_ref().map(TrustCheckKind::failed_by);

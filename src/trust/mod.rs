@@ -126,6 +126,17 @@ pub struct TrustPolicy {
     tokens: certificate_cache::TokenCache,
 }
 
+/// Everything the trust stage established about one request's identities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The mTLS peer (the transport identity).
+    pub peer: VerifiedPeer,
+    /// Who originated the request beyond the peer.
+    pub provenance: Provenance,
+    /// The workload token's identity.
+    pub workload: Workload,
+}
+
 /// A caller whose identity passed the trust stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPeer {

@@ -158,6 +158,33 @@ impl TrustPolicy {
         }
     }
 
+    /// The whole trust stage for `request`: the transport identity ([`TrustPolicy::verify`]),
+    /// then what the request says beyond it — its provenance and its workload token — and
+    /// whether those pass ([`TrustPolicy::admit`]). `Err` when the transport identity fails;
+    /// otherwise the evidence, with the stage's verdict on it (a request whose token or
+    /// forwarded client fails still names its transport identity in the record).
+    ///
+    /// # Errors
+    /// Why the transport identity is untrusted.
+    pub fn establish(
+        &self,
+        request: &AuthzRequest,
+        now: SystemTime,
+    ) -> Result<(super::Evidence, Result<(), super::Untrusted>), super::Untrusted> {
+        let peer = self.verify(&request.source, now)?;
+        let provenance = self.provenance(&peer, request);
+        let workload = self.workload(request, now);
+        let admitted = self.admit(&provenance, &workload);
+        Ok((
+            super::Evidence {
+                peer,
+                provenance,
+                workload,
+            },
+            admitted,
+        ))
+    }
+
     /// The rest of the trust stage, once the transport identity passed: why the forwarded
     /// and workload identities fail it — a revoked workload in a believed XFCC chain or in
     /// the token, and with `trust.workload_tokens.required`, no valid token.

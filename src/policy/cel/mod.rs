@@ -40,7 +40,7 @@ use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
 
 use crate::request::AuthzRequest;
-use crate::trust::{Provenance, VerifiedPeer, Workload};
+use crate::trust::Evidence;
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use functions::glob::Glob;
@@ -410,18 +410,16 @@ impl CelEnv {
     pub fn activation<'a>(
         &'a self,
         needed: &BTreeSet<&'static str>,
-        peer: &'a VerifiedPeer,
-        provenance: &'a Provenance,
-        workload: &'a Workload,
+        evidence: &'a Evidence,
         request: &'a AuthzRequest,
         now: SystemTime,
     ) -> Activation<'a> {
         let root: &'a Context<'a, 'a> = &self.root;
         let mut scope = root.new_inner_scope();
         let inputs = environment::Inputs {
-            peer,
-            provenance,
-            workload,
+            peer: &evidence.peer,
+            provenance: &evidence.provenance,
+            workload: &evidence.workload,
             request,
             now,
         };
