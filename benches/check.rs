@@ -4,7 +4,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::HashMap;
+#[path = "../bench/check_request.rs"]
+mod check_request;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,8 +15,6 @@ use std::time::SystemTime;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use envoy_types::ext_authz::v3::pb::CheckRequest;
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -28,7 +28,7 @@ use warrant::policy::{Policy, PolicySource, Verdict};
 use warrant::server::live::LivePolicy;
 use warrant::server::{AuthzService, convert};
 
-const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+use check_request::{FRONTEND, check_request};
 
 /// 2 deny rules and 18 allow rules; the request matches the last allow rule, so every rule
 /// is evaluated.
@@ -76,67 +76,6 @@ fn policy_text_with(with_bundle: bool, allowlist: Option<usize>) -> String {
 }
 
 const FRONTEND_RULE: &str = "  - id: frontend-reads-payments\n    effect: allow\n    when: source.namespace == \"shop\" && source.service_account == \"frontend\" && request.method == \"GET\" && request.path.startsWith(\"/payments/\") && request.query[\"expand\"] == \"1\" && context.service == \"payments\"\n    headers: {x-tenant: shop}\n";
-
-fn check_request(certificate: String) -> CheckRequest {
-    let headers: HashMap<String, String> = [
-        (":authority", "payments.shop.svc.cluster.local"),
-        (":method", "GET"),
-        (":path", "/payments/42?expand=1"),
-        (":scheme", "https"),
-        ("accept", "application/json"),
-        ("user-agent", "frontend/2.3.1"),
-        ("x-env", "prod"),
-        ("x-forwarded-proto", "https"),
-        ("x-request-id", "9d1b5c0e-8a57-4c52-9c1e-0d6d3c8f2b11"),
-        (
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let socket = |ip: &str, port| Address {
-        address: Some(address::Address::SocketAddress(SocketAddress {
-            address: ip.into(),
-            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-            ..Default::default()
-        })),
-    };
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: FRONTEND.into(),
-                certificate,
-                address: Some(socket("10.0.3.17", 51234)),
-                ..Default::default()
-            }),
-            destination: Some(attribute_context::Peer {
-                principal: "spiffe://prod.example.org/ns/shop/sa/payments".into(),
-                address: Some(socket("10.0.5.2", 8443)),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                time: Some(envoy_types::pb::google::protobuf::Timestamp {
-                    seconds: 1_795_000_000,
-                    nanos: 0,
-                }),
-                http: Some(attribute_context::HttpRequest {
-                    id: "9d1b5c0e-8a57-4c52-9c1e-0d6d3c8f2b11".into(),
-                    method: "GET".into(),
-                    headers,
-                    path: "/payments/42?expand=1".into(),
-                    host: "payments.shop.svc.cluster.local".into(),
-                    scheme: "https".into(),
-                    protocol: "HTTP/2".into(),
-                    ..Default::default()
-                }),
-            }),
-            context_extensions: HashMap::from([("service".into(), "payments".into())]),
-            ..Default::default()
-        }),
-    }
-}
 
 /// The 20-rule policy, trusting prod's CA when `with_bundle`.
 fn compile_policy(ca: &common::Ca, with_bundle: bool) -> Policy {

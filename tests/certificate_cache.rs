@@ -28,13 +28,7 @@ fn policy(ca: &Ca, revoked: &[&str]) -> TrustPolicy {
     .unwrap()
 }
 
-fn peer(principal: &str, certificate: &str) -> Peer {
-    Peer {
-        principal: principal.into(),
-        certificate: certificate.into(),
-        ..Peer::default()
-    }
-}
+use common::fixtures::peer;
 
 /// The outcome as a comparable string: the SPIFFE ID, or the reason.
 fn outcome(policy: &TrustPolicy, peer: &Peer, now: SystemTime) -> String {

@@ -10,7 +10,6 @@ use std::time::SystemTime;
 use common::Ca;
 use warrant::identity::X509Svid;
 use warrant::policy::{Policy, PolicySource};
-use warrant::request::Peer;
 use warrant::trust::{TrustCheckKind, TrustCheckResult, TrustPolicy, TrustSettings, Untrusted};
 
 const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
@@ -28,13 +27,7 @@ fn trust(revoked: &[&str]) -> TrustPolicy {
     .unwrap()
 }
 
-fn peer(principal: &str, certificate: &str) -> Peer {
-    Peer {
-        principal: principal.into(),
-        certificate: certificate.into(),
-        ..Peer::default()
-    }
-}
+use common::fixtures::peer;
 
 /// A request from `principal`, without its certificate.
 fn request(principal: &str) -> warrant::request::AuthzRequest {

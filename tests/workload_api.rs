@@ -14,6 +14,7 @@ use common::jwt::JwtSigner;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use warrant::policy::{Stage, Verdict};
+use warrant::server::live::LivePolicy;
 
 const PAYMENTS: &str = "spiffe://prod.example.org/ns/shop/sa/payments";
 const AUDIENCE: &str = "spiffe://prod.example.org/ns/shop/sa/orders";
@@ -179,16 +180,56 @@ fn publish(tx: &watch::Sender<Bundles>, ca: &common::Ca, signer: &JwtSigner) {
     tx.send_replace(Some((x509, jwt)));
 }
 
-/// Waits until the serving revision differs from `old`.
-async fn next_revision(live: &warrant::server::live::LivePolicy, old: &str) -> String {
-    for _ in 0..200 {
-        let now = live.current().revision().to_string();
-        if now != old {
-            return now;
+/// Writes `policy` to `dir/policy.yaml` and serves it (any port, no decision log, plus the
+/// `config` lines); returns the serving policy and the admin address, if any.
+async fn serve(
+    dir: &std::path::Path,
+    policy: &str,
+    config: &str,
+) -> (Arc<LivePolicy>, Option<std::net::SocketAddr>) {
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let config = warrant::config::Config::parse(
+        &dir.join("warrant.yaml"),
+        &format!(
+            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\n{config}",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let bound = warrant::server::bind(config).await.unwrap();
+    let live = Arc::clone(bound.policy());
+    let admin = bound.admin_addr();
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    (live, admin)
+}
+
+/// Waits until `done` holds, polling every 25 ms at most `attempts` times (the assertion
+/// that follows says what did not happen).
+async fn eventually(mut done: impl FnMut() -> bool, attempts: usize) {
+    for _ in 0..attempts {
+        if done() {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("no reload happened");
+}
+
+/// `trust:` naming the fake agent at `socket` as the bundle source.
+fn streamed(socket: &std::path::Path, extra: &str) -> String {
+    format!(
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\n{extra}",
+        socket.display()
+    )
+}
+
+const ALLOW_PROD: &str = "rules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n";
+
+/// A request from the payments workload with a certificate `ca` issued.
+fn request_with_svid(ca: &common::Ca) -> warrant::request::AuthzRequest {
+    let mut request = common::policy::request(PAYMENTS, "GET", "/");
+    request.source.certificate = ca.svid(PAYMENTS).url_encoded();
+    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,32 +237,18 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
     let dir = common::fixtures::temp_dir("wlapi", "stream");
     let socket = dir.join("agent.sock");
     let agent = start_agent(&socket).await;
-    let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\n  workload_tokens: {{audiences: [\"{AUDIENCE}\"]}}\nrules:\n  - id: verified\n    effect: allow\n    when: workload.verified\n",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let config = warrant::config::Config::parse(
-        &dir.join("warrant.yaml"),
+    let policy = streamed(
+        &socket,
         &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
-            policy.display()
+            "  workload_tokens: {{audiences: [\"{AUDIENCE}\"]}}\nrules:\n  - id: verified\n    effect: allow\n    when: workload.verified\n"
         ),
-    )
-    .unwrap();
-    let bound = warrant::server::bind(config).await.unwrap();
-    let live = Arc::clone(bound.policy());
-    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    );
+    let (live, _) = serve(&dir, &policy, "reload: {watch: false}\n").await;
 
     let first = common::Ca::new("first");
     let signer = JwtSigner::new("ES256", "k1");
     let decide = |ca: &common::Ca, signer: &JwtSigner| {
-        let mut request = common::policy::request(PAYMENTS, "GET", "/");
-        request.source.certificate = ca.svid(PAYMENTS).url_encoded();
+        let mut request = request_with_svid(ca);
         if let Some(http) = request.http.as_mut() {
             http.headers.push((
                 "authorization".into(),
@@ -248,15 +275,9 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
     );
 
     // The bundles arrive: the X.509-SVID chains, the JWT-SVID verifies.
-    let revision = live.current().revision().to_string();
     publish(&agent, &first, &signer);
-    next_revision(&live, &revision).await;
-    for _ in 0..200 {
-        if decide(&first, &signer).verdict == Verdict::Allow {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // The X.509 and JWT bundles stream separately: wait until both are in.
+    eventually(|| decide(&first, &signer).verdict == Verdict::Allow, 200).await;
     let allowed = decide(&first, &signer);
     assert_eq!(allowed.verdict, Verdict::Allow, "{}", allowed.reason);
     assert!(live.current().trust().pending_bundles().is_empty());
@@ -265,13 +286,7 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
     let second = common::Ca::new("second");
     let rotated = JwtSigner::new("ES384", "k2");
     publish(&agent, &second, &rotated);
-    // The X.509 and JWT bundles stream separately: wait until both are in.
-    for _ in 0..200 {
-        if decide(&second, &rotated).verdict == Verdict::Allow {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(|| decide(&second, &rotated).verdict == Verdict::Allow, 200).await;
     assert_eq!(decide(&second, &rotated).verdict, Verdict::Allow);
     let revision = live.current().revision().to_string();
     let old = decide(&first, &signer);
@@ -279,8 +294,8 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
     let old_key = decide(&second, &signer);
     assert_eq!(old_key.verdict, Verdict::Deny, "{}", old_key.reason);
 
-    // A JWT bundle the agent garbles: the stream breaks and reconnects, and the last JWT
-    // authorities received keep serving (never none).
+    // A JWT bundle the agent garbles is skipped: the last JWT authorities received keep
+    // serving (never none).
     agent.send_replace(Some((
         HashMap::from([("spiffe://prod.example.org".to_owned(), second.der.clone())]),
         HashMap::from([("spiffe://prod.example.org".to_owned(), b"not json".to_vec())]),
@@ -299,13 +314,7 @@ async fn bundles_stream_in_rotate_and_a_broken_one_is_refused() {
         HashMap::from([("spiffe://prod.example.org".to_owned(), leaf_der)]),
         HashMap::new(),
     )));
-    // (after the garbled stream, Warrant reconnects with backoff: give it time)
-    for _ in 0..600 {
-        if live.metrics().reload_counts().1 > failures {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(|| live.metrics().reload_counts().1 > failures, 600).await;
     assert!(
         live.metrics().reload_counts().1 > failures,
         "the broken bundle was not refused"
@@ -369,32 +378,9 @@ async fn bundles_from_added_by_a_reload_is_followed() {
     let dir = common::fixtures::temp_dir("wlapi", "later");
     let socket = dir.join("agent.sock");
     let agent = start_agent(&socket).await;
-    let policy = dir.join("policy.yaml");
-    let rules = "rules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n";
-    std::fs::write(
-        &policy,
-        format!("trust:\n  trust_domains: [prod.example.org]\n{rules}"),
-    )
-    .unwrap();
-    let config = warrant::config::Config::parse(
-        &dir.join("warrant.yaml"),
-        &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
-            policy.display()
-        ),
-    )
-    .unwrap();
-    let bound = warrant::server::bind(config).await.unwrap();
-    let live = Arc::clone(bound.policy());
-    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
-    std::fs::write(
-        &policy,
-        format!(
-            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\n{rules}",
-            socket.display()
-        ),
-    )
-    .unwrap();
+    let policy = format!("trust:\n  trust_domains: [prod.example.org]\n{ALLOW_PROD}");
+    let (live, _) = serve(&dir, &policy, "reload: {watch: false}\n").await;
+    std::fs::write(dir.join("policy.yaml"), streamed(&socket, ALLOW_PROD)).unwrap();
     live.reload();
     assert_eq!(
         live.current().trust().pending_bundles(),
@@ -402,15 +388,10 @@ async fn bundles_from_added_by_a_reload_is_followed() {
     );
     let ca = common::Ca::new("ca");
     publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
-    for _ in 0..200 {
-        if live.current().trust().pending_bundles().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut request = common::policy::request(PAYMENTS, "GET", "/");
-    request.source.certificate = ca.svid(PAYMENTS).url_encoded();
-    let decision = live.current().decide(&request, SystemTime::now());
+    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
+    let decision = live
+        .current()
+        .decide(&request_with_svid(&ca), SystemTime::now());
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }
 
@@ -419,27 +400,14 @@ async fn readyz_waits_for_the_bundles_and_check_says_where_they_come_from() {
     let dir = common::fixtures::temp_dir("wlapi", "ready");
     let socket = dir.join("agent.sock");
     let agent = start_agent(&socket).await;
+    // `unix:/path`, the other spelling of a socket endpoint.
+    let policy = format!(
+        "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix:{}\"}}\nrules: []\n",
+        socket.display()
+    );
+    let (live, admin) = serve(&dir, &policy, "admin: {listen: 127.0.0.1:0}\n").await;
+    let admin = admin.unwrap();
     let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix:{}\"}}\nrules: []\n",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let config = warrant::config::Config::parse(
-        &dir.join("warrant.yaml"),
-        &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nadmin: {{listen: 127.0.0.1:0}}\n",
-            policy.display()
-        ),
-    )
-    .unwrap();
-    let bound = warrant::server::bind(config).await.unwrap();
-    let admin = bound.admin_addr().unwrap();
-    let live = Arc::clone(bound.policy());
-    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
     let (status, body) = common::fixtures::http_get(admin, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -451,13 +419,12 @@ async fn readyz_waits_for_the_bundles_and_check_says_where_they_come_from() {
         page.contains("still waiting for: prod.example.org"),
         "{page}"
     );
-    let revision = live.current().revision().to_string();
     publish(
         &agent,
         &common::Ca::new("ca"),
         &JwtSigner::new("ES256", "k"),
     );
-    next_revision(&live, &revision).await;
+    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
     let (status, body) = common::fixtures::http_get(admin, "/readyz");
     assert_eq!(status, 200, "{body}");
     // Offline tools say where the bundle comes from.
@@ -482,36 +449,18 @@ async fn intermediates_complete_a_streamed_bundle() {
     let root = common::Ca::new("upstream root");
     let intermediate = root.intermediate("spire intermediate");
     std::fs::write(dir.join("intermediates.pem"), &intermediate.pem).unwrap();
-    let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "trust:\n  trust_domains: [prod.example.org]\n  bundles: {{prod.example.org: {{intermediates: intermediates.pem}}}}\n  bundles_from: {{workload_api: \"unix://{}\"}}\nrules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let config = warrant::config::Config::parse(
-        &dir.join("warrant.yaml"),
+    let policy = streamed(
+        &socket,
         &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
-            policy.display()
+            "  bundles: {{prod.example.org: {{intermediates: intermediates.pem}}}}\n{ALLOW_PROD}"
         ),
-    )
-    .unwrap();
-    let bound = warrant::server::bind(config).await.unwrap();
-    let live = Arc::clone(bound.policy());
-    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    );
+    let (live, _) = serve(&dir, &policy, "reload: {watch: false}\n").await;
     publish(&agent, &root, &JwtSigner::new("ES256", "k"));
-    for _ in 0..200 {
-        if live.current().trust().pending_bundles().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut request = common::policy::request(PAYMENTS, "GET", "/");
-    request.source.certificate = intermediate.svid(PAYMENTS).url_encoded();
-    let decision = live.current().decide(&request, SystemTime::now());
+    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
+    let decision = live
+        .current()
+        .decide(&request_with_svid(&intermediate), SystemTime::now());
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
     // Without bundles_from, intermediates alone are an error that says what to do.
     let errors = common::policy::errors(&[(
@@ -530,36 +479,17 @@ async fn x509_bundles_flow_without_jwt_bundles() {
     let dir = common::fixtures::temp_dir("wlapi", "nojwt");
     let socket = dir.join("agent.sock");
     let agent = start_agent_serving(&socket, false).await;
-    let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "trust:\n  trust_domains: [prod.example.org]\n  bundles_from: {{workload_api: \"unix://{}\"}}\nrules:\n  - id: all\n    effect: allow\n    when: source.trust_domain == \"prod.example.org\"\n",
-            socket.display()
-        ),
+    let (live, _) = serve(
+        &dir,
+        &streamed(&socket, ALLOW_PROD),
+        "reload: {watch: false}\n",
     )
-    .unwrap();
-    let config = warrant::config::Config::parse(
-        &dir.join("warrant.yaml"),
-        &format!(
-            "listen: 127.0.0.1:0\npolicy: {}\ndecision_log: {{to: off}}\nreload: {{watch: false}}\n",
-            policy.display()
-        ),
-    )
-    .unwrap();
-    let bound = warrant::server::bind(config).await.unwrap();
-    let live = Arc::clone(bound.policy());
-    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    .await;
     let ca = common::Ca::new("ca");
     publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
-    for _ in 0..200 {
-        if live.current().trust().pending_bundles().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut request = common::policy::request(PAYMENTS, "GET", "/");
-    request.source.certificate = ca.svid(PAYMENTS).url_encoded();
-    let decision = live.current().decide(&request, SystemTime::now());
+    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
+    let decision = live
+        .current()
+        .decide(&request_with_svid(&ca), SystemTime::now());
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }

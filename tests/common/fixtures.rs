@@ -97,3 +97,12 @@ pub fn slow_policy_config(dir: &std::path::Path, extra: &str) -> warrant::config
     )
     .unwrap()
 }
+
+/// The caller `principal`, with `certificate` (URL-encoded PEM, or empty) as Envoy forwards it.
+pub fn peer(principal: &str, certificate: &str) -> warrant::request::Peer {
+    warrant::request::Peer {
+        principal: principal.into(),
+        certificate: certificate.into(),
+        ..warrant::request::Peer::default()
+    }
+}
