@@ -22,7 +22,7 @@ fn allow_rule_matches() {
     assert_eq!(d.stage, Stage::Rules);
     assert_eq!(d.rule.as_deref(), Some("frontend-reads"));
     assert_eq!(d.http_status, 200);
-    assert_eq!(d.identity.unwrap().transport.as_str(), FRONTEND);
+    assert_eq!(d.identity.unwrap().transport.spiffe_id.as_str(), FRONTEND);
     assert_eq!(&*d.headers, &[("x-tenant".to_owned(), "shop".to_owned())]);
 }
 

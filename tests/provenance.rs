@@ -56,7 +56,7 @@ fn a_forwarders_chain_is_believed_and_names_the_origin() {
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
     assert_eq!(decision.rule.as_deref(), Some("gateway-carries-shop"));
     let identities = decision.identity.unwrap();
-    assert_eq!(identities.transport.as_str(), GATEWAY);
+    assert_eq!(identities.transport.spiffe_id.as_str(), GATEWAY);
     let (origin, via) = identities.origin();
     assert_eq!((origin.as_str(), via), (FRONTEND, Via::Xfcc));
     assert_eq!(identities.provenance.xfcc, Xfcc::Believed);
@@ -69,7 +69,10 @@ fn anyone_elses_header_is_spoofed_and_not_believed() {
     assert_eq!(decision.rule.as_deref(), Some("spoofed"));
     let identities = decision.identity.unwrap();
     assert!(identities.provenance.proxy_chain.is_empty());
-    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert_eq!(
+        identities.origin(),
+        (&identities.transport.spiffe_id, Via::Mtls)
+    );
     // Without a header: the peer is the origin.
     let decision = decide(FRONTEND, "/direct", None);
     assert_eq!(decision.rule.as_deref(), Some("direct"));
@@ -90,7 +93,10 @@ fn the_calling_envoys_own_element_is_not_spoofing() {
     let identities = decision.identity.unwrap();
     assert_eq!(identities.provenance.xfcc, Xfcc::Local);
     assert!(identities.provenance.proxy_chain.is_empty());
-    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert_eq!(
+        identities.origin(),
+        (&identities.transport.spiffe_id, Via::Mtls)
+    );
     for claim in [
         // Written by someone else than the Envoy calling Warrant.
         format!("By={GATEWAY};Hash=9f3c;URI={FRONTEND}"),
@@ -164,7 +170,10 @@ fn only_what_a_forwarder_wrote_is_believed() {
     let decision = decide(GATEWAY, "/x", Some(&injected));
     let identities = decision.identity.unwrap();
     // The gateway's own element cannot be told from one a SAN forged: nothing is believed.
-    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert_eq!(
+        identities.origin(),
+        (&identities.transport.spiffe_id, Via::Mtls)
+    );
     assert!(
         identities.provenance.xfcc_spoofed(),
         "the injected element is flagged"
@@ -174,7 +183,10 @@ fn only_what_a_forwarder_wrote_is_believed() {
     // An element the peer did not write is not believed, even as the newest.
     let forged = format!("By={admin};URI={checkout},{local}");
     let identities = decide(GATEWAY, "/x", Some(&forged)).identity.unwrap();
-    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert_eq!(
+        identities.origin(),
+        (&identities.transport.spiffe_id, Via::Mtls)
+    );
     assert!(identities.provenance.xfcc_spoofed());
     // Two forwarders in a row: the edge proxy's element is believed because the gateway,
     // itself a forwarder, vouched for the edge as its client.
@@ -193,7 +205,10 @@ fn only_what_a_forwarder_wrote_is_believed() {
     assert_eq!(identities.origin().1, Via::Xfcc);
     // A gateway calling on its own: only the local element, the origin is the gateway.
     let identities = decide(GATEWAY, "/x", Some(&local)).identity.unwrap();
-    assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+    assert_eq!(
+        identities.origin(),
+        (&identities.transport.spiffe_id, Via::Mtls)
+    );
     assert!(!identities.provenance.xfcc_spoofed());
 }
 
@@ -252,7 +267,10 @@ fn a_san_holding_xfcc_syntax_is_not_believed() {
         let decision = decide(GATEWAY, "/x", Some(&injected));
         assert_eq!(decision.rule.as_deref(), Some("spoofed"), "{injected}");
         let identities = decision.identity.unwrap();
-        assert_eq!(identities.origin(), (&identities.transport, Via::Mtls));
+        assert_eq!(
+            identities.origin(),
+            (&identities.transport.spiffe_id, Via::Mtls)
+        );
         assert!(matches!(identities.provenance.xfcc, Xfcc::Malformed(_)));
     }
 }

@@ -441,7 +441,13 @@ fn a_required_token_is_enforced_at_the_trust_stage() {
     );
     // The record still names the transport identity.
     assert_eq!(
-        missing.identity.as_ref().unwrap().transport.as_str(),
+        missing
+            .identity
+            .as_ref()
+            .unwrap()
+            .transport
+            .spiffe_id
+            .as_str(),
         PAYMENTS
     );
     let token = signer.token(PAYMENTS, "spiffe://prod.example.org/elsewhere");

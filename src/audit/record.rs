@@ -200,11 +200,11 @@ impl DecisionRecord {
             spiffe_id: decision
                 .identity
                 .as_ref()
-                .map(|id| id.transport.as_str().to_owned()),
+                .map(|id| id.transport.spiffe_id.as_str().to_owned()),
             trust_domain: decision
                 .identity
                 .as_ref()
-                .map(|id| id.transport.trust_domain().to_owned()),
+                .map(|id| id.transport.spiffe_id.trust_domain().to_owned()),
             provenance: decision.identity.as_ref().map(ProvenanceLine::of),
             principal: request.source.principal.clone(),
             method: http.map(|h| h.method.clone()).unwrap_or_default(),
@@ -399,7 +399,10 @@ mod tests {
             reason: "deny rule 'deny-relay' matched".into(),
             http_status: 403,
             identity: Some(Identities {
-                transport: id(PAYMENTS),
+                transport: crate::trust::VerifiedPeer {
+                    spiffe_id: id(PAYMENTS),
+                    svid: None,
+                },
                 provenance: Provenance::NONE,
                 workload,
             }),

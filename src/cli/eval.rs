@@ -84,8 +84,8 @@ pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serd
         "rule": decision.rule.as_deref(),
         "reason": decision.reason,
         "identity": decision.identity.as_ref().map(|id| serde_json::json!({
-            "spiffe_id": id.transport.as_str(),
-            "trust_domain": id.transport.trust_domain(),
+            "spiffe_id": id.transport.spiffe_id.as_str(),
+            "trust_domain": id.transport.spiffe_id.trust_domain(),
             "origin": {"spiffe_id": id.origin().0.as_str(), "via": id.origin().1.as_str()},
             "proxy_chain": id.provenance.proxy_chain.iter().map(|hop| serde_json::json!({
                 "by": hop.by, "uri": hop.uri, "trusted": hop.trusted(),

@@ -4,8 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::identity::SpiffeId;
-use crate::trust::{Provenance, Via, Workload};
+pub use crate::trust::Identities;
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,29 +78,6 @@ pub struct ShadowResult {
     pub error: Option<String>,
     /// The engine's full message, for `warrant eval` only.
     pub detail: Option<String>,
-}
-
-/// The identities of one request (the trust stage's output).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identities {
-    /// The mTLS peer: the transport identity (`source`).
-    pub transport: SpiffeId,
-    /// Who originated the request beyond the peer (`proxy_chain`, `origin`).
-    pub provenance: Provenance,
-    /// The workload token's identity (`workload`).
-    pub workload: Workload,
-}
-
-impl Identities {
-    /// The originating identity and how it was established (see [`Provenance::origin`]).
-    pub fn origin(&self) -> (&SpiffeId, Via) {
-        self.provenance.origin(&self.transport)
-    }
-
-    /// Whether a verified workload token names the transport identity itself.
-    pub fn bound(&self) -> bool {
-        self.workload.bound_to(&self.transport)
-    }
 }
 
 /// One authorization decision.

@@ -180,10 +180,10 @@ impl Policy {
             );
         let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
             match self.trust.establish(request, now) {
-                Ok((evidence, Ok(()))) => {
+                Ok((identities, Ok(()))) => {
                     let activation =
                         self.cel
-                            .activation(&self.needed_variables, &evidence, request, now);
+                            .activation(&self.needed_variables, &identities, request, now);
                     super::with_evaluation_stack(|| {
                         rules
                             .map(|(effect, shadow, rule)| {

@@ -412,13 +412,13 @@ impl Policy {
     pub fn decide(&self, request: &AuthzRequest, now: SystemTime) -> Decision {
         let id = uuid::Uuid::now_v7().to_string();
         let (identity, outcome, shadow) = match self.trust.establish(request, now) {
-            Ok((evidence, admitted)) => {
+            Ok((identities, admitted)) => {
                 let (outcome, shadow) = match admitted {
                     Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),
                     Ok(()) => {
                         let activation =
                             self.cel
-                                .activation(&self.needed_variables, &evidence, request, now);
+                                .activation(&self.needed_variables, &identities, request, now);
                         with_evaluation_stack(|| {
                             (
                                 self.evaluate_rules(&activation),
@@ -427,12 +427,7 @@ impl Policy {
                         })
                     }
                 };
-                let identity = decision::Identities {
-                    transport: evidence.peer.spiffe_id,
-                    provenance: evidence.provenance,
-                    workload: evidence.workload,
-                };
-                (Some(identity), outcome, shadow)
+                (Some(identities), outcome, shadow)
             }
             Err(untrusted) => (
                 None,

@@ -119,7 +119,7 @@ pub fn upstream_headers(
         .cloned()
         .collect();
     if let (Some(name), Some(id)) = (identity_header, &decision.identity) {
-        headers.push((name.to_owned(), id.transport.as_str().to_owned()));
+        headers.push((name.to_owned(), id.transport.spiffe_id.as_str().to_owned()));
     }
     headers
 }
@@ -172,7 +172,7 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
                 decision
                     .identity
                     .as_ref()
-                    .map_or("", |id| id.transport.as_str()),
+                    .map_or("", |id| id.transport.spiffe_id.as_str()),
             ),
         ),
         (

@@ -126,15 +126,29 @@ pub struct TrustPolicy {
     tokens: certificate_cache::TokenCache,
 }
 
-/// Everything the trust stage established about one request's identities.
+/// The identities of one request, as the trust stage established them: the transport
+/// identity (the mTLS peer, `source`), who originated the request beyond it (`proxy_chain`,
+/// `origin`) and the workload token's identity (`workload`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Evidence {
-    /// The mTLS peer (the transport identity).
-    pub peer: VerifiedPeer,
+pub struct Identities {
+    /// The mTLS peer: the transport identity.
+    pub transport: VerifiedPeer,
     /// Who originated the request beyond the peer.
     pub provenance: Provenance,
     /// The workload token's identity.
     pub workload: Workload,
+}
+
+impl Identities {
+    /// The originating identity and how it was established (see [`Provenance::origin`]).
+    pub fn origin(&self) -> (&SpiffeId, Via) {
+        self.provenance.origin(&self.transport.spiffe_id)
+    }
+
+    /// Whether a verified workload token names the transport identity itself.
+    pub fn bound(&self) -> bool {
+        self.workload.bound_to(&self.transport.spiffe_id)
+    }
 }
 
 /// A caller whose identity passed the trust stage.

@@ -170,14 +170,14 @@ impl TrustPolicy {
         &self,
         request: &AuthzRequest,
         now: SystemTime,
-    ) -> Result<(super::Evidence, Result<(), super::Untrusted>), super::Untrusted> {
+    ) -> Result<(super::Identities, Result<(), super::Untrusted>), super::Untrusted> {
         let peer = self.verify(&request.source, now)?;
         let provenance = self.provenance(&peer, request);
         let workload = self.workload(request, now);
         let admitted = self.admit(&provenance, &workload);
         Ok((
-            super::Evidence {
-                peer,
+            super::Identities {
+                transport: peer,
                 provenance,
                 workload,
             },

@@ -40,7 +40,7 @@ use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
 
 use crate::request::AuthzRequest;
-use crate::trust::Evidence;
+use crate::trust::Identities;
 
 pub use environment::{Field, Shape, VARIABLES, Variable};
 pub use functions::glob::Glob;
@@ -410,16 +410,16 @@ impl CelEnv {
     pub fn activation<'a>(
         &'a self,
         needed: &BTreeSet<&'static str>,
-        evidence: &'a Evidence,
+        identities: &'a Identities,
         request: &'a AuthzRequest,
         now: SystemTime,
     ) -> Activation<'a> {
         let root: &'a Context<'a, 'a> = &self.root;
         let mut scope = root.new_inner_scope();
         let inputs = environment::Inputs {
-            peer: &evidence.peer,
-            provenance: &evidence.provenance,
-            workload: &evidence.workload,
+            peer: &identities.transport,
+            provenance: &identities.provenance,
+            workload: &identities.workload,
             request,
             now,
         };
