@@ -23,7 +23,7 @@ mod revision;
 mod rule;
 mod trust_section;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -94,7 +94,7 @@ pub struct Policy {
     /// Rules in `mode: audit`, with the verdict each would give: evaluated, never deciding.
     shadow_rules: Vec<(Verdict, Rule)>,
     /// Top-level CEL variables referenced by any rule: only these are built per request.
-    needed_variables: BTreeSet<&'static str>,
+    needed_variables: cel::Needs,
     /// Every file the policy was compiled from: its documents, then the bundles and data
     /// files they name.
     files: Vec<PathBuf>,
@@ -336,12 +336,13 @@ impl Policy {
         };
         match trust {
             Some(trust) if errors.is_empty() => {
-                let needed_variables = deny_rules
-                    .iter()
-                    .chain(&allow_rules)
-                    .chain(shadow_rules.iter().map(|(_, rule)| rule))
-                    .flat_map(|rule: &Rule| rule.expression.variables().iter().copied())
-                    .collect();
+                let needed_variables = cel::Needs::of(
+                    deny_rules
+                        .iter()
+                        .chain(&allow_rules)
+                        .chain(shadow_rules.iter().map(|(_, rule)| rule))
+                        .map(|rule: &Rule| &rule.expression),
+                );
                 let warnings = lint::lint(&linted, linted_trust.unwrap_or_default(), &trust);
                 Ok(Self {
                     trust,

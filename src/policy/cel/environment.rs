@@ -532,11 +532,17 @@ impl Variable {
         }
     }
 
-    /// Its value for one request; `None` for a value bound once when the policy loads.
-    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Option<CelVal<'a>> {
+    /// Its value for one request, with only `wanted` of its fields when given; `None` for a
+    /// value bound once when the policy loads.
+    pub fn build<'a>(
+        &self,
+        inputs: &Inputs<'a>,
+        wanted: Option<&std::collections::BTreeSet<&'static str>>,
+    ) -> Option<CelVal<'a>> {
         match self.shape {
             Shape::Fields(fields) => Some(map(fields
                 .iter()
+                .filter(|field| wanted.is_none_or(|wanted| wanted.contains(field.name)))
                 .map(|field| (field.name, (field.build)(inputs))))),
             Shape::Value { build, .. } => Some(build(inputs)),
             Shape::Loaded { .. } => None,

@@ -23,6 +23,7 @@ pub(crate) mod data;
 mod environment;
 mod error_text;
 mod functions;
+mod guard;
 mod header_names;
 mod lexer;
 mod literals;
@@ -217,11 +218,16 @@ pub struct Expression {
     /// The syntax tree, at most [`MAX_DEPTH`] deep, with Warrant's load-time rewrites.
     expr: IdedExpr,
     variables: BTreeSet<&'static str>,
+    /// Variables read whole, and the fields selected of the others (see [`Needs`]).
+    whole: BTreeSet<&'static str>,
+    fields: BTreeSet<(&'static str, &'static str)>,
     /// The string literals and field names written in the expression: the map keys an error
     /// may name without revealing anything from the request.
     written_keys: BTreeSet<String>,
     /// The syntax tree as written, as text without node ids: see [`Expression::canonical`].
     canonical: String,
+    /// The conjunct checked before the rest, once per request (see [`guard`]).
+    guard: Option<guard::Guard>,
 }
 
 impl Expression {
@@ -314,8 +320,11 @@ impl CelEnv {
         })?;
         Ok(Expression {
             canonical,
+            guard: guard::Guard::find(&expr),
             expr,
             variables: references.variables,
+            whole: references.whole,
+            fields: references.fields,
             written_keys: references.written_keys,
         })
     }
@@ -393,10 +402,46 @@ impl CelEnv {
     }
 }
 
+/// What a policy's rules read: each variable they reference and, for a variable with fixed
+/// fields that no rule reads whole, the fields they select. A request's activation builds
+/// only these: an unread field is never observable (a rule can only see a field it names,
+/// or the whole variable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Variable → `None` (every field) or the fields selected.
+    variables: std::collections::BTreeMap<&'static str, Option<BTreeSet<&'static str>>>,
+}
+
+impl Needs {
+    /// What `expressions` read, together.
+    pub fn of<'e>(expressions: impl IntoIterator<Item = &'e Expression>) -> Self {
+        let mut needs = Self::default();
+        for expression in expressions {
+            for &variable in &expression.variables {
+                let entry = needs
+                    .variables
+                    .entry(variable)
+                    .or_insert_with(|| Some(BTreeSet::new()));
+                if expression.whole.contains(variable) {
+                    *entry = None;
+                }
+            }
+            for &(variable, field) in &expression.fields {
+                if let Some(Some(fields)) = needs.variables.get_mut(variable) {
+                    fields.insert(field);
+                }
+            }
+        }
+        needs
+    }
+}
+
 /// The variables of one request, bound once in a child scope of the shared root and used by
 /// every rule evaluated for it. Values borrow from the request instead of copying it.
 pub struct Activation<'a> {
     scope: Context<'a, 'a>,
+    /// The rules' guarded paths, resolved once each.
+    guards: guard::GuardValues,
 }
 
 impl fmt::Debug for Activation<'_> {
@@ -406,10 +451,10 @@ impl fmt::Debug for Activation<'_> {
 }
 
 impl CelEnv {
-    /// Builds the variables in `needed` (the union of what the policy's rules reference).
+    /// Builds what `needed` names (what the policy's rules read).
     pub fn activation<'a>(
         &'a self,
-        needed: &BTreeSet<&'static str>,
+        needed: &Needs,
         identities: &'a Identities,
         request: &'a AuthzRequest,
         now: SystemTime,
@@ -423,12 +468,17 @@ impl CelEnv {
             request,
             now,
         };
-        for &name in needed {
-            if let Some(value) = environment::variable(name).and_then(|v| v.build(&inputs)) {
+        for (&name, fields) in &needed.variables {
+            if let Some(value) =
+                environment::variable(name).and_then(|v| v.build(&inputs, fields.as_ref()))
+            {
                 scope.add_variable_as_val(name, value);
             }
         }
-        Activation { scope }
+        Activation {
+            scope,
+            guards: guard::GuardValues::default(),
+        }
     }
 
     /// Evaluates `expression` in `activation`; only `true` matches. Call it within
@@ -438,6 +488,11 @@ impl CelEnv {
         expression: &Expression,
         activation: &Activation<'_>,
     ) -> Result<bool, EvalError> {
+        if let Some(guard) = &expression.guard
+            && activation.guards.rules_out(guard, &activation.scope)
+        {
+            return Ok(false);
+        }
         match Value::resolve(&expression.expr, &activation.scope) {
             Ok(Value::Bool(matched)) => Ok(matched),
             Ok(other) => Err(EvalError::NotBool(other.type_of().to_string())),

@@ -25,6 +25,12 @@ use super::{CompileError, TYPE_NAMES};
 pub struct References {
     /// Top-level variables.
     pub variables: BTreeSet<&'static str>,
+    /// Variables used other than by selecting a declared field (`request.size()`,
+    /// `[request]`, `request["path"]`): every field of these is built for a request.
+    pub whole: BTreeSet<&'static str>,
+    /// `(variable, field)` for each declared field selected (`request.path`,
+    /// `has(source.namespace)`): of the other variables, only these fields are built.
+    pub fields: BTreeSet<(&'static str, &'static str)>,
     /// String literals and field names: the map keys an error may name without revealing
     /// anything from the request.
     pub written_keys: BTreeSet<String>,
@@ -78,6 +84,24 @@ impl Checker<'_> {
             .rev()
             .find(|(bound, _)| bound == name)
             .map(|(_, binding)| binding)
+    }
+
+    /// `(variable, field)` when `operand` is a variable (not a comprehension's) with fixed
+    /// fields, of which `field` is one.
+    fn declared_field(
+        &self,
+        operand: &IdedExpr,
+        field: &str,
+    ) -> Option<(&'static str, &'static str)> {
+        let Expr::Ident(name) = &operand.expr else {
+            return None;
+        };
+        if self.is_bound(name) {
+            return None;
+        }
+        let variable = environment::variable(name)?;
+        let field = variable.fields()?.find(|declared| *declared == field)?;
+        Some((variable.name, field))
     }
 
     fn is_bound(&self, name: &str) -> bool {
@@ -348,7 +372,9 @@ impl Checker<'_> {
                     && !name.starts_with('@')
                     && !TYPE_NAMES.contains(&name.as_str()) =>
             {
-                self.used.variables.insert(known_variable(name)?.0);
+                let variable = known_variable(name)?.0;
+                self.used.variables.insert(variable);
+                self.used.whole.insert(variable);
             }
             Expr::Select(select) => {
                 self.check_field(expr)?;
@@ -357,7 +383,13 @@ impl Checker<'_> {
                     header_key(&select.field)?;
                 }
                 self.used.written_keys.insert(select.field.clone());
-                self.walk(&select.operand)?;
+                match self.declared_field(&select.operand, &select.field) {
+                    Some((variable, field)) => {
+                        self.used.variables.insert(variable);
+                        self.used.fields.insert((variable, field));
+                    }
+                    None => self.walk(&select.operand)?,
+                }
             }
             Expr::Call(call) => {
                 // `optional.of(x)`: a namespaced function, not a method of a variable.

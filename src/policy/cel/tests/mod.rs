@@ -22,6 +22,7 @@ fn evaluate(source: &str) -> Result<Result<bool, EvalError>, CompileError> {
     let expression = env.compile(source)?;
     let activation = Activation {
         scope: env.root.new_inner_scope(),
+        guards: guard::GuardValues::default(),
     };
     Ok(with_evaluation_stack(|| env.eval(&expression, &activation)))
 }
@@ -326,6 +327,7 @@ fn int(source: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{source}: {e}"));
     let activation = Activation {
         scope: env.root.new_inner_scope(),
+        guards: guard::GuardValues::default(),
     };
     match Value::resolve(&expression.expr, &activation.scope) {
         Ok(Value::Int(i)) => i,
@@ -601,6 +603,7 @@ fn evaluate_value(source: &str) -> Result<Value, String> {
     let expression = env.compile(source).map_err(|e| e.to_string())?;
     let activation = Activation {
         scope: env.root.new_inner_scope(),
+        guards: guard::GuardValues::default(),
     };
     Value::resolve(&expression.expr, &activation.scope).map_err(|e| e.to_string())
 }
@@ -655,4 +658,41 @@ fn string_extension_and_base64() {
         CelEnv::default().compile(r#""x".lowerascii() == "x""#),
         Err(CompileError::UnknownFunction { .. })
     ));
+}
+
+#[test]
+fn an_activation_builds_only_the_fields_rules_select_unless_a_rule_reads_the_variable_whole() {
+    use std::collections::BTreeMap;
+    let needs = |sources: &[&str]| {
+        let mut env = CelEnv::default();
+        let expressions: Vec<Expression> = sources
+            .iter()
+            .map(|s| env.compile(s).expect("compiles"))
+            .collect();
+        Needs::of(&expressions).variables
+    };
+    let fields = |f: &[&'static str]| Some(f.iter().copied().collect::<BTreeSet<_>>());
+    assert_eq!(
+        needs(&[
+            r#"request.path == "/" && source.namespace == "a""#,
+            r#"has(request.body) && request.headers.exists(h, h == "x-a")"#,
+        ]),
+        BTreeMap::from([
+            ("request", fields(&["body", "headers", "path"])),
+            ("source", fields(&["namespace"])),
+        ])
+    );
+    // Read whole: by index, optional selection, in a list, by a function of the variable.
+    for whole in [
+        r#"request["method"] == "GET""#,
+        r#"request.?method == optional.of("GET")"#,
+        r#"[request].exists(r, r.method == "GET")"#,
+        r#"request.size() > 0"#,
+    ] {
+        assert_eq!(
+            needs(&[r#"request.path == "/""#, whole]),
+            BTreeMap::from([("request", None)]),
+            "{whole}"
+        );
+    }
 }
