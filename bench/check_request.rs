@@ -10,10 +10,10 @@ use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, 
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 
 /// The caller: the shop frontend.
-pub const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+pub(crate) const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 
 /// The benchmark request, with `certificate` (URL-encoded PEM, or empty) as the peer's.
-pub fn check_request(certificate: String) -> CheckRequest {
+pub(crate) fn check_request(certificate: String) -> CheckRequest {
     let headers: HashMap<String, String> = [
         (":authority", "payments.shop.svc.cluster.local"),
         (":method", "GET"),

@@ -1,26 +1,25 @@
 //! One check through the domain core: CheckRequest → AuthzRequest → Decision, with a 20-rule
 //! policy and a realistic Envoy request (headers, query, optionally the peer certificate).
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 #[path = "../bench/check_request.rs"]
 mod check_request;
 
+#[path = "../bench/counting_collector.rs"]
+mod counting_collector;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use envoy_types::ext_authz::v3::pb::CheckRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use warrant::audit::{
     AuditSettings, Auditor, DecisionLogTarget, Metrics, OtlpProtocol, OtlpTarget, Sink, TraceParent,
 };
@@ -29,6 +28,7 @@ use warrant::server::live::LivePolicy;
 use warrant::server::{AuthzService, convert};
 
 use check_request::{FRONTEND, check_request};
+use counting_collector::CountingCollector;
 
 /// 2 deny rules and 18 allow rules; the request matches the last allow rule, so every rule
 /// is evaluated.
@@ -193,28 +193,6 @@ fn bench_one(
     });
 }
 
-/// An OTLP/gRPC collector that counts and discards spans, so the bench exports for real.
-#[derive(Clone, Default)]
-struct CountingCollector(Arc<AtomicU64>);
-
-#[tonic::async_trait]
-impl TraceService for CountingCollector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
-        self.0.fetch_add(spans as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
 /// The whole Check handler (convert, decide, build the response, audit) with audit off
 /// (metrics only), with the decision log, and with the decision log and spans exported to a
 /// live in-process OTLP collector: the differences are what telemetry costs the Check path.
@@ -226,12 +204,7 @@ fn bench_audit(c: &mut Criterion) {
     let collector_addr = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = TraceServiceServer::new(collector.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
+        collector.serve(listener);
         addr
     });
     let ca = common::Ca::new("prod");
@@ -292,10 +265,7 @@ fn bench_audit(c: &mut Criterion) {
             auditor.metrics().dropped_count(Sink::Otlp)
         );
     }
-    eprintln!(
-        "collector received {} spans",
-        collector.0.load(Ordering::Relaxed)
-    );
+    eprintln!("collector received {} spans", collector.spans());
 }
 
 criterion_group!(benches, bench_check, bench_audit);

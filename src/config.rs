@@ -20,15 +20,22 @@ pub const DEFAULT_IDENTITY_HEADER: &str = "x-spiffe-id";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("{path}: cannot read config: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why reading it failed.
         source: std::io::Error,
     },
+    /// The config is not valid YAML, has an unknown key, or holds a value that cannot be used.
     #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// The 1-based line of the problem, when the YAML parser knows it.
         line: Option<u64>,
+        /// What is wrong.
         message: String,
     },
 }
@@ -183,7 +190,9 @@ fn default_debounce() -> std::time::Duration {
 mod humantime_serde_duration {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!(
@@ -230,6 +239,7 @@ pub struct OtlpConfig {
     /// `http://127.0.0.1:4317` for gRPC; for HTTP `http://127.0.0.1:4318` (then
     /// `/v1/traces` is appended) or the full traces URL.
     pub endpoint: String,
+    /// `grpc` (the default) or `http` (also written `http/protobuf`).
     #[serde(default)]
     pub protocol: OtlpProtocol,
 }
@@ -262,6 +272,7 @@ fn default_decision_log_to() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// The admin HTTP listener's address, `HOST:PORT` (e.g. `127.0.0.1:9090`).
     pub listen: SocketAddr,
 }
 

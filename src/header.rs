@@ -59,37 +59,88 @@ pub const MAX_SET_BYTES: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
+    /// A header name is empty.
     #[error("header name is empty")]
     EmptyName,
+    /// A header name has a character that is not an RFC 9110 `tchar` (§5.6.2).
     #[error(
         "header name {name:?} is not an HTTP token (RFC 9110 §5.6.2): {found:?} is not allowed"
     )]
-    NotAToken { name: String, found: char },
+    NotAToken {
+        /// The name as written.
+        name: String,
+        /// The first character that is not allowed.
+        found: char,
+    },
+    /// A header name Warrant sends has capitals (HTTP/2 names are lower case, RFC 9113 §8.2.1).
     #[error("header name {name:?} has capitals; write {:?} (HTTP/2 header names are lower case, RFC 9113 §8.2.1)", name.to_ascii_lowercase())]
-    UpperCase { name: String },
+    UpperCase {
+        /// The name as written.
+        name: String,
+    },
+    /// A header Warrant never sets: it changes framing, connection handling or routing, or
+    /// Envoy or a tracer manages it.
     #[error("header {name:?} {reason}; Warrant never sets it")]
-    Reserved { name: String, reason: &'static str },
+    Reserved {
+        /// The name as written.
+        name: String,
+        /// Why, as a phrase following the name: `is a pseudo-header (RFC 9113 §8.3)`.
+        reason: &'static str,
+    },
+    /// A header Warrant never removes: a pseudo-header, `host`, or a framing,
+    /// connection-specific or `x-envoy-*` header.
     #[error("header {name:?} {reason}; Warrant never removes it")]
-    NotRemovable { name: String, reason: &'static str },
+    NotRemovable {
+        /// The name as written.
+        name: String,
+        /// Why, as a phrase following the name.
+        reason: &'static str,
+    },
+    /// A value has a control character other than horizontal tab (RFC 9110 §5.5).
     #[error(
         "header {name:?}: the value has control character {byte:#04x}; only visible characters, spaces and tabs are allowed (RFC 9110 §5.5)"
     )]
-    ControlCharacter { name: String, byte: u8 },
+    ControlCharacter {
+        /// The header the value is for.
+        name: String,
+        /// The first control byte (below 0x20, or 0x7f).
+        byte: u8,
+    },
+    /// A value starts or ends with a space or tab (RFC 9110 §5.5).
     #[error(
         "header {name:?}: the value has leading or trailing whitespace, which HTTP strips or refuses (RFC 9110 §5.5)"
     )]
-    Whitespace { name: String },
+    Whitespace {
+        /// The header the value is for.
+        name: String,
+    },
+    /// A header name Warrant sends has `_`, which CGI-style upstreams read as `-`.
     #[error(
         "header name {name:?} has '_': upstreams that read headers CGI-style take it for {:?} (write '-')",
         name.replace('_', "-")
     )]
-    Underscore { name: String },
+    Underscore {
+        /// The name as written.
+        name: String,
+    },
+    /// A value is longer than [`MAX_VALUE_BYTES`].
     #[error("header {name:?}: the value has {len} bytes; at most {MAX_VALUE_BYTES} are allowed")]
-    ValueTooLong { name: String, len: usize },
+    ValueTooLong {
+        /// The header the value is for.
+        name: String,
+        /// The value's length, in bytes.
+        len: usize,
+    },
+    /// One rule sets more than [`MAX_SET`] headers or [`MAX_SET_BYTES`] in all.
     #[error(
         "{count} headers with {bytes} bytes in all; a rule sets at most {MAX_SET} headers and {MAX_SET_BYTES} bytes (Envoy refuses requests whose headers pass its limits)"
     )]
-    TooMany { count: usize, bytes: usize },
+    TooMany {
+        /// How many headers the rule sets.
+        count: usize,
+        /// The total length of their names and values, in bytes.
+        bytes: usize,
+    },
 }
 
 /// Checks a header name that Warrant only looks up (any case: lookups lower-case it).

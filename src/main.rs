@@ -1,3 +1,6 @@
+//! `warrant`: the command line (`serve`, `check`, `eval`, `test`, `explain`, …) over the
+//! library's code paths; see `warrant --help`.
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -55,6 +55,7 @@ pub struct Peer {
 pub struct HttpRequest {
     /// The `x-request-id` Envoy assigned.
     pub id: String,
+    /// The `:method`, e.g. `GET`; in upper case once canonical (see [`HttpRequest::canonical`]).
     pub method: String,
     /// The request target as sent, including the query string.
     pub path: String,

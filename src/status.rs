@@ -15,6 +15,7 @@ use crate::server::live::LivePolicy;
 /// What the server knows of itself, fixed at start.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
+    /// When the server started (wall clock), for the uptime.
     pub started: SystemTime,
     /// `127.0.0.1:9191` or `unix:/run/warrant/authz.sock`.
     pub grpc: String,
@@ -24,6 +25,7 @@ pub struct ServerInfo {
     pub allowed_callers: usize,
     /// The listener's TLS, for its certificate's expiry and reload errors.
     pub tls_state: Option<Arc<crate::server::tls::Tls>>,
+    /// The admin listener's bound address, or `off`.
     pub admin: String,
     /// Where the decision log goes: `stdout`, `stderr`, `off` or a file path.
     pub decision_log: String,

@@ -2,6 +2,9 @@
 //! principal, the validity window, the lifetime and revocation are checked on every Check —
 //! and a new bundle (a new policy) is seen at once.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, SystemTime};

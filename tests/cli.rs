@@ -1,5 +1,8 @@
 //! The `warrant` binary's command-line contract: `check` and `eval`.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

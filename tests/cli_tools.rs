@@ -1,6 +1,9 @@
 //! `warrant test` and `warrant explain`: their output and exit statuses are a contract that
 //! CI pipelines rely on.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

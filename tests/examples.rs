@@ -1,5 +1,8 @@
 //! The shipped deployment examples carry a Warrant config and policy: both must load.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use warrant::config::Config;

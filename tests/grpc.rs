@@ -1,6 +1,9 @@
 //! The ext_authz gRPC service in process: a tonic client against `warrant`'s server on
 //! 127.0.0.1:0, with real certificates.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

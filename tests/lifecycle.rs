@@ -2,6 +2,9 @@
 //! that turns health and readiness first, drains Checks in flight, and is bounded by
 //! `shutdown_grace`.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

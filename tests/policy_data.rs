@@ -1,5 +1,8 @@
 //! Operator data (`data:` and `data_files:`) through the loader, with real files.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! Policy reloads: atomic replacement, invalid policies rejected whole, SIGHUP, and the
 //! revision every decision reports.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::fixtures::{http_get, metric};

@@ -1,6 +1,9 @@
 //! `trust.revoked`: the kill switch. A revoked SPIFFE ID (exact or pattern) or certificate
 //! serial is untrusted at the trust stage, with or without the certificate.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,9 @@
 //! Audit end to end in process: the real server (`server::bind`) exporting spans to an
 //! in-test OTLP collector, writing the decision log to a file and serving metrics.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

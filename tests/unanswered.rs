@@ -2,6 +2,9 @@
 //! deadline, still uploading when shutdown begins. The audit never shows a decision Envoy did
 //! not get as one it got, and a Check already received is answered.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

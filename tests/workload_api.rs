@@ -2,6 +2,9 @@
 //! against a fake agent in this test: bundles stream in, rotate and reload the policy; a
 //! trust domain is untrusted until its bundle arrives; a broken bundle is refused whole.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,9 @@
 //! Workload tokens (issue 9 §3): JWT-SVIDs verified against the JWT bundle of their trust
 //! domain, exposed to rules as `workload`, required when the operator says so, and recorded.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! (tests/fixtures/xfcc/, captured from the two-hop end-to-end setup), and properties: it never
 //! panics, its cost is bounded, and what Envoy's quoting writes it reads back.
 
+// Test code: a failed unwrap, expect or assertion is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use warrant::identity::xfcc::{self, MAX_ELEMENTS, MAX_HEADER_BYTES, XfccElement};
 

@@ -53,7 +53,9 @@ struct SinkLabels {
 /// Where audit records can be dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// The decision-log writer (`sink="decision_log"`).
     DecisionLog,
+    /// The OTLP span exporter (`sink="otlp"`).
     Otlp,
 }
 

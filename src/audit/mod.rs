@@ -47,21 +47,28 @@ const SINK_POLL: Duration = Duration::from_millis(2);
 /// Where decision-log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecisionLogTarget {
+    /// Standard output (the default).
     Stdout,
+    /// Standard error.
     Stderr,
+    /// A file, appended to and reopened on SIGHUP (after logrotate).
     File(PathBuf),
+    /// No decision log.
     Off,
 }
 
 /// What to audit, resolved from the config file and the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditSettings {
+    /// `service.name` of the spans: `telemetry.service_name`, else `OTEL_SERVICE_NAME`, else
+    /// `warrant`.
     pub service_name: String,
     /// Where spans go; `None` disables spans.
     pub otlp: Option<OtlpTarget>,
     /// Head sampling (0.0–1.0) for checks whose caller sent no trace context or deferred the
     /// sampling decision. A caller's sampled flag is always honoured.
     pub sample_ratio: f64,
+    /// Where decision-log lines go (`decision_log.to`).
     pub decision_log: DecisionLogTarget,
     /// Headers whose values never reach a sink, beyond [`redact::ALWAYS_SENSITIVE`].
     pub sensitive_headers: Vec<String>,
@@ -71,13 +78,24 @@ pub struct AuditSettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
+    /// The decision-log file cannot be opened for appending.
     #[error("cannot open decision log {path}: {source}")]
     DecisionLog {
+        /// The decision-log file.
         path: PathBuf,
+        /// Why opening it failed.
         source: std::io::Error,
     },
+    /// The OTLP exporter cannot be built, e.g. for a malformed endpoint (an unreachable
+    /// collector is not an error: its spans are counted as dropped).
     #[error("cannot build the OTLP exporter for {endpoint}: {reason}")]
-    Exporter { endpoint: String, reason: String },
+    Exporter {
+        /// The collector endpoint, as resolved (for HTTP, the full traces URL).
+        endpoint: String,
+        /// Why the exporter could not be built.
+        reason: String,
+    },
+    /// An audit sink's thread cannot be spawned.
     #[error("cannot start audit thread: {0}")]
     Thread(std::io::Error),
 }

@@ -48,6 +48,7 @@ pub struct OtlpTarget {
     /// For gRPC the collector's address (`http://host:4317`); for HTTP the full traces URL
     /// (`http://host:4318/v1/traces`).
     pub endpoint: String,
+    /// How spans are sent: OTLP/gRPC, or OTLP/HTTP with protobuf bodies.
     pub protocol: OtlpProtocol,
 }
 

@@ -52,10 +52,16 @@ struct LogLine<'a> {
 /// was established, the believed XFCC chain's URIs, and whether a header was not believed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProvenanceLine {
+    /// The originating SPIFFE ID: the oldest believed XFCC hop when it is trusted, else the
+    /// mTLS peer.
     pub origin_spiffe_id: String,
+    /// How the origin was established: `mtls` or `xfcc`.
     pub origin_via: &'static str,
+    /// The believed XFCC chain's URI SANs, oldest hop first (left out when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxy_chain: Vec<String>,
+    /// Whether the XFCC header claimed what no trusted forwarder vouched for (left out when
+    /// false).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub xfcc_spoofed: bool,
     /// Why a forwarder's header was ignored.
@@ -110,10 +116,15 @@ impl ProvenanceLine {
 /// A shadow rule's would-be outcome in the decision log.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ShadowLine {
+    /// The shadow rule's id.
     #[serde(serialize_with = "serialize_str")]
     pub rule: Arc<str>,
+    /// What the rule would give when it matches: `allow` or `deny`.
     pub effect: &'static str,
+    /// Whether the rule matched this request.
     pub matched: bool,
+    /// Why the rule failed to evaluate, sensitive header values scrubbed (left out when it did
+    /// not fail).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -127,24 +138,45 @@ fn serialize_str<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result
 /// `authorization`, cookies and other secrets cannot leak into logs or spans.
 #[derive(Debug, Clone)]
 pub struct DecisionRecord {
+    /// When the Check started (wall clock).
     pub start: SystemTime,
+    /// How long the Check took to decide.
     pub duration: Duration,
+    /// The decision's id (UUIDv7), joining the response, the log line and the span.
     pub decision_id: String,
+    /// What the policy decided; Envoy may have been answered otherwise (see `answered`).
     pub verdict: Verdict,
+    /// The stage that decided: trust, rules or default.
     pub stage: Stage,
+    /// The rule that decided, if one did.
     pub rule: Option<Arc<str>>,
+    /// Why, for operators, with sensitive header values scrubbed.
     pub reason: String,
+    /// The caller's transport SPIFFE ID (`spiffe://trust-domain/path`), when the trust stage
+    /// established it.
     pub spiffe_id: Option<String>,
+    /// The trust domain of `spiffe_id`, e.g. `prod.example.org`.
     pub trust_domain: Option<String>,
+    /// The peer principal Envoy reported (`source.principal`); empty without mTLS.
     pub principal: String,
+    /// The HTTP method; empty for a network (TCP) check.
     pub method: String,
+    /// The request path without its query string; empty for a network check.
     pub path: String,
+    /// The `:authority`, in lower case; empty for a network check.
     pub host: String,
+    /// The local peer's principal (`destination.principal`): the service being called.
     pub destination: String,
+    /// The `x-request-id` header, else the request id Envoy assigned; empty when neither.
     pub request_id: String,
+    /// The span's trace id (16 bytes, W3C Trace Context): the caller's, else a new one.
     pub trace_id: [u8; 16],
+    /// The span's own id (8 bytes), new for every Check.
     pub span_id: [u8; 8],
+    /// The caller's span, when it sent trace context (W3C or B3).
     pub parent: Option<TraceParent>,
+    /// Whether the span is exported: the caller's sampled flag, else `sample_ratio`; always
+    /// false when OTLP is off.
     pub sampled: bool,
     /// Set when the request was malformed, the Check was not answered with this decision, or
     /// a rule failed to evaluate: the span's status.

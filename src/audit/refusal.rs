@@ -20,6 +20,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in discriminant order: `refusal as usize` indexes arrays built from it.
     pub const ALL: [Refusal; 7] = [
         Refusal::Overloaded,
         Refusal::Timeout,

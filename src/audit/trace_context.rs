@@ -6,7 +6,9 @@
 /// A remote parent span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceParent {
+    /// The caller's trace id (16 bytes, never all zero).
     pub trace_id: [u8; 16],
+    /// The caller's span id (8 bytes, never all zero): the parent of Warrant's span.
     pub span_id: [u8; 8],
     /// The caller's sampling decision; `None` when it deferred it (B3 without a sampling
     /// state), and Warrant's own `sample_ratio` decides.

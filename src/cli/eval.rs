@@ -47,14 +47,16 @@ fn load(path: &Path) -> anyhow::Result<Policy> {
 }
 
 /// The policy, the request and the clock of `input`.
-pub fn read_input(input: &DecisionInput) -> anyhow::Result<(Policy, AuthzRequest, SystemTime)> {
+pub(super) fn read_input(
+    input: &DecisionInput,
+) -> anyhow::Result<(Policy, AuthzRequest, SystemTime)> {
     let now = parse_now(input.now.as_deref())?;
     let check_request = read_request(&input.request)?;
     let policy = load(&input.policy)?;
     Ok((policy, convert::authz_request(check_request), now))
 }
 
-pub fn eval(input: &DecisionInput, identity_header: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn eval(input: &DecisionInput, identity_header: &str) -> anyhow::Result<ExitCode> {
     let (policy, request, now) = read_input(input)?;
     let decision = policy.decide(&request, now);
     let identity_header = (!identity_header.is_empty()).then_some(identity_header);
@@ -65,7 +67,10 @@ pub fn eval(input: &DecisionInput, identity_header: &str) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 /// The decision as `warrant eval` prints it.
-pub fn decision_json(decision: &Decision, identity_header: Option<&str>) -> serde_json::Value {
+pub(super) fn decision_json(
+    decision: &Decision,
+    identity_header: Option<&str>,
+) -> serde_json::Value {
     let headers: serde_json::Map<String, serde_json::Value> =
         response::upstream_headers(decision, identity_header)
             .into_iter()

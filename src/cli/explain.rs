@@ -17,7 +17,7 @@ pub enum Format {
     Json,
 }
 
-pub fn explain(input: &DecisionInput, format: Format) -> anyhow::Result<ExitCode> {
+pub(super) fn explain(input: &DecisionInput, format: Format) -> anyhow::Result<ExitCode> {
     let (policy, request, now) = read_input(input)?;
     let explanation = policy.explain(&request, now);
     match format {
@@ -50,7 +50,7 @@ fn mode(rule: &RuleExplanation) -> &'static str {
 }
 
 /// `{"decision": {…as eval…}, "trust": [...], "rules": [...]}`
-pub fn json(explanation: &Explanation) -> serde_json::Value {
+pub(super) fn json(explanation: &Explanation) -> serde_json::Value {
     let trust: Vec<serde_json::Value> = explanation
         .trust
         .iter()
@@ -90,7 +90,7 @@ pub fn json(explanation: &Explanation) -> serde_json::Value {
 }
 
 /// A readable report: the decision, the trust checks, then the rules as a table.
-pub fn text(explanation: &Explanation) -> String {
+pub(super) fn text(explanation: &Explanation) -> String {
     let decision = &explanation.decision;
     let mut out = String::new();
     let rule = decision

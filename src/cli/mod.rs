@@ -4,7 +4,7 @@
 mod eval;
 mod explain;
 mod policy_test;
-mod request_json;
+pub(crate) mod request_json;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,10 +26,12 @@ const EXIT_BAD_INPUT: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "warrant", version, about)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The `warrant` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the ext_authz gRPC server until SIGINT or SIGTERM.
@@ -40,6 +42,7 @@ pub enum Command {
     },
     /// Validate policy files or directories (together, as one policy).
     Check {
+        /// Policy files, or directories of `*.yaml` policy files.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Treat warnings (rules that load but are almost certainly mistakes) as errors.
@@ -48,6 +51,7 @@ pub enum Command {
     },
     /// Decide one CheckRequest given as proto3 JSON and print the decision as JSON.
     Eval {
+        /// The policy, the CheckRequest and the clock to decide with.
         #[command(flatten)]
         input: DecisionInput,
         /// Upstream identity header shown in the decision's headers ("" for none).
@@ -57,6 +61,7 @@ pub enum Command {
     /// Show how the decision on one CheckRequest was reached: the trust checks, then every
     /// rule in evaluation order with its result.
     Explain {
+        /// The policy, the CheckRequest and the clock to decide with.
         #[command(flatten)]
         input: DecisionInput,
         /// `text` (a readable table) or `json`.

@@ -161,7 +161,7 @@ fn at(file: &Path, line: Option<u64>, message: impl std::fmt::Display) -> LoadEr
 }
 
 /// Runs the test files at `paths` (directories searched recursively for `*_test.yaml`).
-pub fn run(paths: &[PathBuf], filter: Option<&str>) -> ExitCode {
+pub(super) fn run(paths: &[PathBuf], filter: Option<&str>) -> ExitCode {
     let mut totals = Totals::default();
     let mut policies: HashMap<PathBuf, Result<Policy, String>> = HashMap::new();
     let mut files = Vec::new();

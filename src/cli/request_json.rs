@@ -23,7 +23,7 @@ const CHECK_REQUEST: &str = "envoy.service.auth.v3.CheckRequest";
 /// Why a JSON text is not a CheckRequest.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RequestJsonError {
+pub(crate) enum RequestJsonError {
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error("the built-in Envoy descriptors are unusable: {0}")]
@@ -44,7 +44,7 @@ fn pool() -> Result<&'static DescriptorPool, RequestJsonError> {
 /// # Errors
 /// Invalid JSON, a field the CheckRequest does not have, or a value of the wrong type, with
 /// the line and column where the JSON parser found it.
-pub fn parse(json: &str) -> Result<CheckRequest, RequestJsonError> {
+pub(crate) fn parse(json: &str) -> Result<CheckRequest, RequestJsonError> {
     crate::json::reject_duplicate_keys(json)?;
     let pool = pool()?;
     let descriptor = pool

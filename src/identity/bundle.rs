@@ -56,22 +56,40 @@ impl BundleFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BundleError {
+    /// A SPIFFE bundle is not valid UTF-8 JSON, or names a member twice; holds the parser's
+    /// message.
     #[error("not valid JSON: {0}")]
     Json(String),
+    /// A SPIFFE bundle is not a JWK Set (not an object, no `keys` array) or has a
+    /// `spiffe_sequence` or `spiffe_refresh_hint` that is not a non-negative integer.
     #[error("a SPIFFE bundle is a JSON object with a \"keys\" array (a JWK Set): {0}")]
     NotAKeySet(String),
+    /// A key of a SPIFFE bundle is malformed or unusable (SPIFFE Trust Domain and Bundle §4).
     #[error("{key}: {reason}")]
-    Key { key: String, reason: String },
+    Key {
+        /// The key at fault: `keys[2]`, or `keys[2] (kid "k1")` when it has a `kid`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two `jwt-svid` keys share a `kid`; holds that key id.
     #[error("two jwt-svid keys have kid {0:?}: key ids must be unique within a bundle")]
     DuplicateKeyId(String),
+    /// The PEM bundle is malformed; holds the parser's message.
     #[error("PEM: {0}")]
     Pem(String),
+    /// The PEM bundle holds no `CERTIFICATE` block.
     #[error("no CERTIFICATE in the PEM bundle")]
     NoCertificate,
+    /// A certificate of the PEM bundle does not parse or may not sign SVIDs (not a CA, or no
+    /// `keyCertSign`: X509-SVID §4.1, §4.3).
     #[error("certificate {index} ({subject}): {reason}")]
     Authority {
+        /// Its 0-based position among the bundle's `CERTIFICATE` blocks.
         index: usize,
+        /// Its subject, as text; empty when it does not parse.
         subject: String,
+        /// Why it cannot be an X.509 authority.
         reason: String,
     },
 }
@@ -159,7 +177,9 @@ pub struct JwtAuthority {
 /// One trust domain's bundle.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustBundle {
+    /// The CA certificates that may sign the trust domain's X.509-SVIDs.
     pub x509_authorities: Vec<X509Authority>,
+    /// The public keys that may sign its JWT-SVIDs, each with its `kid`.
     pub jwt_authorities: Vec<JwtAuthority>,
     /// `spiffe_sequence`: increases with each new version of the bundle.
     pub sequence: Option<u64>,

@@ -12,14 +12,23 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 /// A JWS `alg` a JWT-SVID may be signed with (JWT-SVID §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwsAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
     Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 (RFC 7518 §3.3).
     Rs384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512 (RFC 7518 §3.3).
     Rs512,
+    /// RSASSA-PSS with SHA-256 and MGF1 with SHA-256 (RFC 7518 §3.5).
     Ps256,
+    /// RSASSA-PSS with SHA-384 and MGF1 with SHA-384 (RFC 7518 §3.5).
     Ps384,
+    /// RSASSA-PSS with SHA-512 and MGF1 with SHA-512 (RFC 7518 §3.5).
     Ps512,
+    /// ECDSA with P-256 and SHA-256 (RFC 7518 §3.4).
     Es256,
+    /// ECDSA with P-384 and SHA-384 (RFC 7518 §3.4).
     Es384,
+    /// ECDSA with P-521 and SHA-512 (RFC 7518 §3.4).
     Es512,
 }
 
@@ -61,7 +70,12 @@ impl JwsAlgorithm {
 #[derive(Clone)]
 pub enum JwtPublicKey {
     /// `kty: RSA`: modulus and exponent, big-endian (at least 2048 bits).
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        /// The modulus, big-endian, without leading zero bytes.
+        n: Vec<u8>,
+        /// The public exponent, big-endian, without leading zero bytes (odd, at least 65537).
+        e: Vec<u8>,
+    },
     /// `kty: EC, crv: P-256`: the uncompressed point (`04 ‖ x ‖ y`).
     P256(Vec<u8>),
     /// `kty: EC, crv: P-384`: the uncompressed point.

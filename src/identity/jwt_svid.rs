@@ -37,46 +37,84 @@ pub struct JwtSvid {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwtSvidError {
+    /// The token is not a compact JWS, or its header or payload is not a JSON object; holds
+    /// what is wrong.
     #[error("the token is not a compact JWS (header.payload.signature, base64url): {0}")]
     Malformed(String),
+    /// The token is longer than [`MAX_TOKEN_BYTES`].
     #[error("the token is longer than {MAX_TOKEN_BYTES} bytes")]
     TooLarge,
+    /// The header's `alg` is not one JWT-SVID §3 allows (never `none` or HMAC); holds it.
     #[error(
         "alg {0:?} is not allowed (JWT-SVIDs are signed with RS256/384/512, ES256/384/512 or PS256/384/512)"
     )]
     Algorithm(String),
+    /// The header's `typ` is present but neither `JWT` nor `JOSE` (JWT-SVID §3); holds it.
     #[error("typ {0:?} is not JWT or JOSE")]
     Type(String),
+    /// The header has no `kid`, or an empty one, so no key can be chosen.
     #[error("the token's header has no kid")]
     MissingKeyId,
+    /// The `sub` claim is not the SPIFFE ID of a workload (JWT-SVID §3).
     #[error("sub {sub:?} is not a SPIFFE ID of a workload: {reason}")]
-    Subject { sub: String, reason: String },
+    Subject {
+        /// The `sub` claim as written; empty when absent.
+        sub: String,
+        /// Why it is not a workload's SPIFFE ID.
+        reason: String,
+    },
+    /// The trust domain of `sub` is not in `trust.trust_domains`; holds it.
     #[error("trust domain {0:?} of the token's sub is not accepted (trust.trust_domains)")]
     TrustDomain(String),
+    /// The trust domain's bundle has no JWT authority with the token's `kid`.
     #[error("trust domain {trust_domain:?} has no JWT authority with kid {kid:?}")]
-    UnknownKey { trust_domain: String, kid: String },
+    UnknownKey {
+        /// The trust domain of the token's `sub`.
+        trust_domain: String,
+        /// The `kid` the token's header names.
+        kid: String,
+    },
+    /// The named key cannot make signatures of the token's `alg` (e.g. an RSA key for ES256).
     #[error("key {kid:?} cannot verify {alg} signatures")]
-    KeyMismatch { kid: String, alg: &'static str },
+    KeyMismatch {
+        /// The key's `kid`.
+        kid: String,
+        /// The token's `alg`, e.g. `ES256`.
+        alg: &'static str,
+    },
+    /// The signature does not verify with the named key; holds its `kid`.
     #[error("the signature does not verify with key {0:?}")]
     Signature(String),
+    /// The token has no `aud`, or an empty list (JWT-SVID §3 requires one).
     #[error("the token has no aud")]
     MissingAudience,
+    /// `aud` is neither a string nor a list of strings (RFC 7519 §4.1.3).
     #[error("aud is not a string or a list of strings")]
     AudienceType,
+    /// The header has `crit`: extensions a verifier must understand (RFC 7515 §4.1.11).
     #[error(
         "the token's header names crit extensions, which JWT-SVIDs do not use (RFC 7515 §4.1.11)"
     )]
     Critical,
+    /// No `aud` value is an accepted audience (`trust.workload_tokens.audiences`); holds
+    /// `aud`.
     #[error("aud {0:?} names no accepted audience (trust.workload_tokens.audiences)")]
     Audience(Vec<String>),
+    /// The token has no `exp` (JWT-SVID §3 requires it).
     #[error("the token has no exp")]
     MissingExpiry,
+    /// The token expired, beyond the leeway; holds its `exp` (Unix seconds).
     #[error("the token expired at {0} (Unix seconds)")]
     Expired(i64),
+    /// The token is not valid yet, beyond the leeway; holds the later of `nbf` and `iat`
+    /// (Unix seconds).
     #[error("the token is not valid before {0} (Unix seconds)")]
     NotYetValid(i64),
+    /// `exp`, `nbf` or `iat` is not a NumericDate from 1970 to the year 9999 (RFC 7519 §2);
+    /// holds the claim's name.
     #[error("claim {0:?} is not a NumericDate (seconds since 1970, before the year 10000)")]
     BadTime(&'static str),
+    /// The token's subject is revoked (`trust.revoked`); holds the message naming the entry.
     #[error("{0}")]
     Revoked(String),
 }

@@ -17,28 +17,40 @@ pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpiffeIdError {
+    /// The input is empty.
     #[error("cannot be empty")]
     Empty,
+    /// The input does not start with `spiffe://` (in lower case).
     #[error("scheme is missing or invalid")]
     WrongScheme,
+    /// Nothing comes between `spiffe://` and the path: the trust domain is empty.
     #[error("trust domain is missing")]
     MissingTrustDomain,
+    /// The trust domain has a character other than lowercase letters, digits, `.`, `-` and `_`
+    /// (SPIFFE ID §2.1).
     #[error(
         "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
     )]
     BadTrustDomainChar,
+    /// The trust domain is longer than [`MAX_TRUST_DOMAIN_LEN`] bytes (SPIFFE ID §2.1).
     #[error("trust domain is longer than {MAX_TRUST_DOMAIN_LEN} bytes")]
     TrustDomainTooLong,
+    /// The path has an empty segment, as in `/a//b` (SPIFFE ID §2.2).
     #[error("path cannot contain empty segments")]
     EmptySegment,
+    /// The path has a `.` or `..` segment (SPIFFE ID §2.2).
     #[error("path cannot contain dot segments")]
     DotSegment,
+    /// The path ends with `/` (SPIFFE ID §2.2).
     #[error("path cannot have a trailing slash")]
     TrailingSlash,
+    /// A path segment has a character other than ASCII letters, digits, `.`, `-` and `_`, such
+    /// as `%` (SPIFFE ID §2.2).
     #[error(
         "path segment characters are limited to letters, numbers, dots, dashes, and underscores"
     )]
     BadPathChar,
+    /// The whole ID is longer than [`MAX_SPIFFE_ID_LEN`] bytes (SPIFFE ID §2.3).
     #[error("SPIFFE ID is longer than {MAX_SPIFFE_ID_LEN} bytes")]
     TooLong,
 }

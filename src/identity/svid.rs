@@ -18,30 +18,45 @@ use super::spiffe_id::{SpiffeId, SpiffeIdError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SvidError {
+    /// The certificate field is not URL-encoded UTF-8 text.
     #[error("certificate is not valid URL-encoded UTF-8 PEM")]
     Encoding,
+    /// The PEM is malformed; holds the parser's message.
     #[error("certificate PEM is malformed: {0}")]
     Pem(String),
+    /// The certificate field holds no PEM block.
     #[error("certificate field holds no PEM certificate")]
     NoCertificate,
+    /// The certificate field holds several PEM blocks, where only the leaf is expected; holds
+    /// how many.
     #[error("certificate field holds {0} PEM blocks, expected exactly one leaf certificate")]
     NotExactlyOne(usize),
+    /// The PEM block is not a `CERTIFICATE`; holds its label.
     #[error("PEM block is a {0:?}, expected a CERTIFICATE")]
     WrongPemLabel(String),
+    /// The certificate's DER does not parse, has trailing bytes, or has a malformed extension.
     #[error("certificate DER is malformed: {0}")]
     Der(String),
+    /// The certificate does not have exactly one URI SAN (X509-SVID §2); holds how many it has.
     #[error("certificate has {0} URI SANs, an X509-SVID has exactly one")]
     UriSanCount(usize),
+    /// The URI SAN is not a valid SPIFFE ID (SPIFFE ID §2).
     #[error("certificate URI SAN is not a valid SPIFFE ID: {0}")]
     InvalidSpiffeId(SpiffeIdError),
+    /// The URI SAN is a trust domain's own ID, without a path (SPIFFE ID §2.2); holds it.
     #[error("certificate URI SAN {0} names a trust domain, not a workload")]
     NotAWorkload(String),
+    /// The certificate is a CA (`cA` true), which a leaf SVID must not be (X509-SVID §4.1).
     #[error("certificate is a CA (basicConstraints cA=true), not a leaf SVID")]
     IsCa,
+    /// The certificate has no keyUsage extension, so it cannot assert `digitalSignature`
+    /// (X509-SVID §4.3).
     #[error("certificate has no keyUsage extension; a leaf SVID must assert digitalSignature")]
     NoKeyUsage,
+    /// keyUsage lacks `digitalSignature` (X509-SVID §4.3).
     #[error("certificate keyUsage lacks digitalSignature")]
     NoDigitalSignature,
+    /// keyUsage asserts `keyCertSign` or `cRLSign`, which a leaf SVID must not (X509-SVID §4.3).
     #[error("certificate keyUsage asserts keyCertSign or cRLSign, which a leaf SVID must not")]
     SigningKeyUsage,
 }

@@ -39,16 +39,22 @@ pub struct XfccElement {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum XfccError {
+    /// The header is longer than [`MAX_HEADER_BYTES`]; holds its length in bytes.
     #[error("x-forwarded-client-cert is {0} bytes, over the {MAX_HEADER_BYTES}-byte limit")]
     TooLong(usize),
+    /// The header has more than [`MAX_ELEMENTS`] elements (proxy hops).
     #[error("x-forwarded-client-cert has more than {MAX_ELEMENTS} elements")]
     TooManyElements,
+    /// A quoted value is not closed before the header ends.
     #[error("x-forwarded-client-cert has an unterminated quoted value")]
     UnterminatedQuote,
+    /// A `key=value` pair has no `=`; holds the byte offset where the pair starts.
     #[error("x-forwarded-client-cert has a pair without '=' at byte {0}")]
     NoEquals(usize),
+    /// Text follows a closing quote before the next `;` or `,`; holds its byte offset.
     #[error("x-forwarded-client-cert has text after a quoted value at byte {0}")]
     AfterQuote(usize),
+    /// An element is empty: an empty header, `,,`, or a trailing `,`.
     #[error("x-forwarded-client-cert has an empty element")]
     EmptyElement,
 }

@@ -12,7 +12,7 @@ use super::PolicyError;
 
 /// Where a top-level data key is defined.
 #[derive(Debug, Clone)]
-pub struct Place {
+pub(super) struct Place {
     pub file: PathBuf,
     pub line: Option<u64>,
 }
@@ -28,18 +28,23 @@ impl std::fmt::Display for Place {
 }
 
 /// A `data:` section as the policy file's schema reads it.
-pub type Section = Spanned<HashMap<Spanned<String>, serde_json::Value>>;
+pub(super) type Section = Spanned<HashMap<Spanned<String>, serde_json::Value>>;
 
 /// The merged data, and where each top-level key came from.
 #[derive(Debug, Default)]
-pub struct Data {
+pub(super) struct Data {
     pub values: serde_json::Map<String, serde_json::Value>,
     places: HashMap<String, Place>,
 }
 
 impl Data {
     /// Adds the keys of a policy file's `data:` section.
-    pub fn add_section(&mut self, file: &Path, section: Section, errors: &mut Vec<PolicyError>) {
+    pub(super) fn add_section(
+        &mut self,
+        file: &Path,
+        section: Section,
+        errors: &mut Vec<PolicyError>,
+    ) {
         let mut entries: Vec<_> = section.value.into_iter().collect();
         entries.sort_by_key(|(key, _)| key.referenced.line());
         for (key, value) in entries {
@@ -53,7 +58,7 @@ impl Data {
 
     /// Parses a data file (`.json` as JSON, `.yaml`/`.yml` as YAML; its top level must be a
     /// map) and adds its keys. `named_at` is where the policy lists the file.
-    pub fn add_file(
+    pub(super) fn add_file(
         &mut self,
         file: &Path,
         bytes: &[u8],
@@ -167,7 +172,7 @@ impl Data {
     }
 
     /// The top-level keys, sorted, for messages.
-    pub fn keys(&self) -> Vec<&str> {
+    pub(super) fn keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = self.values.keys().map(String::as_str).collect();
         keys.sort_unstable();
         keys

@@ -9,7 +9,9 @@ pub use crate::trust::Identities;
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
+    /// The request may proceed.
     Allow,
+    /// The request is refused.
     Deny,
 }
 
@@ -25,6 +27,7 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The stage's name in logs, spans and metrics: `trust`, `rules` or `default`.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Trust => "trust",
@@ -41,6 +44,7 @@ impl fmt::Display for Stage {
 }
 
 impl Verdict {
+    /// The verdict's name in logs, spans and metrics: `allow` or `deny`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
@@ -59,6 +63,7 @@ impl fmt::Display for Verdict {
 /// rule denied, a failing allow rule did not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleFailure {
+    /// The id of the rule that failed.
     pub rule: Arc<str>,
     /// Why, without request values: safe for spans and logs.
     pub error: String,
@@ -70,9 +75,11 @@ pub struct RuleFailure {
 /// reaches the rules stage, never deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShadowResult {
+    /// The shadow rule's id.
     pub rule: Arc<str>,
     /// What the rule would do when it matches.
     pub effect: Verdict,
+    /// Whether the rule matched this request.
     pub matched: bool,
     /// Why it failed to evaluate (then `matched` is false), without request values.
     pub error: Option<String>,
@@ -85,7 +92,9 @@ pub struct ShadowResult {
 pub struct Decision {
     /// Unique id (UUIDv7) joining the response, logs and traces of this decision.
     pub id: String,
+    /// Allow or deny.
     pub verdict: Verdict,
+    /// The stage that decided.
     pub stage: Stage,
     /// The rule that decided, if one did.
     pub rule: Option<Arc<str>>,
@@ -120,6 +129,7 @@ impl Decision {
 }
 
 impl Decision {
+    /// Whether the verdict is allow.
     pub fn is_allowed(&self) -> bool {
         self.verdict == Verdict::Allow
     }

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 /// One problem in a policy, located as precisely as the loader knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PolicyError {
+    /// The file (or directory) the problem is in.
     pub file: PathBuf,
     /// 1-based line, when known.
     pub line: Option<u64>,
     /// The rule id, when the problem belongs to a rule.
     pub rule: Option<String>,
+    /// What is wrong, for an operator.
     pub message: String,
 }
 

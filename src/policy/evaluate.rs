@@ -126,7 +126,9 @@ impl RulesOutcome<'_> {
 /// How one rule fared in an explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleResult {
+    /// Its expression was true for the request.
     Matched,
+    /// Its expression was false for the request.
     NotMatched,
     /// It failed to evaluate (the engine's full message).
     Error(String),
@@ -137,18 +139,22 @@ pub enum RuleResult {
 /// One rule in an explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleExplanation {
+    /// The rule's id.
     pub id: Arc<str>,
     /// What the rule gives when it matches.
     pub effect: Verdict,
     /// Whether it is a shadow rule (`mode: audit`).
     pub shadow: bool,
+    /// How the rule fared on this request.
     pub result: RuleResult,
 }
 
 /// How a decision was reached: the decision, the trust stage's checks, and every rule.
 #[derive(Debug, Clone)]
 pub struct Explanation {
+    /// The decision, made exactly as a Check makes it.
     pub decision: super::Decision,
+    /// The trust stage's checks, in the order it runs them.
     pub trust: Vec<crate::trust::TrustCheck>,
     /// Every rule in evaluation order (deny rules, allow rules, then shadow rules), each
     /// evaluated even after the one that decided.

@@ -164,7 +164,7 @@ pub(super) enum Effect {
 
 impl Effect {
     /// The verdict a matching rule of this effect gives.
-    pub fn verdict(self) -> super::Verdict {
+    pub(super) fn verdict(self) -> super::Verdict {
         match self {
             Effect::Allow => super::Verdict::Allow,
             Effect::Deny => super::Verdict::Deny,
@@ -176,7 +176,7 @@ impl Effect {
 /// rule: how a new rule is rolled out safely).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(super) enum Mode {
     #[default]
     Enforce,
     Audit,

@@ -20,7 +20,7 @@ use crate::trust::TrustPolicy;
 
 /// What a lint needs to know of one compiled rule.
 #[derive(Debug)]
-pub struct LintedRule {
+pub(super) struct LintedRule {
     pub file: PathBuf,
     /// The line of its `when`.
     pub line: u64,
@@ -34,7 +34,7 @@ pub struct LintedRule {
 }
 
 /// The warnings of the `trust` section written at `file:line`.
-pub fn trust_warnings(trust: &TrustPolicy, file: &Path, line: u64) -> Vec<PolicyError> {
+pub(super) fn trust_warnings(trust: &TrustPolicy, file: &Path, line: u64) -> Vec<PolicyError> {
     let warn = |message: String| PolicyError {
         file: file.to_path_buf(),
         line: Some(line),
@@ -78,7 +78,7 @@ pub fn trust_warnings(trust: &TrustPolicy, file: &Path, line: u64) -> Vec<Policy
 }
 
 /// The warnings for `rules`, in policy order, after those of the trust section.
-pub fn lint(
+pub(super) fn lint(
     rules: &[LintedRule],
     mut trust_warnings: Vec<PolicyError>,
     trust: &TrustPolicy,

@@ -37,7 +37,7 @@ pub use decision::{Decision, Identities, RuleFailure, ShadowResult, Stage, Verdi
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{Explanation, RuleExplanation, RuleResult};
 
-use self::cel::{CelEnv, with_evaluation_stack};
+use self::cel::{CelEnv, Needs, with_evaluation_stack};
 use evaluate::RulesOutcome;
 use file::{Effect, Mode, PolicyFile};
 use rule::{Rule, check_rule_id, compile_rule};
@@ -62,6 +62,7 @@ pub enum FileKind {
 pub struct ExternalBundles {
     /// Where they came from (`workload_api unix:///…`), for the revision and messages.
     pub source: String,
+    /// Trust domain name → its SPIFFE bundle (JWK Set JSON).
     pub bundles: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
@@ -80,7 +81,9 @@ pub type ReadFile<'a> = dyn FnMut(&Path, FileKind) -> std::io::Result<Vec<u8>> +
 /// One policy document: where it came from and its text.
 #[derive(Debug, Clone)]
 pub struct PolicySource {
+    /// The file the text was read from; relative paths in it resolve against its directory.
     pub path: PathBuf,
+    /// The file's YAML text.
     pub text: String,
 }
 
@@ -94,7 +97,7 @@ pub struct Policy {
     /// Rules in `mode: audit`, with the verdict each would give: evaluated, never deciding.
     shadow_rules: Vec<(Verdict, Rule)>,
     /// Top-level CEL variables referenced by any rule: only these are built per request.
-    needed_variables: cel::Needs,
+    needed_variables: Needs,
     /// Every file the policy was compiled from: its documents, then the bundles and data
     /// files they name.
     files: Vec<PathBuf>,
@@ -336,7 +339,7 @@ impl Policy {
         };
         match trust {
             Some(trust) if errors.is_empty() => {
-                let needed_variables = cel::Needs::of(
+                let needed_variables = Needs::of(
                     deny_rules
                         .iter()
                         .chain(&allow_rules)

@@ -15,7 +15,7 @@ use ring::digest::{Context, SHA256};
 const LENGTH: usize = 12;
 
 /// A revision being computed.
-pub struct Revision(Context);
+pub(super) struct Revision(Context);
 
 impl Default for Revision {
     fn default() -> Self {
@@ -25,7 +25,7 @@ impl Default for Revision {
 
 impl Revision {
     /// Adds one file the policy loads.
-    pub fn add(&mut self, path: &Path, contents: &[u8]) {
+    pub(super) fn add(&mut self, path: &Path, contents: &[u8]) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -37,7 +37,7 @@ impl Revision {
     }
 
     /// The revision: 12 lower-case hex digits.
-    pub fn finish(self) -> Arc<str> {
+    pub(super) fn finish(self) -> Arc<str> {
         let digest = self.0.finish();
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         Arc::from(&hex[..LENGTH])

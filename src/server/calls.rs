@@ -16,7 +16,7 @@ use crate::audit::{Metrics, Refusal};
 
 /// What a Check call carries in its request extensions.
 #[derive(Debug)]
-pub struct CallMarker {
+pub(super) struct CallMarker {
     /// When its headers arrived.
     pub arrived: Instant,
     handled: AtomicBool,
@@ -24,20 +24,20 @@ pub struct CallMarker {
 
 impl CallMarker {
     /// The Check handler has the call: whatever it answers, it counts.
-    pub fn handled(&self) {
+    pub(super) fn handled(&self) {
         self.handled.store(true, Ordering::Release);
     }
 }
 
 /// Wraps the Authorization service (tower), marking and counting its calls.
 #[derive(Debug, Clone)]
-pub struct CheckCalls<S> {
+pub(super) struct CheckCalls<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }
 
 impl<S> CheckCalls<S> {
-    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(inner: S, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
     }
 }

@@ -102,7 +102,9 @@ pub enum Preempted {
 /// Whether a preempted Check was still queued (never decided) or being decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum While {
+    /// Still waiting for a decider: it was never decided.
     Queued,
+    /// A decider had taken it and was deciding.
     Deciding,
 }
 

@@ -17,17 +17,17 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Counts the calls of the services it wraps (a tower layer for the gRPC server).
 #[derive(Debug, Clone, Default)]
-pub struct CallsInFlight(Arc<AtomicUsize>);
+pub(super) struct CallsInFlight(Arc<AtomicUsize>);
 
 impl CallsInFlight {
     /// Calls dispatched and not yet answered.
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
 
     /// Waits until no call has been in flight for two polls in a row (`false`), or until
     /// `grace` has passed (`true`: calls are cut off).
-    pub async fn drained(&self, grace: Duration) -> bool {
+    pub(super) async fn drained(&self, grace: Duration) -> bool {
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
         let mut idle = 0;
@@ -58,7 +58,7 @@ impl<S> tower::Layer<S> for CallsInFlight {
 
 /// A service whose calls are counted in [`CallsInFlight`].
 #[derive(Debug, Clone)]
-pub struct Counted<S> {
+pub(super) struct Counted<S> {
     inner: S,
     calls: CallsInFlight,
 }

@@ -20,7 +20,7 @@ use crate::config::LimitsConfig;
 
 /// The limits of one server.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(super) struct Limits {
     permits: Arc<Semaphore>,
     check_timeout: Duration,
 }
@@ -32,7 +32,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    pub fn new(config: &LimitsConfig) -> Self {
+    pub(super) fn new(config: &LimitsConfig) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
             check_timeout: config.check_timeout,
@@ -40,12 +40,12 @@ impl Limits {
     }
 
     /// A slot for one Check, or `None` at `max_concurrent_checks`.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+    pub(super) fn admit(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.permits).try_acquire_owned().ok()
     }
 
     /// The deadline of a Check whose caller sent `grpc_timeout` (the header's value).
-    pub fn deadline(&self, grpc_timeout: Option<&str>) -> Duration {
+    pub(super) fn deadline(&self, grpc_timeout: Option<&str>) -> Duration {
         grpc_timeout
             .and_then(parse_grpc_timeout)
             .map_or(self.check_timeout, |caller| caller.min(self.check_timeout))
@@ -54,7 +54,7 @@ impl Limits {
 
 /// A `grpc-timeout` value (gRPC over HTTP/2: "TimeoutValue TimeoutUnit", at most 8 digits,
 /// unit one of H M S m u n).
-pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+pub(super) fn parse_grpc_timeout(text: &str) -> Option<Duration> {
     let split = text.len().checked_sub(1)?;
     let (digits, unit) = text.split_at_checked(split)?;
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

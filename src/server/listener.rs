@@ -20,7 +20,9 @@ pub const SOCKET_MODE: u32 = 0o660;
 /// A bound gRPC listener.
 #[derive(Debug)]
 pub enum GrpcListener {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A Unix domain socket listener and its socket file, removed when the server stops.
     #[cfg(unix)]
     Unix(tokio::net::UnixListener, PathBuf),
 }

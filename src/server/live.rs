@@ -21,6 +21,7 @@ use crate::policy::{ExternalBundles, Policy};
 /// When the serving policy was loaded, and the last reload failure since.
 #[derive(Debug, Clone)]
 pub struct ReloadStatus {
+    /// When the serving policy was loaded: at start, or by the last reload that replaced it.
     pub loaded_at: SystemTime,
     /// The errors of the last failed reload (`FILE:LINE: …`, one per line) and when, cleared
     /// by the next reload that succeeds or finds the files unchanged.
@@ -31,7 +32,12 @@ pub struct ReloadStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
     /// A new revision serves.
-    Replaced { from: Arc<str>, to: Arc<str> },
+    Replaced {
+        /// The revision that served before.
+        from: Arc<str>,
+        /// The revision that serves now.
+        to: Arc<str>,
+    },
     /// The files hold the serving revision.
     Unchanged,
     /// The new policy is invalid; the old one keeps serving.

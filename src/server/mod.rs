@@ -49,24 +49,36 @@ pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// The policy failed to load at start.
     #[error("policy {}:\n{errors}", path.display())]
     Policy {
+        /// The policy path from the config (`policy:`).
         path: std::path::PathBuf,
+        /// Every problem found, each as `FILE:LINE: …`.
         errors: PolicyErrors,
     },
+    /// A listener (gRPC or admin) cannot listen on its address.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
+        /// The address: `HOST:PORT`, or `unix:/path/to/socket`.
         addr: String,
+        /// Why it cannot.
         reason: std::io::Error,
     },
+    /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Audit (the decision log or the span exporter) could not start.
     #[error("audit: {0}")]
     Audit(#[from] AuditError),
+    /// The audit settings the config and `OTEL_*` variables give are invalid (e.g. an OTLP
+    /// endpoint that is not `http://`).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The gRPC reflection service cannot be built from the ext_authz descriptors.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    /// The listener's TLS settings cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }

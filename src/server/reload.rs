@@ -31,11 +31,11 @@ enum Trigger {
 
 /// Asks the reloads for one (a `trust.bundles_from` source delivered new bundles).
 #[derive(Debug, Clone)]
-pub struct ReloadTrigger(mpsc::Sender<Trigger>);
+pub(super) struct ReloadTrigger(mpsc::Sender<Trigger>);
 
 impl ReloadTrigger {
     /// Reloads the policy soon (once for a burst).
-    pub fn bundles_changed(&self) {
+    pub(super) fn bundles_changed(&self) {
         // Full: a reload is already due.
         let _ = self.0.try_send(Trigger::Bundles);
     }
@@ -43,7 +43,7 @@ impl ReloadTrigger {
 
 /// The reload triggers of one server, set up before it serves (so no change made after
 /// [`Reloads::start`] returns is missed).
-pub struct Reloads {
+pub(super) struct Reloads {
     policy: Arc<LivePolicy>,
     debounce: std::time::Duration,
     tx: mpsc::Sender<Trigger>,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Reloads {
 
 impl Reloads {
     /// Starts watching `policy`'s files when `settings.watch` is on.
-    pub fn start(policy: Arc<LivePolicy>, settings: &ReloadConfig) -> Self {
+    pub(super) fn start(policy: Arc<LivePolicy>, settings: &ReloadConfig) -> Self {
         let (tx, rx) = mpsc::channel::<Trigger>(64);
         let mut watch = settings.watch.then(|| Watch::start(tx.clone())).flatten();
         if let Some(watch) = &mut watch {
@@ -81,12 +81,12 @@ impl Reloads {
     }
 
     /// A handle to ask for a reload.
-    pub fn trigger(&self) -> ReloadTrigger {
+    pub(super) fn trigger(&self) -> ReloadTrigger {
         ReloadTrigger(self.tx.clone())
     }
 
     /// Reloads on SIGHUP and on changes, until the returned future is dropped.
-    pub async fn run(self) {
+    pub(super) async fn run(self) {
         let Self {
             policy,
             debounce,

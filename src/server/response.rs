@@ -12,8 +12,6 @@
 //! Policy internals (the reason) stay out of the denied body: the caller learns the stage,
 //! the rule id and the decision id, which an operator can look up.
 
-use std::collections::BTreeMap;
-
 use envoy_types::ext_authz::v3::pb::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, OkHttpResponse,
@@ -162,7 +160,7 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
     let string = |s: &str| Value {
         kind: Some(Kind::StringValue(s.to_owned())),
     };
-    let fields: BTreeMap<String, Value> = [
+    let fields = [
         ("decision", string(decision.verdict.as_str())),
         ("stage", string(decision.stage.as_str())),
         ("rule", string(decision.rule.as_deref().unwrap_or(""))),
@@ -256,7 +254,5 @@ fn dynamic_metadata(decision: &Decision) -> Struct {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    Struct {
-        fields: fields.into_iter().collect(),
-    }
+    Struct { fields }
 }

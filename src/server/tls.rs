@@ -55,8 +55,16 @@ pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
+    /// A certificate, key or CA file cannot be read or used.
     #[error("{}: {reason}", path.display())]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why: unreadable, no certificate in it, or a key that does not match the certificate.
+        reason: String,
+    },
+    /// The TLS settings are inconsistent or rustls refuses them (e.g. `allowed_callers`
+    /// without `client_ca`).
     #[error("tls: {0}")]
     Config(String),
 }

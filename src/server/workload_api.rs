@@ -28,7 +28,7 @@ const POLICY_CHECK: Duration = Duration::from_secs(1);
 /// until dropped, reloading the policy on each change. Follows the endpoint across reloads
 /// (set, changed or removed); keeps the last good bundles across reconnects, so a stream that
 /// breaks, or an agent that restarts, never serves fewer authorities than before.
-pub async fn run(live: Arc<LivePolicy>, reload: ReloadTrigger) {
+pub(super) async fn run(live: Arc<LivePolicy>, reload: ReloadTrigger) {
     let mut latest = Latest::default();
     let mut retry = FIRST_RETRY;
     loop {

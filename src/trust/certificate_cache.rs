@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::identity::{JwtSvid, X509Svid};
 
 /// Most certificates remembered per policy (about 2 KiB each).
-pub const CAPACITY: usize = 4096;
+pub(super) const CAPACITY: usize = 4096;
 
 /// A certificate that parsed, and — when its trust domain has a bundle — chained to it.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub(super) fn key(certificate: &str) -> [u8; 32] {
 impl CertificateCache {
     /// The verified certificate under `key`, if it is remembered and its verification holds
     /// at `now` (Unix seconds).
-    pub fn get(&self, key: &[u8; 32], now: i64) -> Option<Arc<Verified>> {
+    pub(super) fn get(&self, key: &[u8; 32], now: i64) -> Option<Arc<Verified>> {
         let found = self
             .entries
             .get(key)
@@ -79,12 +79,12 @@ impl CertificateCache {
         found
     }
 
-    pub fn insert(&self, key: [u8; 32], verified: Arc<Verified>) {
+    pub(super) fn insert(&self, key: [u8; 32], verified: Arc<Verified>) {
         self.entries.insert(key, verified);
     }
 
     /// (hits, misses) so far.
-    pub fn counts(&self) -> (u64, u64) {
+    pub(super) fn counts(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
@@ -110,11 +110,11 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
-    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<JwtSvid>> {
+    pub(super) fn get(&self, key: &[u8; 32]) -> Option<Arc<JwtSvid>> {
         self.0.get(key)
     }
 
-    pub fn insert(&self, key: [u8; 32], svid: Arc<JwtSvid>) {
+    pub(super) fn insert(&self, key: [u8; 32], svid: Arc<JwtSvid>) {
         self.0.insert(key, svid);
     }
 }

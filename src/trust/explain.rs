@@ -34,6 +34,7 @@ pub enum TrustCheckKind {
 }
 
 impl TrustCheckKind {
+    /// Every check, in the order the trust stage runs them.
     pub const ALL: [TrustCheckKind; 10] = [
         TrustCheckKind::Principal,
         TrustCheckKind::SpiffeId,
@@ -89,7 +90,9 @@ impl TrustCheckKind {
 /// What one check concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustCheckResult {
+    /// The check passed.
     Passed,
+    /// The check failed; holds the trust stage's reason.
     Failed(String),
     /// Not applicable to this caller or policy (why).
     Skipped(&'static str),
@@ -100,7 +103,9 @@ pub enum TrustCheckResult {
 /// One check and its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustCheck {
+    /// Which check.
     pub kind: TrustCheckKind,
+    /// What it concluded for this caller.
     pub result: TrustCheckResult,
 }
 

@@ -52,7 +52,9 @@ pub struct TrustSettings {
 /// One trust domain's bundle, as read from its files.
 #[derive(Debug, Clone)]
 pub struct BundleSettings {
+    /// The trust domain the bundle is for, e.g. `prod.example.org`.
     pub trust_domain: String,
+    /// How the bundle file is written: PEM CA certificates or a SPIFFE bundle (JWK Set).
     pub format: BundleFormat,
     /// The bundle file's contents.
     pub bytes: Vec<u8>,
@@ -95,11 +97,17 @@ struct DomainTrust {
 /// What the status page and `warrant check` tell of a trust domain's bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSummary {
+    /// The trust domain, e.g. `prod.example.org`.
     pub trust_domain: String,
+    /// How many X.509 authorities (CA certificates) the bundle holds.
     pub x509_authorities: usize,
+    /// How many JWT authorities (JWT-SVID signing keys) it holds.
     pub jwt_authorities: usize,
+    /// How many intermediate CA certificates are configured for it.
     pub intermediates: usize,
+    /// `spiffe_sequence` of a SPIFFE bundle, when it has one.
     pub sequence: Option<u64>,
+    /// `spiffe_refresh_hint` of a SPIFFE bundle, in seconds, when it has one.
     pub refresh_hint_secs: Option<u64>,
     /// The earliest notAfter of the X.509 authorities (Unix seconds).
     pub first_expiry: Option<i64>,
@@ -154,6 +162,7 @@ impl Identities {
 /// A caller whose identity passed the trust stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPeer {
+    /// The caller's SPIFFE ID, e.g. `spiffe://prod.example.org/ns/shop/sa/frontend`.
     pub spiffe_id: SpiffeId,
     /// The leaf SVID, when Envoy forwarded the certificate (shared with the certificate cache).
     pub svid: Option<Arc<X509Svid>>,

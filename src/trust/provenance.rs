@@ -91,6 +91,8 @@ pub struct Provenance {
     /// The believed chain, oldest hop first (the calling Envoy's own element, when it wrote
     /// one, last); empty unless the peer is a forwarder.
     pub proxy_chain: Vec<Hop>,
+    /// What happened to the request's XFCC header: absent, believed, spoofed, local or
+    /// malformed.
     pub xfcc: Xfcc,
     /// Elements older than the believed chain, which no forwarder vouched for: ignored.
     pub ignored: usize,

@@ -25,9 +25,11 @@ pub struct Revocation {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("revoked entry {entry:?} ({origin}): {reason}")]
 pub struct RevocationError {
+    /// The entry as written.
     pub entry: String,
     /// Where the entry was written: `trust.revoked`, or a file and line.
     pub origin: String,
+    /// Why it is neither a SPIFFE ID (or pattern) nor a hex serial.
     pub reason: String,
 }
 

@@ -8,7 +8,7 @@ use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 
 /// A fresh, empty directory for one test (`group` names the test file, `name` the test).
-pub fn temp_dir(group: &str, name: &str) -> PathBuf {
+pub(crate) fn temp_dir(group: &str, name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("warrant-{group}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -16,7 +16,7 @@ pub fn temp_dir(group: &str, name: &str) -> PathBuf {
 }
 
 /// A CheckRequest of `principal` for `GET path`.
-pub fn get(principal: &str, path: &str) -> CheckRequest {
+pub(crate) fn get(principal: &str, path: &str) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
             source: Some(attribute_context::Peer {
@@ -37,7 +37,7 @@ pub fn get(principal: &str, path: &str) -> CheckRequest {
 }
 
 /// GET `path` from an HTTP/1.1 server (the admin listener): the status code and the body.
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
@@ -55,7 +55,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// The value of the first series of a Prometheus text exposition starting with `name`.
-pub fn metric(metrics: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|line| line.starts_with(name))
@@ -65,7 +65,7 @@ pub fn metric(metrics: &str, name: &str) -> Option<f64> {
 
 /// A policy whose rule on `/slow` takes a while to evaluate (a million-step comprehension),
 /// so a Check can be in flight when shutdown begins.
-pub const SLOW_POLICY: &str = r#"trust: {trust_domains: [prod.example.org]}
+pub(crate) const SLOW_POLICY: &str = r#"trust: {trust_domains: [prod.example.org]}
 data:
   thousand: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49]
 rules:
@@ -81,7 +81,7 @@ rules:
 
 /// A server config (any port, no decision log, no watching, plus `extra`) serving
 /// [`SLOW_POLICY`] from `dir`.
-pub fn slow_policy_config(dir: &std::path::Path, extra: &str) -> warrant::config::Config {
+pub(crate) fn slow_policy_config(dir: &std::path::Path, extra: &str) -> warrant::config::Config {
     std::fs::write(dir.join("policy.yaml"), SLOW_POLICY).unwrap();
     warrant::config::Config::parse(
         &dir.join("warrant.yaml"),
@@ -99,7 +99,7 @@ pub fn slow_policy_config(dir: &std::path::Path, extra: &str) -> warrant::config
 }
 
 /// The caller `principal`, with `certificate` (URL-encoded PEM, or empty) as Envoy forwards it.
-pub fn peer(principal: &str, certificate: &str) -> warrant::request::Peer {
+pub(crate) fn peer(principal: &str, certificate: &str) -> warrant::request::Peer {
     warrant::request::Peer {
         principal: principal.into(),
         certificate: certificate.into(),

@@ -20,7 +20,7 @@ enum Key {
 }
 
 /// One signing key of a trust domain's JWT authority, named `kid`.
-pub struct JwtSigner {
+pub(crate) struct JwtSigner {
     pub kid: String,
     pub alg: &'static str,
     key: Key,
@@ -28,7 +28,7 @@ pub struct JwtSigner {
 
 impl JwtSigner {
     /// A new key for `alg` (RS*, PS*, ES256/384/512).
-    pub fn new(alg: &'static str, kid: &str) -> Self {
+    pub(crate) fn new(alg: &'static str, kid: &str) -> Self {
         let rng = SystemRandom::new();
         let ec = |params: &'static signature::EcdsaSigningAlgorithm, crv, size| {
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(params, &rng).unwrap();
@@ -58,7 +58,7 @@ impl JwtSigner {
     }
 
     /// This key as a `jwt-svid` entry of a SPIFFE bundle.
-    pub fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let mut jwk = match &self.key {
             Key::Ec(pair, crv, size) => {
                 let point = pair.public_key().as_ref();
@@ -79,7 +79,7 @@ impl JwtSigner {
     }
 
     /// Signs `header` (completed with `alg` and `kid` unless given) and `claims`.
-    pub fn sign_with(&self, mut header: Value, claims: &Value) -> String {
+    pub(crate) fn sign_with(&self, mut header: Value, claims: &Value) -> String {
         if header.get("alg").is_none() {
             header["alg"] = json!(self.alg);
         }
@@ -96,7 +96,7 @@ impl JwtSigner {
     }
 
     /// A JWT-SVID for `sub` and `aud`, expiring in an hour.
-    pub fn token(&self, sub: &str, aud: &str) -> String {
+    pub(crate) fn token(&self, sub: &str, aud: &str) -> String {
         self.sign_with(
             json!({"typ": "JWT"}),
             &json!({"sub": sub, "aud": [aud], "exp": now() + 3600, "iat": now()}),
@@ -130,7 +130,7 @@ impl JwtSigner {
 }
 
 /// Now, Unix seconds.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -138,6 +138,6 @@ pub fn now() -> i64 {
 }
 
 /// A SPIFFE bundle (JSON) holding `keys`.
-pub fn bundle(keys: &[Value]) -> String {
+pub(crate) fn bundle(keys: &[Value]) -> String {
     json!({"keys": keys}).to_string()
 }

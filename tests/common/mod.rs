@@ -1,9 +1,9 @@
 //! Test certificate factory: CAs per trust domain and X.509-SVIDs shaped as each test needs.
 #![allow(dead_code)]
 
-pub mod fixtures;
-pub mod jwt;
-pub mod policy;
+pub(crate) mod fixtures;
+pub(crate) mod jwt;
+pub(crate) mod policy;
 
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,7 @@ use rcgen::{
 };
 
 /// A certificate authority of one trust domain.
-pub struct Ca {
+pub(crate) struct Ca {
     pub pem: String,
     pub der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
@@ -36,7 +36,7 @@ fn ca_params(name: &str, not_before: SystemTime, not_after: SystemTime) -> Certi
 
 impl Ca {
     /// A root CA valid from a day ago for a year.
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let now = SystemTime::now();
         Self::valid(
             name,
@@ -46,7 +46,7 @@ impl Ca {
     }
 
     /// A root CA valid from `not_before` to `not_after`.
-    pub fn valid(name: &str, not_before: SystemTime, not_after: SystemTime) -> Self {
+    pub(crate) fn valid(name: &str, not_before: SystemTime, not_after: SystemTime) -> Self {
         let key = KeyPair::generate().unwrap();
         let params = ca_params(name, not_before, not_after);
         let cert = params.self_signed(&key).unwrap();
@@ -58,7 +58,7 @@ impl Ca {
     }
 
     /// An intermediate CA signed by this one, valid from a day ago for a month.
-    pub fn intermediate(&self, name: &str) -> Ca {
+    pub(crate) fn intermediate(&self, name: &str) -> Ca {
         let now = SystemTime::now();
         let key = KeyPair::generate().unwrap();
         let params = ca_params(
@@ -75,7 +75,7 @@ impl Ca {
     }
 
     /// This CA as an `x509-svid` key of a SPIFFE bundle.
-    pub fn jwk(&self) -> serde_json::Value {
+    pub(crate) fn jwk(&self) -> serde_json::Value {
         use base64::Engine as _;
         serde_json::json!({
             "use": "x509-svid",
@@ -85,11 +85,11 @@ impl Ca {
     }
 
     /// A leaf SVID for `spiffe_id`, valid from an hour ago for a day.
-    pub fn svid(&self, spiffe_id: &str) -> Leaf {
+    pub(crate) fn svid(&self, spiffe_id: &str) -> Leaf {
         self.leaf(LeafSpec::svid(spiffe_id))
     }
 
-    pub fn leaf(&self, spec: LeafSpec) -> Leaf {
+    pub(crate) fn leaf(&self, spec: LeafSpec) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -127,7 +127,7 @@ impl Ca {
 
 /// What a test leaf certificate looks like.
 #[derive(Clone)]
-pub struct LeafSpec {
+pub(crate) struct LeafSpec {
     pub uris: Vec<String>,
     pub dns: Vec<String>,
     pub ca: bool,
@@ -137,7 +137,7 @@ pub struct LeafSpec {
 }
 
 impl LeafSpec {
-    pub fn svid(spiffe_id: &str) -> Self {
+    pub(crate) fn svid(spiffe_id: &str) -> Self {
         let now = SystemTime::now();
         Self {
             uris: vec![spiffe_id.to_owned()],
@@ -151,20 +151,20 @@ impl LeafSpec {
 }
 
 /// A leaf certificate and its private key.
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub pem: String,
     pub key_pem: String,
 }
 
 impl Leaf {
     /// The certificate as Envoy forwards it in `source.certificate`.
-    pub fn url_encoded(&self) -> String {
+    pub(crate) fn url_encoded(&self) -> String {
         url_encode(&self.pem)
     }
 }
 
 /// Percent-encodes like Envoy does for `source.certificate` (everything but unreserved).
-pub fn url_encode(text: &str) -> String {
+pub(crate) fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

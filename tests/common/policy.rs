@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime};
 use warrant::policy::{Policy, PolicyErrors, PolicySource};
 use warrant::request::{AuthzRequest, HttpRequest, Peer};
 
-pub const TRUST: &str = "trust:\n  trust_domains: [prod.example.org]\n";
-pub const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
+pub(crate) const TRUST: &str = "trust:\n  trust_domains: [prod.example.org]\n";
+pub(crate) const FRONTEND: &str = "spiffe://prod.example.org/ns/shop/sa/frontend";
 
-pub fn compile_files(files: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
+pub(crate) fn compile_files(files: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
     let sources: Vec<PolicySource> = files
         .iter()
         .map(|(path, text)| PolicySource {
@@ -25,12 +25,12 @@ pub fn compile_files(files: &[(&str, &str)]) -> Result<Policy, PolicyErrors> {
     })
 }
 
-pub fn compile(rules: &str) -> Policy {
+pub(crate) fn compile(rules: &str) -> Policy {
     compile_files(&[("policy.yaml", &format!("{TRUST}rules:\n{rules}"))])
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn errors(files: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn errors(files: &[(&str, &str)]) -> Vec<String> {
     compile_files(files)
         .expect_err("policy should not compile")
         .0
@@ -39,7 +39,7 @@ pub fn errors(files: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-pub fn request(principal: &str, method: &str, path: &str) -> AuthzRequest {
+pub(crate) fn request(principal: &str, method: &str, path: &str) -> AuthzRequest {
     AuthzRequest {
         source: Peer {
             principal: principal.into(),

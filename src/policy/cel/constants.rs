@@ -19,7 +19,7 @@ use super::literals::string_literal;
 
 /// Checks `expr` (recursively: its depth must be bounded) against `root`, the context the
 /// policy's expressions run in (with its `data`).
-pub fn check(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), CompileError> {
+pub(super) fn check(expr: &IdedExpr, root: &Context<'_, '_>) -> Result<(), CompileError> {
     check_result(expr)?;
     check_literals(expr, root)?;
     match data_guards(expr) {

@@ -21,15 +21,15 @@ use cel::common::types::{
 use cel::common::value::{Builtin, BuiltinRef, StaticVal, Val};
 
 /// Lists longer than this get a hash set of their strings.
-pub const INDEXED_FROM: usize = 8;
+pub(crate) const INDEXED_FROM: usize = 8;
 
 /// `value` as a CEL value, its long lists indexed: for data built once per policy.
-pub fn to_cel_indexed(value: &serde_json::Value) -> Box<dyn Val> {
+pub(crate) fn to_cel_indexed(value: &serde_json::Value) -> Box<dyn Val> {
     convert(value, true)
 }
 
 /// `value` as a CEL value, for a value of one request (nothing indexed).
-pub fn to_cel(value: &serde_json::Value) -> Box<dyn Val> {
+pub(crate) fn to_cel(value: &serde_json::Value) -> Box<dyn Val> {
     convert(value, false)
 }
 
@@ -80,7 +80,7 @@ struct Indexed {
 /// A CEL list (its type, equality, indexing, iteration and `+` are the list's) whose `in`
 /// finds a string with one hash probe. Cloning shares it.
 #[derive(Debug, Clone)]
-pub struct IndexedList(Arc<Indexed>);
+pub(crate) struct IndexedList(Arc<Indexed>);
 
 impl Val for IndexedList {
     fn get_type(&self) -> &Type {

@@ -14,10 +14,10 @@ use crate::request::{AuthzRequest, HttpRequest};
 use crate::trust::{Provenance, VerifiedPeer, Workload};
 
 /// A CEL value that may borrow from the request for `'a`.
-pub type CelVal<'a> = Box<dyn Val + 'a>;
+pub(super) type CelVal<'a> = Box<dyn Val + 'a>;
 
 /// Builds a value from what one request offers.
-pub type Build = for<'a> fn(&Inputs<'a>) -> CelVal<'a>;
+pub(super) type Build = for<'a> fn(&Inputs<'a>) -> CelVal<'a>;
 
 /// What values are built from: the verified caller, the request, the evaluation time.
 #[derive(Debug, Clone, Copy)]
@@ -42,9 +42,11 @@ impl<'a> Inputs<'a> {
 /// A top-level variable.
 #[derive(Debug)]
 pub struct Variable {
+    /// The name a rule uses, e.g. `source` or `request`.
     pub name: &'static str,
     /// One line for the docs (the variable's section, or its row).
     pub doc: &'static str,
+    /// Its fields, or the kind of value it is.
     pub shape: Shape,
 }
 
@@ -55,16 +57,22 @@ pub enum Shape {
     Fields(&'static [Field]),
     /// A value whose inside is not declared (its keys come from the request or Envoy).
     Value {
+        /// The CEL type as the docs write it (`map(string, string)`, `timestamp`, ...).
         cel_type: &'static str,
+        /// Builds the value for one request.
         build: Build,
     },
     /// A value fixed when the policy loads (its data), bound once for every request.
-    Loaded { cel_type: &'static str },
+    Loaded {
+        /// The CEL type as the docs write it (`map`).
+        cel_type: &'static str,
+    },
 }
 
 /// A field of a fixed-shape variable.
 #[derive(Debug)]
 pub struct Field {
+    /// The field's name, e.g. `spiffe_id` in `source.spiffe_id`.
     pub name: &'static str,
     /// The CEL type as the docs write it (`string`, `map(string, string)`, ...).
     pub cel_type: &'static str,
@@ -73,6 +81,7 @@ pub struct Field {
     /// For a map with fixed keys (`request.grpc`), the keys; selecting any other is a load
     /// error. Empty for every other field.
     pub keys: &'static [&'static str],
+    /// Builds the field's value for one request.
     pub build: Build,
 }
 
@@ -496,8 +505,34 @@ pub const VARIABLES: &[Variable] = &[
 ];
 
 /// The variable called `name`.
-pub fn variable(name: &str) -> Option<&'static Variable> {
+pub(super) fn variable(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|variable| variable.name == name)
+}
+
+/// Which fields of a variable with fixed fields a request's activation builds: a bit per field,
+/// by its place in [`Shape::Fields`] (a variable has fewer than 64).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(u64);
+
+impl FieldSet {
+    /// Every field: the variable is read whole.
+    pub const ALL: FieldSet = FieldSet(u64::MAX);
+
+    /// Adds `variable`'s field `name` (nothing when it has no such field).
+    pub fn insert(&mut self, variable: &Variable, name: &str) {
+        if let Shape::Fields(fields) = variable.shape
+            && let Some(index) = fields.iter().position(|field| field.name == name)
+        {
+            self.0 |= 1u64.checked_shl(index as u32).unwrap_or(0);
+        }
+    }
+
+    fn contains(self, index: usize) -> bool {
+        u32::try_from(index)
+            .ok()
+            .and_then(|index| 1u64.checked_shl(index))
+            .is_some_and(|bit| self.0 & bit != 0)
+    }
 }
 
 impl Variable {
@@ -532,18 +567,15 @@ impl Variable {
         }
     }
 
-    /// Its value for one request, with only `wanted` of its fields when given; `None` for a
-    /// value bound once when the policy loads.
-    pub fn build<'a>(
-        &self,
-        inputs: &Inputs<'a>,
-        wanted: Option<&std::collections::BTreeSet<&'static str>>,
-    ) -> Option<CelVal<'a>> {
+    /// Its value for one request, with only the `wanted` fields; `None` for a value bound
+    /// once when the policy loads.
+    pub fn build<'a>(&self, inputs: &Inputs<'a>, wanted: FieldSet) -> Option<CelVal<'a>> {
         match self.shape {
             Shape::Fields(fields) => Some(map(fields
                 .iter()
-                .filter(|field| wanted.is_none_or(|wanted| wanted.contains(field.name)))
-                .map(|field| (field.name, (field.build)(inputs))))),
+                .enumerate()
+                .filter(|(index, _)| wanted.contains(*index))
+                .map(|(_, field)| (field.name, (field.build)(inputs))))),
             Shape::Value { build, .. } => Some(build(inputs)),
             Shape::Loaded { .. } => None,
         }

@@ -10,7 +10,7 @@ use cel::{ExecutionError, Value};
 /// decision log and the span). Variants without operands keep the engine's message; a missing
 /// map key is named only when it is written in the expression (`written_keys`), since a key
 /// computed from the request (`context.allowed[request.query.token]`) is request data.
-pub fn describe(error: &ExecutionError, written_keys: &BTreeSet<String>) -> String {
+pub(super) fn describe(error: &ExecutionError, written_keys: &BTreeSet<String>) -> String {
     let ty = |value: &Value| value.type_of().to_string();
     match error {
         ExecutionError::UnsupportedTargetType { target } => {

@@ -25,7 +25,7 @@ use cel::{Context, Value};
 /// A conjunct `path == "literal"` that decides a rule's `false` whenever the path resolves
 /// to another string.
 #[derive(Debug)]
-pub struct Guard {
+pub(super) struct Guard {
     /// The path as written (`source.spiffe_id`): what rules guarded on it share.
     key: Arc<str>,
     /// The path's syntax tree: a variable followed by one or more field selections.
@@ -36,7 +36,7 @@ pub struct Guard {
 
 impl Guard {
     /// The first conjunct of `expr`'s top-level `&&` chain that can guard it, if any.
-    pub fn find(expr: &IdedExpr) -> Option<Guard> {
+    pub(super) fn find(expr: &IdedExpr) -> Option<Guard> {
         match &expr.expr {
             Expr::Call(call)
                 if call.func_name == operators::LOGICAL_AND && call.target.is_none() =>
@@ -65,13 +65,13 @@ impl Guard {
 
     /// The path as written (`source.spiffe_id`).
     #[cfg(test)]
-    pub fn key(&self) -> &str {
+    pub(super) fn key(&self) -> &str {
         &self.key
     }
 
     /// The literal the path must equal.
     #[cfg(test)]
-    pub fn literal(&self) -> &str {
+    pub(super) fn literal(&self) -> &str {
         &self.literal
     }
 }
@@ -98,14 +98,14 @@ type Resolved = Option<Arc<String>>;
 
 /// The guarded paths resolved so far for one request: each is resolved at most once.
 #[derive(Debug, Default)]
-pub struct GuardValues {
+pub(super) struct GuardValues {
     resolved: std::cell::RefCell<Vec<(Arc<str>, Resolved)>>,
 }
 
 impl GuardValues {
     /// Whether `guard` rules its rule out in `scope`: its path resolves to a string other than
     /// its literal. `false` when the path resolves to the literal, fails or is not a string.
-    pub fn rules_out(&self, guard: &Guard, scope: &Context<'_, '_>) -> bool {
+    pub(super) fn rules_out(&self, guard: &Guard, scope: &Context<'_, '_>) -> bool {
         let differs = |value: &Resolved| {
             value
                 .as_ref()

@@ -10,7 +10,7 @@ use super::literals::{literal_strings, string_literal};
 
 /// In a macro over `request.headers` whose key variable is `key`: a literal with capitals
 /// compared with the key (`k == "X-A"`, `k in ["X-A"]`, `k.startsWith("X-")`) never matches.
-pub fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError> {
+pub(super) fn compared_header_names(expr: &IdedExpr, key: &str) -> Result<(), CompileError> {
     let is_key = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(name) if name == key);
     let literal = |e: &IdedExpr| string_literal(e).map(str::to_owned);
     match &expr.expr {
@@ -116,7 +116,7 @@ fn pattern_needs_capitals(pattern: &str) -> bool {
 /// A header name used as a key of `request.headers`: it must be one a request can carry,
 /// written in lower case (Envoy hands header names over in lower case), or the lookup would
 /// silently never match.
-pub fn header_key(name: &str) -> Result<(), CompileError> {
+pub(super) fn header_key(name: &str) -> Result<(), CompileError> {
     // Pseudo-headers (`:authority`, `:path`) are keys too.
     let token = name.strip_prefix(':').unwrap_or(name);
     if crate::header::check_name(token).is_err() {

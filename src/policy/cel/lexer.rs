@@ -5,7 +5,7 @@
 
 /// Text the engine's lexer refuses (it would report a syntax error, then go on lexing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed {
+pub(super) struct Malformed {
     /// Byte offset of the literal.
     pub offset: usize,
     pub what: &'static str,
@@ -14,7 +14,7 @@ pub struct Malformed {
 /// If `word` (an identifier directly followed by a quote) prefixes a string literal, whether
 /// the literal is raw: `r`/`R` (raw), `b`/`B` (bytes), `br`/`bR`/`Br`/`BR` (raw bytes).
 /// Anything else (`rb`, `x`) is an identifier followed by a separate string.
-pub fn string_prefix(word: &[u8]) -> Option<bool> {
+pub(super) fn string_prefix(word: &[u8]) -> Option<bool> {
     match word {
         [b'r' | b'R'] => Some(true),
         [b'b' | b'B'] => Some(false),
@@ -26,7 +26,7 @@ pub fn string_prefix(word: &[u8]) -> Option<bool> {
 /// The index just past the string literal whose quote is at `start`: `"…"`, `'…'`, or
 /// tripled; `raw` when prefixed by `r`. Single-line strings may not hold a line break, and
 /// escapes must be CEL's (`\n`, `\x41`, `\u0041`, `\101`, ...).
-pub fn string_end(bytes: &[u8], start: usize, raw: bool) -> Result<usize, Malformed> {
+pub(super) fn string_end(bytes: &[u8], start: usize, raw: bool) -> Result<usize, Malformed> {
     let malformed = |what| Malformed {
         offset: start,
         what,
@@ -83,7 +83,7 @@ fn escape_len(text: &[u8]) -> Option<usize> {
 /// The index just past the number starting at the digit at `start`: `0x` and hex digits, or
 /// digits with an optional fraction and exponent; then an optional `u`. The exponent's sign
 /// belongs to the number only in `1e+5`, never in `0xe+1` (hex `0xe`, then `+`).
-pub fn number_end(bytes: &[u8], start: usize) -> usize {
+pub(super) fn number_end(bytes: &[u8], start: usize) -> usize {
     let digits = |mut i: usize, hex: bool| {
         while bytes
             .get(i)
@@ -116,7 +116,7 @@ pub fn number_end(bytes: &[u8], start: usize) -> usize {
 
 /// The index just past the backquoted identifier at `start` (`` `a.b-c` ``: letters, digits,
 /// `_`, `.`, `-`, `/` and spaces).
-pub fn escaped_identifier_end(bytes: &[u8], start: usize) -> Result<usize, Malformed> {
+pub(super) fn escaped_identifier_end(bytes: &[u8], start: usize) -> Result<usize, Malformed> {
     let body = bytes[start + 1..]
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/' | b' '))

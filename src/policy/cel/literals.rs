@@ -4,7 +4,7 @@ use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr, LiteralValue};
 
 /// The text of `expr` when it is a string literal.
-pub fn string_literal(expr: &IdedExpr) -> Option<&str> {
+pub(super) fn string_literal(expr: &IdedExpr) -> Option<&str> {
     match &expr.expr {
         Expr::Literal(LiteralValue::String(text)) => Some(text.inner()),
         _ => None,
@@ -13,7 +13,7 @@ pub fn string_literal(expr: &IdedExpr) -> Option<&str> {
 
 /// The string literals `expr` stands for as a value or a collection: itself, the elements of
 /// a list literal, or the keys of a map literal (what `in` compares against).
-pub fn literal_strings(expr: &IdedExpr) -> Vec<String> {
+pub(super) fn literal_strings(expr: &IdedExpr) -> Vec<String> {
     let owned = |e: &IdedExpr| string_literal(e).map(str::to_owned);
     match &expr.expr {
         Expr::List(list) => list.elements.iter().filter_map(owned).collect(),

@@ -67,20 +67,34 @@ const TYPE_NAMES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
+    /// The expression does not parse as CEL; holds the parser's message.
     #[error("CEL syntax error: {0}")]
     Syntax(String),
+    /// The expression names a variable Warrant does not declare.
     #[error(
         "unknown variable {name:?}; known variables are {}",
         environment::VARIABLES.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
     )]
-    UnknownVariable { name: String },
+    UnknownVariable {
+        /// The variable as written.
+        name: String,
+    },
+    /// The expression calls a function Warrant does not provide (names are case-sensitive).
     #[error(
         "unknown function {name}(){}; names are case-sensitive (see docs/cel.md for the functions available)",
         if *.member { " called as a method" } else { "" }
     )]
-    UnknownFunction { name: String, member: bool },
+    UnknownFunction {
+        /// The function as written.
+        name: String,
+        /// Whether it was called as a method (`x.f()`) rather than as `f(x)`.
+        member: bool,
+    },
+    /// A known function is called wrongly (arity, or as a method when it is not one), or the
+    /// expression has a message literal; holds what is wrong and how to write it.
     #[error("{0}")]
     Usage(String),
+    /// The expression nests operators more deeply than the limit (`&&` and `||` do not count).
     #[error(
         "expression is nested too deeply ({}{depth} levels; the limit is {}): each operator \
          applied to the result of another nests one level, except && and ||; write a long \
@@ -92,46 +106,86 @@ pub enum CompileError {
         /// The depth found, or an upper bound on it when `estimated` (the expression was
         /// refused before parsing).
         depth: usize,
+        /// Whether `depth` is an upper bound: the expression was refused before parsing.
         estimated: bool,
     },
+    /// A header name the expression looks up has capitals, so it never matches
+    /// (`request.headers` has lower-case names).
     #[error(
         "header {written:?} never matches: request.headers has lower-case names; write {:?}",
         written.to_ascii_lowercase()
     )]
-    HeaderNameCase { written: String },
+    HeaderNameCase {
+        /// The header name as written.
+        written: String,
+    },
+    /// A string the expression looks up as a header name is not an HTTP token (RFC 9110
+    /// §5.6.2), so it never matches.
     #[error(
         "header {written:?} never matches: it is not a header name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)"
     )]
-    NotAHeaderName { written: String },
+    NotAHeaderName {
+        /// The string as written.
+        written: String,
+    },
+    /// A call on literals fails when the policy loads (e.g. a pattern that does not compile),
+    /// so it would fail on every request.
     #[error("{call} fails on every request: {reason}")]
-    InvalidLiteral { call: String, reason: String },
+    InvalidLiteral {
+        /// The call as text, with its literal arguments.
+        call: String,
+        /// Why it fails, from the engine.
+        reason: String,
+    },
+    /// A rule's `when` is certainly not a bool: a literal, arithmetic, or a variable's value.
     #[error("the expression is {kind}, not a bool: a rule's `when` must be a condition")]
-    NotBoolAtLoad { kind: &'static str },
+    NotBoolAtLoad {
+        /// What it is instead, e.g. `a list` or `arithmetic`.
+        kind: &'static str,
+    },
+    /// A literal compared with an attribute is not in the form the attribute's values always
+    /// have (e.g. a host with capitals), so it never matches.
     #[error("{attribute} is always {form}: {written:?} never matches; write {suggestion:?}")]
     NeverMatches {
+        /// The attribute, e.g. `request.host`.
         attribute: String,
+        /// The form its values always have, e.g. `in lower case`.
         form: &'static str,
+        /// The literal as written.
         written: String,
+        /// The literal in that form, which can match.
         suggestion: String,
     },
+    /// The expression reads a key that the policy's data does not have, without testing for
+    /// it first.
     #[error("{path} is not in the policy's data: {}", DATA_KEY_MISSING)]
-    NotInData { path: String },
+    NotInData {
+        /// The path into data as written, e.g. `data.teams.payments`.
+        path: String,
+    },
+    /// The expression selects a field that a fixed-shape variable, or a key that a fixed-key
+    /// map such as `request.grpc`, does not have.
     #[error("unknown field {variable}.{field}; {variable} has {known}")]
     UnknownField {
+        /// The variable (or variable and field, `request.grpc`) it is selected from.
         variable: String,
+        /// The field or key as written.
         field: String,
+        /// The fields or keys it has, comma-separated.
         known: String,
     },
 }
 
 /// How [`CompileError::NotInData`] ends; the policy loader adds the keys data has.
-pub const DATA_KEY_MISSING: &str = "no such key, so reading it always fails (test for it first with has() or `in` if it may be absent)";
+pub(super) const DATA_KEY_MISSING: &str = "no such key, so reading it always fails (test for it first with has() or `in` if it may be absent)";
 
 /// Why a compiled expression failed on one request. `Display` never includes request values
 /// (it goes to spans and logs); [`EvalError::detail`] is the engine's own message, which may.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
+    /// The engine failed to evaluate the expression (e.g. a missing key, or no overload for
+    /// the operand types).
     #[error("{summary}")]
     Execution {
         /// Names the types and functions involved, never operand values.
@@ -163,13 +217,13 @@ const EVAL_STACK: usize = 2 * EVAL_RED_ZONE;
 /// Runs `evaluate` (the evaluation of a request's rules) where the stack is deep enough for
 /// any expression the policy accepted: on this thread when enough of it is left, else on a
 /// fresh stack. Costs a comparison on the usual path.
-pub fn with_evaluation_stack<R>(evaluate: impl FnOnce() -> R) -> R {
+pub(super) fn with_evaluation_stack<R>(evaluate: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(EVAL_RED_ZONE, EVAL_STACK, evaluate)
 }
 
 /// The CEL environment shared by every rule of a policy: the standard library plus the
 /// root context that per-request scopes borrow.
-pub struct CelEnv {
+pub(super) struct CelEnv {
     env: Arc<Env>,
     /// Warrant's functions, and the arguments compiled at load (`@0`, `@1`, …).
     root: Context<'static, 'static>,
@@ -214,7 +268,7 @@ impl Default for CelEnv {
 
 /// One compiled rule expression.
 #[derive(Debug)]
-pub struct Expression {
+pub(super) struct Expression {
     /// The syntax tree, at most [`MAX_DEPTH`] deep, with Warrant's load-time rewrites.
     expr: IdedExpr,
     variables: BTreeSet<&'static str>,
@@ -232,14 +286,14 @@ pub struct Expression {
 
 impl Expression {
     /// The top-level variables this expression references.
-    pub fn variables(&self) -> &BTreeSet<&'static str> {
+    pub(super) fn variables(&self) -> &BTreeSet<&'static str> {
         &self.variables
     }
 
     /// The syntax tree as written, as text without node ids: two expressions with the same
     /// canonical form are the same expression, whatever their spacing, comments and
     /// redundant parentheses.
-    pub fn canonical(&self) -> &str {
+    pub(super) fn canonical(&self) -> &str {
         &self.canonical
     }
 }
@@ -301,7 +355,7 @@ impl CelEnv {
     /// references known variables, fields and functions and looks headers up by lower-case
     /// names, and compiles the arguments of Warrant's functions known at load (an invalid
     /// one is an error). Safe on any thread, whatever `source` holds.
-    pub fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
+    pub(super) fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         nesting::check_source(source)?;
         let (expr, references, canonical) = stacker::grow(PARSE_STACK, || {
             // Everything that walks the tree recursively, including dropping a rejected one,
@@ -332,7 +386,7 @@ impl CelEnv {
     /// Binds the operator's data as `data` (an empty map when the policy has none). Call it
     /// before compiling rules: rules that read `data` are checked against it, and function
     /// arguments from it are compiled at load.
-    pub fn bind_data(&mut self, data: &serde_json::Map<String, serde_json::Value>) {
+    pub(super) fn bind_data(&mut self, data: &serde_json::Map<String, serde_json::Value>) {
         let value = data::to_cel_indexed(&serde_json::Value::Object(data.clone()));
         self.root.add_variable_as_val("data", value);
     }
@@ -407,28 +461,28 @@ impl CelEnv {
 /// only these: an unread field is never observable (a rule can only see a field it names,
 /// or the whole variable).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// Variable → `None` (every field) or the fields selected.
-    variables: std::collections::BTreeMap<&'static str, Option<BTreeSet<&'static str>>>,
+pub(super) struct Needs {
+    /// Variable → the fields to build (see [`environment::FieldSet`]).
+    variables: std::collections::BTreeMap<&'static str, environment::FieldSet>,
 }
 
 impl Needs {
     /// What `expressions` read, together.
-    pub fn of<'e>(expressions: impl IntoIterator<Item = &'e Expression>) -> Self {
+    pub(super) fn of<'e>(expressions: impl IntoIterator<Item = &'e Expression>) -> Self {
         let mut needs = Self::default();
         for expression in expressions {
             for &variable in &expression.variables {
-                let entry = needs
-                    .variables
-                    .entry(variable)
-                    .or_insert_with(|| Some(BTreeSet::new()));
+                let fields = needs.variables.entry(variable).or_default();
                 if expression.whole.contains(variable) {
-                    *entry = None;
+                    *fields = environment::FieldSet::ALL;
                 }
             }
             for &(variable, field) in &expression.fields {
-                if let Some(Some(fields)) = needs.variables.get_mut(variable) {
-                    fields.insert(field);
+                if let (Some(fields), Some(declared)) = (
+                    needs.variables.get_mut(variable),
+                    environment::variable(variable),
+                ) {
+                    fields.insert(declared, field);
                 }
             }
         }
@@ -438,7 +492,7 @@ impl Needs {
 
 /// The variables of one request, bound once in a child scope of the shared root and used by
 /// every rule evaluated for it. Values borrow from the request instead of copying it.
-pub struct Activation<'a> {
+pub(super) struct Activation<'a> {
     scope: Context<'a, 'a>,
     /// The rules' guarded paths, resolved once each.
     guards: guard::GuardValues,
@@ -452,7 +506,7 @@ impl fmt::Debug for Activation<'_> {
 
 impl CelEnv {
     /// Builds what `needed` names (what the policy's rules read).
-    pub fn activation<'a>(
+    pub(super) fn activation<'a>(
         &'a self,
         needed: &Needs,
         identities: &'a Identities,
@@ -469,8 +523,7 @@ impl CelEnv {
             now,
         };
         for (&name, fields) in &needed.variables {
-            if let Some(value) =
-                environment::variable(name).and_then(|v| v.build(&inputs, fields.as_ref()))
+            if let Some(value) = environment::variable(name).and_then(|v| v.build(&inputs, *fields))
             {
                 scope.add_variable_as_val(name, value);
             }
@@ -483,7 +536,7 @@ impl CelEnv {
 
     /// Evaluates `expression` in `activation`; only `true` matches. Call it within
     /// [`with_evaluation_stack`].
-    pub fn eval(
+    pub(super) fn eval(
         &self,
         expression: &Expression,
         activation: &Activation<'_>,

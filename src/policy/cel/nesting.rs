@@ -109,7 +109,7 @@ impl Group {
 /// Rejects `source` when an upper bound on its nesting exceeds [`MAX_DEPTH`], scanning its
 /// tokens once without recursion. Text that does not lex is left for the parser to report
 /// when it is short enough to parse safely, and refused otherwise.
-pub fn check_source(source: &str) -> Result<(), CompileError> {
+pub(super) fn check_source(source: &str) -> Result<(), CompileError> {
     match estimate(source) {
         Ok(depth) if depth > MAX_DEPTH => Err(CompileError::NestedTooDeeply {
             depth,
@@ -132,7 +132,7 @@ pub fn check_source(source: &str) -> Result<(), CompileError> {
 /// An upper bound on how deeply the parser will nest `source`, read with CEL's lexical
 /// grammar ([`lexer`]); an error for text the engine's lexer refuses, whose tokens the engine
 /// would read differently.
-pub fn estimate(source: &str) -> Result<usize, Malformed> {
+pub(super) fn estimate(source: &str) -> Result<usize, Malformed> {
     let bytes = source.as_bytes();
     let mut groups: Vec<Group> = vec![Group::default()];
     // Whether the previous token ended an operand (identifier, literal, closing bracket): it
@@ -285,7 +285,7 @@ pub fn estimate(source: &str) -> Result<usize, Malformed> {
 
 /// Rejects a parsed expression deeper than [`MAX_DEPTH`], macros expanded. Recurses, so call
 /// it only on a tree that passed [`check_source`] (whose depth that bounds), on a large stack.
-pub fn check_tree(expr: &IdedExpr) -> Result<(), CompileError> {
+pub(super) fn check_tree(expr: &IdedExpr) -> Result<(), CompileError> {
     let depth = depth(expr);
     if depth > MAX_DEPTH {
         return Err(CompileError::NestedTooDeeply {
@@ -297,7 +297,7 @@ pub fn check_tree(expr: &IdedExpr) -> Result<(), CompileError> {
 }
 
 /// Levels of nesting below `expr`: 0 for a literal or identifier.
-pub fn depth(expr: &IdedExpr) -> usize {
+pub(super) fn depth(expr: &IdedExpr) -> usize {
     let deepest = |children: &mut dyn Iterator<Item = &IdedExpr>| {
         children.map(depth).max().map_or(0, |d| d + 1)
     };

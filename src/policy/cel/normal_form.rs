@@ -2,7 +2,7 @@
 //! a literal written in a rule fails them: such a literal can never equal the attribute.
 
 /// The normal form of a header's value, for the headers Warrant normalizes.
-pub fn header_form(name: &str) -> Option<Form> {
+pub(super) fn header_form(name: &str) -> Option<Form> {
     match name {
         ":authority" | "host" | ":scheme" => Some(Form::Lower),
         ":method" => Some(Form::Upper),
@@ -12,7 +12,7 @@ pub fn header_form(name: &str) -> Option<Form> {
 
 /// A normal form in which an attribute reaches rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
+pub(super) enum Form {
     Lower,
     Upper,
     /// Lower case, without userinfo, port or trailing dot.
@@ -24,7 +24,7 @@ pub enum Form {
 impl Form {
     /// How `written` fails this form — what the form is and the spelling that could match —
     /// or `None` when it can match. `whole`: compared with the whole value, not a part.
-    pub fn mismatch(self, written: &str, whole: bool) -> Option<(&'static str, String)> {
+    pub(super) fn mismatch(self, written: &str, whole: bool) -> Option<(&'static str, String)> {
         let lower = written.to_ascii_lowercase();
         match self {
             Form::Lower => (lower != written).then_some(("in lower case", lower)),

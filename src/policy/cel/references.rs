@@ -22,7 +22,7 @@ use super::{CompileError, TYPE_NAMES};
 
 /// What an expression references.
 #[derive(Debug, Default)]
-pub struct References {
+pub(super) struct References {
     /// Top-level variables.
     pub variables: BTreeSet<&'static str>,
     /// Variables used other than by selecting a declared field (`request.size()`,
@@ -39,7 +39,7 @@ pub struct References {
 /// Walks `expr` (recursively: its depth must already be bounded), collecting what it
 /// references and rejecting what cannot work. `known_function(name, member)` says whether the
 /// engine has a function.
-pub fn check(
+pub(super) fn check(
     expr: &IdedExpr,
     known_function: &dyn Fn(&str, bool) -> bool,
 ) -> Result<References, CompileError> {

@@ -22,11 +22,11 @@ use super::{NativeFunction, a, arguments, expect};
 
 /// A set of ranges, each in canonical form (mapped IPv6 ranges as IPv4).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cidrs(Vec<IpNet>);
+pub(crate) struct Cidrs(Vec<IpNet>);
 
 impl Cidrs {
     /// Whether `address` lies in one of the ranges.
-    pub fn contains(&self, address: IpAddr) -> bool {
+    pub(crate) fn contains(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
         self.0.iter().any(|net| net.contains(&address))
     }
@@ -70,10 +70,10 @@ fn compile(cidr: &Value) -> Result<Cidrs, String> {
     one_or_list(cidr, range).map(Cidrs)
 }
 
-pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
+pub(crate) const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 
 /// The `in_cidr` function.
-pub fn function() -> NativeFunction {
+pub(crate) fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [address, cidr] = arguments(ftx, "in_cidr", false)?;
         let text: &CelString = expect(address, "in_cidr", "address", "string")?;

@@ -22,15 +22,15 @@ use super::super::CompileError;
 use super::super::literals::string_literal;
 
 /// A compiled argument, type-erased: the table's entries share one signature.
-pub type Compiled = Arc<dyn Any + Send + Sync>;
+pub(crate) type Compiled = Arc<dyn Any + Send + Sync>;
 
 /// Compiles one argument's value, or says why it is invalid (the message names no request
 /// data unless the value came from the request).
-pub type Compile = fn(&Value) -> Result<Compiled, String>;
+pub(crate) type Compile = fn(&Value) -> Result<Compiled, String>;
 
 /// An argument of a function that is compiled at load when its value is known then.
 #[derive(Debug, Clone, Copy)]
-pub struct CompiledArgument {
+pub(crate) struct CompiledArgument {
     /// Its position, a method's receiver counting as the first (`0`).
     pub position: usize,
     /// What the docs call it (`pattern`, `cidr`, `zone`).
@@ -43,7 +43,7 @@ static COMPILED_TYPE: Type = Type::new_unspecified_type("warrant.compiled");
 
 /// A compiled argument as a value bound in the root context.
 #[derive(Debug, Clone)]
-pub struct Bound(pub Compiled);
+pub(crate) struct Bound(pub Compiled);
 
 impl Val for Bound {
     fn get_type(&self) -> &Type {
@@ -67,7 +67,7 @@ impl StaticVal for Bound {}
 
 /// An argument in compiled form: compiled at load (borrowed from the policy) or now.
 #[derive(Debug)]
-pub enum Argument<'a, T> {
+pub(crate) enum Argument<'a, T> {
     Loaded(&'a T),
     Computed(T),
 }
@@ -85,7 +85,7 @@ impl<T> std::ops::Deref for Argument<'_, T> {
 
 /// `value` in compiled form for function `function`: the form compiled at load, or `value`
 /// compiled now with `compile` (an invalid value is the function's error).
-pub fn argument<'a, T: Any>(
+pub(crate) fn argument<'a, T: Any>(
     value: &'a dyn Val,
     function: &str,
     compile: fn(&Value) -> Result<T, String>,
@@ -104,7 +104,7 @@ pub fn argument<'a, T: Any>(
 
 /// `value` read with `one`, or each element of it when it is a list: for arguments that are
 /// one item or a list of them (`in_cidr`'s ranges, `business_hours`' specs).
-pub fn one_or_list<T>(
+pub(crate) fn one_or_list<T>(
     value: &Value,
     one: impl Fn(&Value) -> Result<T, String>,
 ) -> Result<Vec<T>, String> {
@@ -122,24 +122,25 @@ pub fn one_or_list<T>(
 /// .paths.exists(p, request.path.glob(p))`): every element of the range is compiled (an
 /// invalid one fails the load) and the name returned is that of a [`Picks`] table, from which
 /// `@pick` takes the element's compiled form per call.
-pub type Load<'a> = dyn FnMut(&IdedExpr, Compile, Each) -> Result<Option<String>, String> + 'a;
+pub(crate) type Load<'a> =
+    dyn FnMut(&IdedExpr, Compile, Each) -> Result<Option<String>, String> + 'a;
 
 /// Whether [`Load`] compiles the value, or each element of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Each {
+pub(crate) enum Each {
     Value,
     Element,
 }
 
 /// The compiled forms of the string elements of a range known at load, by element.
 #[derive(Debug, Default)]
-pub struct Picks(pub std::collections::HashMap<String, Compiled>);
+pub(crate) struct Picks(pub std::collections::HashMap<String, Compiled>);
 
 /// `@pick(value, picks)`: the compiled form of `value` when the table has it, else `value`.
-pub const PICK: &str = "@pick";
+pub(crate) const PICK: &str = "@pick";
 
 /// The [`PICK`] function.
-pub fn pick_function() -> super::NativeFunction {
+pub(crate) fn pick_function() -> super::NativeFunction {
     Box::new(|ftx| {
         let [value, table] = super::arguments(ftx, PICK, false)?;
         let picked = table
@@ -160,7 +161,10 @@ pub fn pick_function() -> super::NativeFunction {
 /// Checks every call of Warrant's functions in `expr` (arity; method or not) and replaces each
 /// of their compiled arguments known at load by a reference to its compiled form, obtained
 /// from `load`. Recurses: call it on a tree whose depth is bounded.
-pub fn compile_arguments(expr: &mut IdedExpr, load: &mut Load<'_>) -> Result<(), CompileError> {
+pub(crate) fn compile_arguments(
+    expr: &mut IdedExpr,
+    load: &mut Load<'_>,
+) -> Result<(), CompileError> {
     Walk {
         load,
         data_shadowed: false,

@@ -29,10 +29,10 @@ fn compile(pattern: &Value) -> Result<Glob, String> {
     }
 }
 
-pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
+pub(crate) const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 
 /// The `glob` function.
-pub fn function() -> NativeFunction {
+pub(crate) fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, pattern] = arguments(ftx, "glob", true)?;
         let text: &CelString = expect(text, "glob", "text", "string")?;

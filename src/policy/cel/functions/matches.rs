@@ -37,10 +37,10 @@ fn compile(pattern: &Value) -> Result<Regex, String> {
         })
 }
 
-pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
+pub(crate) const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 
 /// The `matches` function. The text is read where it lies, not copied.
-pub fn function() -> NativeFunction {
+pub(crate) fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, pattern] = arguments(ftx, "matches", true)?;
         let text: &CelString = expect(text, "matches", "text", "string")?;

@@ -13,21 +13,21 @@
 //! - timestamp accessors answer in UTC without a time zone, and a literal zone is compiled at
 //!   load ([`time`]).
 
-pub mod cidr;
-pub mod compiled;
-pub mod glob;
-pub mod matches;
-pub mod prefix;
-pub mod time;
-pub mod windows;
+pub(super) mod cidr;
+pub(super) mod compiled;
+pub(super) mod glob;
+pub(super) mod matches;
+pub(super) mod prefix;
+pub(super) mod time;
+pub(super) mod windows;
 
 use cel::common::value::{CowVal, Val};
 use cel::{ExecutionError, FunctionContext};
 
-pub use compiled::{CompiledArgument, compile_arguments};
+pub(super) use compiled::{CompiledArgument, compile_arguments};
 
 /// A function as the engine calls it: resolved arguments, borrowed where they can be.
-pub type NativeFunction = Box<
+pub(super) type NativeFunction = Box<
     dyn for<'c, 'v> Fn(&mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError>
         + Send
         + Sync,
@@ -42,7 +42,7 @@ pub type NativeFunction = Box<
         reason = "`returns` and `doc` are the docs' source, checked by a test"
     )
 )]
-pub struct Function {
+pub(super) struct Function {
     /// The name rules call it by; names starting with `@` are internal (load-time rewrites)
     /// and undocumented.
     pub name: &'static str,
@@ -63,7 +63,7 @@ pub struct Function {
 }
 
 /// Every function Warrant adds to the engine's.
-pub const FUNCTIONS: &[Function] = &[
+pub(super) const FUNCTIONS: &[Function] = &[
     Function {
         name: "matches",
         signatures: &["text.matches(pattern)", "matches(text, pattern)"],
@@ -192,14 +192,14 @@ pub const FUNCTIONS: &[Function] = &[
 ];
 
 /// The function called `name`.
-pub fn function(name: &str) -> Option<&'static Function> {
+pub(super) fn function(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|function| function.name == name)
 }
 
 /// The `N` arguments of a call to function `name`, a method's receiver first, or the error
 /// the engine gives for a call it has no overload for (`method`: whether it may be called as
 /// one).
-pub fn arguments<'f, 'v, const N: usize>(
+pub(super) fn arguments<'f, 'v, const N: usize>(
     ftx: &'f FunctionContext<'_, 'v>,
     name: &str,
     method: bool,
@@ -221,7 +221,7 @@ pub fn arguments<'f, 'v, const N: usize>(
 
 /// A CEL type name (`int`, `google.protobuf.Timestamp`, `float` as the engine's `Value`
 /// names a double) as a phrase: `an int`, `a timestamp`, `a double`, `bytes`, `null`.
-pub fn a(kind: impl std::fmt::Display) -> String {
+pub(super) fn a(kind: impl std::fmt::Display) -> String {
     match kind.to_string().as_str() {
         "int" => "an int",
         "uint" => "a uint",
@@ -242,7 +242,7 @@ pub fn a(kind: impl std::fmt::Display) -> String {
 
 /// `value` (function `function`'s `what`) as `T`, or the error saying what it is instead:
 /// `the text is an int, not a string`.
-pub fn expect<'b, 'v, T: cel::common::value::FromVal<'b, 'v>>(
+pub(super) fn expect<'b, 'v, T: cel::common::value::FromVal<'b, 'v>>(
     value: &'b (dyn Val + 'v),
     function: &str,
     what: &str,

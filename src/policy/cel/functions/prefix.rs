@@ -20,7 +20,7 @@ use super::{NativeFunction, a, arguments, expect};
 
 /// A map compiled for longest-prefix lookups.
 #[derive(Debug)]
-pub struct PrefixMap {
+pub(crate) struct PrefixMap {
     values: HashMap<String, Box<dyn Val>>,
     /// The distinct key lengths in bytes, longest first.
     lengths: Vec<usize>,
@@ -28,7 +28,7 @@ pub struct PrefixMap {
 
 impl PrefixMap {
     /// The value of the longest key `text` starts with.
-    pub fn longest(&self, text: &str) -> Option<&(dyn Val + 'static)> {
+    pub(crate) fn longest(&self, text: &str) -> Option<&(dyn Val + 'static)> {
         self.lengths
             .iter()
             .filter_map(|&length| text.get(..length))
@@ -58,10 +58,10 @@ fn compile(map: &Value) -> Result<PrefixMap, String> {
     Ok(PrefixMap { values, lengths })
 }
 
-pub const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
+pub(crate) const COMPILE: Compile = |value| Ok(Arc::new(compile(value)?));
 
 /// The `longest_prefix` function.
-pub fn function() -> NativeFunction {
+pub(crate) fn function() -> NativeFunction {
     Box::new(|ftx| {
         let [text, map] = arguments(ftx, "longest_prefix", false)?;
         let text: &CelString = expect(text, "longest_prefix", "text", "string")?;

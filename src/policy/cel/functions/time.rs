@@ -25,14 +25,14 @@ use super::compiled::{Compile, argument};
 use super::{NativeFunction, a, arguments, expect};
 
 /// The wrapping function's name; `@` keeps it out of what a rule can write.
-pub const UTC: &str = "@utc";
+pub(crate) const UTC: &str = "@utc";
 
 /// `@in_zone(timestamp, zone)`: the instant at the zone's offset.
-pub const IN_ZONE: &str = "@in_zone";
+pub(crate) const IN_ZONE: &str = "@in_zone";
 
 /// The accessors of `google.protobuf.Timestamp` (and the four shared with
 /// `google.protobuf.Duration`).
-pub const ACCESSORS: [&str; 10] = [
+pub(crate) const ACCESSORS: [&str; 10] = [
     "getFullYear",
     "getMonth",
     "getDayOfYear",
@@ -47,7 +47,7 @@ pub const ACCESSORS: [&str; 10] = [
 
 /// Wraps the receiver of every accessor called without a time zone in [`UTC`]. Recurses: call
 /// it on a tree whose depth is bounded.
-pub fn rewrite_accessors(expr: &mut IdedExpr) {
+pub(crate) fn rewrite_accessors(expr: &mut IdedExpr) {
     let id = expr.id;
     match &mut expr.expr {
         Expr::Call(call) => {
@@ -118,14 +118,14 @@ fn wrap(receiver: &mut IdedExpr, id: u64, function: &str, zone: Option<IdedExpr>
 
 /// A time zone: an IANA name or a fixed offset.
 #[derive(Debug, Clone, Copy)]
-pub enum Zone {
+pub(crate) enum Zone {
     Named(chrono_tz::Tz),
     Fixed(FixedOffset),
 }
 
 impl Zone {
     /// The offset of this zone at `instant`.
-    pub fn at<T: TimeZone>(&self, instant: &DateTime<T>) -> DateTime<FixedOffset> {
+    pub(crate) fn at<T: TimeZone>(&self, instant: &DateTime<T>) -> DateTime<FixedOffset> {
         match self {
             Zone::Named(zone) => instant.with_timezone(zone).fixed_offset(),
             Zone::Fixed(offset) => instant.with_timezone(offset),
@@ -135,7 +135,7 @@ impl Zone {
 
 /// Reads a time zone as cel-go's `timeZone` does: an IANA name (`Europe/Berlin`, `UTC`), or
 /// an offset `[+-]HH:MM` when there is a colon; `""` is UTC.
-pub fn parse_zone(zone: &Value) -> Result<Zone, String> {
+pub(crate) fn parse_zone(zone: &Value) -> Result<Zone, String> {
     let Value::String(zone) = zone else {
         return Err(format!(
             "a time zone is a string, not {}",
@@ -176,10 +176,10 @@ pub fn parse_zone(zone: &Value) -> Result<Zone, String> {
         .ok_or_else(bad)
 }
 
-pub const COMPILE_ZONE: Compile = |value| Ok(Arc::new(parse_zone(value)?));
+pub(crate) const COMPILE_ZONE: Compile = |value| Ok(Arc::new(parse_zone(value)?));
 
 /// [`IN_ZONE`]: a timestamp at the offset its instant has in the zone.
-pub fn in_zone_function() -> NativeFunction {
+pub(crate) fn in_zone_function() -> NativeFunction {
     Box::new(|ftx| {
         let [timestamp, zone] = arguments(ftx, IN_ZONE, false)?;
         let instant: &CelTimestamp = expect(timestamp, "timezone", "value", "timestamp")?;
@@ -189,7 +189,7 @@ pub fn in_zone_function() -> NativeFunction {
 }
 
 /// [`UTC`]: a timestamp at offset zero; any other value unchanged.
-pub fn utc_function() -> NativeFunction {
+pub(crate) fn utc_function() -> NativeFunction {
     Box::new(|ftx| {
         let value = match (ftx.this.is_some(), ftx.args.len()) {
             (false, 1) => ftx.args.pop(),

@@ -27,10 +27,10 @@ use super::{NativeFunction, a, arguments, expect};
 
 /// Absolute windows, as `[start, end)` pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Windows(Vec<(DateTime<FixedOffset>, DateTime<FixedOffset>)>);
+pub(crate) struct Windows(Vec<(DateTime<FixedOffset>, DateTime<FixedOffset>)>);
 
 impl Windows {
-    pub fn contains(&self, time: &DateTime<FixedOffset>) -> bool {
+    pub(crate) fn contains(&self, time: &DateTime<FixedOffset>) -> bool {
         self.0
             .iter()
             .any(|(start, end)| start <= time && time < end)
@@ -98,10 +98,10 @@ fn compile_windows(windows: &Value) -> Result<Windows, String> {
         .map(Windows)
 }
 
-pub const COMPILE_WINDOWS: Compile = |value| Ok(Arc::new(compile_windows(value)?));
+pub(crate) const COMPILE_WINDOWS: Compile = |value| Ok(Arc::new(compile_windows(value)?));
 
 /// The `within` function.
-pub fn within() -> NativeFunction {
+pub(crate) fn within() -> NativeFunction {
     Box::new(|ftx| {
         let [time, windows] = arguments(ftx, "within", false)?;
         let time: &CelTimestamp = expect(time, "within", "time", "timestamp")?;
@@ -122,11 +122,11 @@ struct Weekly {
 
 /// A business-hours spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec(Vec<Weekly>);
+pub(crate) struct Spec(Vec<Weekly>);
 
 impl Spec {
     /// Whether the wall-clock time `local` falls in the spec.
-    pub fn contains(&self, local: &DateTime<FixedOffset>) -> bool {
+    pub(crate) fn contains(&self, local: &DateTime<FixedOffset>) -> bool {
         let day = local.weekday().num_days_from_monday() as usize;
         let yesterday = (day + 6) % 7;
         let minute = local.hour() * 60 + local.minute();
@@ -210,10 +210,10 @@ fn compile_spec(spec: &Value) -> Result<Spec, String> {
     one_or_list(spec, one).map(Spec)
 }
 
-pub const COMPILE_SPEC: Compile = |value| Ok(Arc::new(compile_spec(value)?));
+pub(crate) const COMPILE_SPEC: Compile = |value| Ok(Arc::new(compile_spec(value)?));
 
 /// The `business_hours` function.
-pub fn business_hours() -> NativeFunction {
+pub(crate) fn business_hours() -> NativeFunction {
     Box::new(|ftx| {
         let [time, spec, zone] = arguments(ftx, "business_hours", false)?;
         let instant: &CelTimestamp = expect(time, "business_hours", "time", "timestamp")?;

@@ -671,17 +671,34 @@ fn an_activation_builds_only_the_fields_rules_select_unless_a_rule_reads_the_var
             .collect();
         Needs::of(&expressions).variables
     };
-    let fields = |f: &[&'static str]| Some(f.iter().copied().collect::<BTreeSet<_>>());
+    let fields = |variable: &str, names: &[&str]| {
+        let declared = environment::variable(variable).expect("declared");
+        let mut set = environment::FieldSet::default();
+        for name in names {
+            set.insert(declared, name);
+        }
+        set
+    };
     assert_eq!(
         needs(&[
             r#"request.path == "/" && source.namespace == "a""#,
             r#"has(request.body) && request.headers.exists(h, h == "x-a")"#,
         ]),
         BTreeMap::from([
-            ("request", fields(&["body", "headers", "path"])),
-            ("source", fields(&["namespace"])),
+            ("request", fields("request", &["body", "headers", "path"])),
+            ("source", fields("source", &["namespace"])),
         ])
     );
+    assert_ne!(fields("request", &["body"]), fields("request", &["path"]));
+    for variable in VARIABLES {
+        if let environment::Shape::Fields(declared) = variable.shape {
+            assert!(
+                declared.len() < 64,
+                "{}: a FieldSet holds 64",
+                variable.name
+            );
+        }
+    }
     // Read whole: by index, optional selection, in a list, by a function of the variable.
     for whole in [
         r#"request["method"] == "GET""#,
@@ -691,7 +708,7 @@ fn an_activation_builds_only_the_fields_rules_select_unless_a_rule_reads_the_var
     ] {
         assert_eq!(
             needs(&[r#"request.path == "/""#, whole]),
-            BTreeMap::from([("request", None)]),
+            BTreeMap::from([("request", environment::FieldSet::ALL)]),
             "{whole}"
         );
     }
