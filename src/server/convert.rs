@@ -177,6 +177,31 @@ mod tests {
 
     use super::*;
 
+    proptest::proptest! {
+        /// Joining keeps one entry per name, in name order, whose value is every value of
+        /// that name in arrival order, separated by `,`.
+        #[test]
+        fn repeated_headers_join_in_arrival_order(
+            arrivals in proptest::collection::vec(("[a-c]{1,2}", "[a-z0-9, ]{0,4}"), 0..12),
+        ) {
+            let mut headers: Vec<(String, String)> = arrivals.clone();
+            headers.sort_by(|a, b| a.0.cmp(&b.0));
+            join_repeated(&mut headers);
+            let mut names: Vec<&String> = arrivals.iter().map(|(n, _)| n).collect();
+            names.sort();
+            names.dedup();
+            proptest::prop_assert_eq!(headers.iter().map(|(n, _)| n).collect::<Vec<_>>(), names);
+            for (name, value) in &headers {
+                let values: Vec<&str> = arrivals
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                proptest::prop_assert_eq!(value, &values.join(","));
+            }
+        }
+    }
+
     #[test]
     fn raw_header_map_repeats_are_joined() {
         let header = |key: &str, value: &str, raw: &[u8]| HeaderValue {

@@ -187,3 +187,78 @@ fn zones() {
         assert!(parse_zone(&text(bad)).is_err(), "{bad:?}");
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+    /// A time in the week of Monday 2026-03-02, to the second, at `offset` hours from UTC.
+    fn time() -> impl Strategy<Value = DateTime<FixedOffset>> {
+        (0i64..7 * 86_400, -12i32..=14).prop_map(|(second, offset)| {
+            let zone = FixedOffset::east_opt(offset * 3600).expect("an offset");
+            (at("2026-03-02T00:00:00Z") + chrono::Duration::seconds(second)).with_timezone(&zone)
+        })
+    }
+
+    fn hhmm(minute: u32) -> String {
+        format!("{:02}:{:02}", minute / 60, minute % 60)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// `within`: a time is in a list of windows exactly when some window has it in
+        /// `[start, end)`.
+        #[test]
+        fn within_is_start_included_end_excluded(
+            bounds in proptest::collection::vec((time(), 0i64..86_400), 0..4),
+            t in time(),
+        ) {
+            let windows: Vec<Value> = bounds
+                .iter()
+                .map(|(start, length)| {
+                    let end = *start + chrono::Duration::seconds(*length);
+                    window(&[("start", text(&start.to_rfc3339())), ("end", text(&end.to_rfc3339()))])
+                })
+                .collect();
+            let compiled = compile_windows(&list(windows)).expect("valid windows");
+            let expected = bounds.iter().any(|(start, length)| {
+                *start <= t && t < *start + chrono::Duration::seconds(*length)
+            });
+            prop_assert_eq!(compiled.contains(&t), expected);
+        }
+
+        /// `business_hours` with one day: in the window on that day (or, across midnight,
+        /// from its start that day to its end the next), and nowhere else.
+        #[test]
+        fn one_day_windows(day in 0usize..7, start in 0u32..1440, end in 1u32..=1440, t in time()) {
+            prop_assume!(start != end);
+            let spec = spec(&format!("{} {}-{}", DAY_NAMES[day], hhmm(start), hhmm(end)));
+            let today = t.weekday().num_days_from_monday() as usize;
+            let minute = t.hour() * 60 + t.minute();
+            let expected = if start < end {
+                today == day && (start..end).contains(&minute)
+            } else {
+                (today == day && minute >= start) || (today == (day + 1) % 7 && minute < end)
+            };
+            prop_assert_eq!(spec.contains(&t), expected);
+        }
+
+        /// A range of days is the list of its days; a list is the union of its days.
+        #[test]
+        fn a_range_is_its_days(first in 0usize..7, length in 0usize..7, start in 0u32..1440, end in 1u32..=1440, t in time()) {
+            prop_assume!(start != end);
+            let last = (first + length) % 7;
+            let hours = format!("{}-{}", hhmm(start), hhmm(end));
+            let range = spec(&format!("{}-{} {hours}", DAY_NAMES[first], DAY_NAMES[last]));
+            let days: Vec<&str> = (0..=length).map(|i| DAY_NAMES[(first + i) % 7]).collect();
+            let listed = spec(&format!("{} {hours}", days.join(",")));
+            let any_one = days.iter().any(|d| spec(&format!("{d} {hours}")).contains(&t));
+            prop_assert_eq!(range.contains(&t), listed.contains(&t));
+            prop_assert_eq!(listed.contains(&t), any_one);
+        }
+    }
+}
