@@ -635,3 +635,75 @@ fn every_decision_names_the_policy_revision() {
     let untrusted = a.decide(&request("spiffe://x.org/a", "GET", "/"), SystemTime::now());
     assert_eq!(untrusted.policy_revision, *a.revision());
 }
+
+/// A rule's activation builds a field read alone (`request.path`) without its variable's map,
+/// and the whole variable (`request["path"]`, `has(request.path)`) only when read whole: for
+/// every declared field, both must be the same value.
+#[test]
+fn every_field_read_alone_equals_the_field_of_its_whole_variable() {
+    use warrant::policy::{Shape, VARIABLES};
+    let mut request = request(FRONTEND, "GET", "/payments/42?expand=1&x=2");
+    if let Some(http) = request.http.as_mut() {
+        http.headers.push(("x-env".into(), "prod".into()));
+    }
+    let mut checked = 0;
+    for variable in VARIABLES {
+        let Shape::Fields(fields) = variable.shape else {
+            continue;
+        };
+        for field in fields {
+            let (v, f) = (variable.name, field.name);
+            let policy = compile(&format!(
+                "  - id: same\n    effect: allow\n    when: '{v}.{f} == {v}[\"{f}\"] && has({v}.{f}) && [{v}.{f}] == [{v}].map(x, x.{f})'\n"
+            ));
+            let d = policy.decide(&request, SystemTime::now());
+            assert_eq!(d.verdict, Verdict::Allow, "{v}.{f}: {}", d.reason);
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} fields");
+    // A comprehension's variable still shadows the request's.
+    let policy = compile(
+        "  - id: shadowed\n    effect: allow\n    when: '[{\"path\": \"/x\"}].exists(request, request.path == \"/x\")'\n",
+    );
+    let d = policy.decide(&request, SystemTime::now());
+    assert_eq!(d.verdict, Verdict::Allow, "{}", d.reason);
+}
+
+/// The activation builds `request.headers` with only the headers the policy's rules name
+/// (when none reads the map whole): a rule must decide the same either way.
+#[test]
+fn a_rule_decides_the_same_whether_or_not_unnamed_headers_are_built() {
+    let mut request = request(FRONTEND, "GET", "/p");
+    if let Some(http) = request.http.as_mut() {
+        for (name, value) in [
+            ("x-env", "prod"),
+            ("x-a", "1"),
+            ("x-empty", ""),
+            ("accept", "*/*"),
+        ] {
+            http.headers.push((name.into(), value.into()));
+        }
+    }
+    let reads_all = "  - id: reads-all\n    effect: deny\n    when: request.headers.size() < 0\n";
+    for when in [
+        r#""x-env" in request.headers && request.headers["x-env"] == "prod""#,
+        r#""x-debug" in request.headers"#,
+        r#"!("x-debug" in request.headers)"#,
+        r#"request.headers["x-missing"] == "1""#,
+        r#"has(request.headers.accept) && !has(request.headers.x_b)"#,
+        r#"request.headers[?"x-a"].orValue("none") == "1""#,
+        r#"request.headers[?"x-b"].orValue("none") == "none""#,
+        r#"request.headers["x-empty"] == "" && request["headers"]["x-a"] == "1""#,
+        r#"[request].exists(r, r.headers["x-a"] == "1")"#,
+    ] {
+        let rule = format!("  - id: rule\n    effect: allow\n    when: '{when}'\n");
+        let named = compile(&rule).decide(&request, SystemTime::now());
+        let all = compile(&format!("{rule}{reads_all}")).decide(&request, SystemTime::now());
+        assert_eq!(
+            (named.verdict, named.rule, named.reason),
+            (all.verdict, all.rule, all.reason),
+            "{when}"
+        );
+    }
+}

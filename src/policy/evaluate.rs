@@ -187,9 +187,9 @@ impl Policy {
         let results: Vec<(Verdict, bool, &Rule, RuleResult)> =
             match self.trust.establish(request, now) {
                 Ok((identities, Ok(()))) => {
-                    let activation =
-                        self.cel
-                            .activation(&self.needed_variables, &identities, request, now);
+                    let variables =
+                        super::RequestVariables::new(&identities, request, now, &self.headers_read);
+                    let activation = self.cel.activation(&variables);
                     super::with_evaluation_stack(|| {
                         rules
                             .map(|(effect, shadow, rule)| {

@@ -32,12 +32,14 @@ use crate::request::AuthzRequest;
 use crate::trust::TrustPolicy;
 
 use self::cel::DATA_KEY_MISSING;
-pub use self::cel::{CompileError, EvalError, Field, Glob, MAX_DEPTH, Shape, VARIABLES, Variable};
+pub use self::cel::{
+    CompileError, EvalError, Field, Glob, HeadersRead, MAX_DEPTH, Shape, VARIABLES, Variable,
+};
 pub use decision::{Decision, Identities, RuleFailure, ShadowResult, Stage, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{Explanation, RuleExplanation, RuleResult};
 
-use self::cel::{CelEnv, Needs, with_evaluation_stack};
+use self::cel::{CelEnv, RequestVariables, with_evaluation_stack};
 use evaluate::RulesOutcome;
 use file::{Effect, Mode, PolicyFile};
 use rule::{Rule, check_rule_id, compile_rule};
@@ -96,8 +98,8 @@ pub struct Policy {
     allow_rules: Vec<Rule>,
     /// Rules in `mode: audit`, with the verdict each would give: evaluated, never deciding.
     shadow_rules: Vec<(Verdict, Rule)>,
-    /// Top-level CEL variables referenced by any rule: only these are built per request.
-    needed_variables: Needs,
+    /// The entries of `request.headers` any rule can observe: only these are built per request.
+    headers_read: HeadersRead,
     /// Every file the policy was compiled from: its documents, then the bundles and data
     /// files they name.
     files: Vec<PathBuf>,
@@ -339,13 +341,14 @@ impl Policy {
         };
         match trust {
             Some(trust) if errors.is_empty() => {
-                let needed_variables = Needs::of(
-                    deny_rules
-                        .iter()
-                        .chain(&allow_rules)
-                        .chain(shadow_rules.iter().map(|(_, rule)| rule))
-                        .map(|rule: &Rule| &rule.expression),
-                );
+                let mut headers_read = HeadersRead::default();
+                for rule in deny_rules
+                    .iter()
+                    .chain(&allow_rules)
+                    .chain(shadow_rules.iter().map(|(_, rule)| rule))
+                {
+                    headers_read.extend(rule.expression.headers_read());
+                }
                 let warnings = lint::lint(&linted, linted_trust.unwrap_or_default(), &trust);
                 Ok(Self {
                     trust,
@@ -353,7 +356,7 @@ impl Policy {
                     deny_rules,
                     allow_rules,
                     shadow_rules,
-                    needed_variables,
+                    headers_read,
                     files,
                     warnings,
                     revision: revision.finish(),
@@ -420,9 +423,9 @@ impl Policy {
                 let (outcome, shadow) = match admitted {
                     Err(untrusted) => (RulesOutcome::untrusted(untrusted.to_string()), Vec::new()),
                     Ok(()) => {
-                        let activation =
-                            self.cel
-                                .activation(&self.needed_variables, &identities, request, now);
+                        let variables =
+                            RequestVariables::new(&identities, request, now, &self.headers_read);
+                        let activation = self.cel.activation(&variables);
                         with_evaluation_stack(|| {
                             (
                                 self.evaluate_rules(&activation),

@@ -29,6 +29,52 @@ pub struct Inputs<'a> {
     pub workload: &'a Workload,
     pub request: &'a AuthzRequest,
     pub now: SystemTime,
+    /// The headers the policy's rules can observe: `request.headers` holds only these.
+    pub headers_read: &'a HeadersRead,
+}
+
+/// Which entries of `request.headers` a policy's rules can observe, found when it loads. The
+/// map a request's rules see holds only these: a rule that looks headers up by literal name
+/// (`request.headers["x-env"]`, `"x-debug" in request.headers`, `has(request.headers.x)`)
+/// cannot tell the other entries apart from absent ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersRead {
+    /// Only the headers of these names.
+    Named(std::collections::BTreeSet<String>),
+    /// Every header: some rule reads the map, or the whole `request`, other than by a
+    /// literal name (iterates it, counts it, compares it, indexes it with a computed key).
+    All,
+}
+
+impl Default for HeadersRead {
+    fn default() -> Self {
+        HeadersRead::Named(std::collections::BTreeSet::new())
+    }
+}
+
+impl HeadersRead {
+    /// Adds the header `name`.
+    pub fn insert(&mut self, name: &str) {
+        if let HeadersRead::Named(names) = self {
+            names.insert(name.to_owned());
+        }
+    }
+
+    /// Adds what `other` reads.
+    pub fn extend(&mut self, other: &HeadersRead) {
+        match other {
+            HeadersRead::All => *self = HeadersRead::All,
+            HeadersRead::Named(names) => names.iter().for_each(|name| self.insert(name)),
+        }
+    }
+
+    /// Whether the header `name` is observable.
+    pub fn admits(&self, name: &str) -> bool {
+        match self {
+            HeadersRead::All => true,
+            HeadersRead::Named(names) => names.contains(name),
+        }
+    }
 }
 
 impl<'a> Inputs<'a> {
@@ -509,32 +555,6 @@ pub(super) fn variable(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|variable| variable.name == name)
 }
 
-/// Which fields of a variable with fixed fields a request's activation builds: a bit per field,
-/// by its place in [`Shape::Fields`] (a variable has fewer than 64).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FieldSet(u64);
-
-impl FieldSet {
-    /// Every field: the variable is read whole.
-    pub const ALL: FieldSet = FieldSet(u64::MAX);
-
-    /// Adds `variable`'s field `name` (nothing when it has no such field).
-    pub fn insert(&mut self, variable: &Variable, name: &str) {
-        if let Shape::Fields(fields) = variable.shape
-            && let Some(index) = fields.iter().position(|field| field.name == name)
-        {
-            self.0 |= 1u64.checked_shl(index as u32).unwrap_or(0);
-        }
-    }
-
-    fn contains(self, index: usize) -> bool {
-        u32::try_from(index)
-            .ok()
-            .and_then(|index| 1u64.checked_shl(index))
-            .is_some_and(|bit| self.0 & bit != 0)
-    }
-}
-
 impl Variable {
     /// The names of its fields, when it has fixed ones.
     pub fn fields(&self) -> Option<impl Iterator<Item = &'static str>> {
@@ -567,15 +587,12 @@ impl Variable {
         }
     }
 
-    /// Its value for one request, with only the `wanted` fields; `None` for a value bound
-    /// once when the policy loads.
-    pub fn build<'a>(&self, inputs: &Inputs<'a>, wanted: FieldSet) -> Option<CelVal<'a>> {
+    /// Its whole value for one request; `None` for a value bound once when the policy loads.
+    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Option<CelVal<'a>> {
         match self.shape {
             Shape::Fields(fields) => Some(map(fields
                 .iter()
-                .enumerate()
-                .filter(|(index, _)| wanted.contains(*index))
-                .map(|(_, field)| (field.name, (field.build)(inputs))))),
+                .map(|field| (field.name, (field.build)(inputs))))),
             Shape::Value { build, .. } => Some(build(inputs)),
             Shape::Loaded { .. } => None,
         }

@@ -18,6 +18,7 @@
 //! (~35 µs), a child scope of a shared root costs ~1 µs. So one root is built when the policy
 //! loads and each request gets a child scope holding only the variables the policy uses.
 
+mod activation;
 mod constants;
 pub(crate) mod data;
 mod environment;
@@ -35,15 +36,13 @@ mod values;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use cel::common::ast::IdedExpr;
 use cel::{Context, Env, ExecutionError, Value};
 
-use crate::request::AuthzRequest;
-use crate::trust::Identities;
-
-pub use environment::{Field, Shape, VARIABLES, Variable};
+pub(super) use activation::Activation;
+pub(crate) use activation::RequestVariables;
+pub use environment::{Field, HeadersRead, Shape, VARIABLES, Variable};
 pub use functions::glob::Glob;
 pub use nesting::MAX_DEPTH;
 
@@ -272,9 +271,6 @@ pub(super) struct Expression {
     /// The syntax tree, at most [`MAX_DEPTH`] deep, with Warrant's load-time rewrites.
     expr: IdedExpr,
     variables: BTreeSet<&'static str>,
-    /// Variables read whole, and the fields selected of the others (see [`Needs`]).
-    whole: BTreeSet<&'static str>,
-    fields: BTreeSet<(&'static str, &'static str)>,
     /// The string literals and field names written in the expression: the map keys an error
     /// may name without revealing anything from the request.
     written_keys: BTreeSet<String>,
@@ -282,12 +278,19 @@ pub(super) struct Expression {
     canonical: String,
     /// The conjunct checked before the rest, once per request (see [`guard`]).
     guard: Option<guard::Guard>,
+    /// The entries of `request.headers` it can observe.
+    headers_read: HeadersRead,
 }
 
 impl Expression {
     /// The top-level variables this expression references.
     pub(super) fn variables(&self) -> &BTreeSet<&'static str> {
         &self.variables
+    }
+
+    /// The entries of `request.headers` it can observe.
+    pub(super) fn headers_read(&self) -> &HeadersRead {
+        &self.headers_read
     }
 
     /// The syntax tree as written, as text without node ids: two expressions with the same
@@ -377,9 +380,8 @@ impl CelEnv {
             guard: guard::Guard::find(&expr),
             expr,
             variables: references.variables,
-            whole: references.whole,
-            fields: references.fields,
             written_keys: references.written_keys,
+            headers_read: references.headers_read,
         })
     }
 
@@ -456,84 +458,7 @@ impl CelEnv {
     }
 }
 
-/// What a policy's rules read: each variable they reference and, for a variable with fixed
-/// fields that no rule reads whole, the fields they select. A request's activation builds
-/// only these: an unread field is never observable (a rule can only see a field it names,
-/// or the whole variable).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Needs {
-    /// Variable → the fields to build (see [`environment::FieldSet`]).
-    variables: std::collections::BTreeMap<&'static str, environment::FieldSet>,
-}
-
-impl Needs {
-    /// What `expressions` read, together.
-    pub(super) fn of<'e>(expressions: impl IntoIterator<Item = &'e Expression>) -> Self {
-        let mut needs = Self::default();
-        for expression in expressions {
-            for &variable in &expression.variables {
-                let fields = needs.variables.entry(variable).or_default();
-                if expression.whole.contains(variable) {
-                    *fields = environment::FieldSet::ALL;
-                }
-            }
-            for &(variable, field) in &expression.fields {
-                if let (Some(fields), Some(declared)) = (
-                    needs.variables.get_mut(variable),
-                    environment::variable(variable),
-                ) {
-                    fields.insert(declared, field);
-                }
-            }
-        }
-        needs
-    }
-}
-
-/// The variables of one request, bound once in a child scope of the shared root and used by
-/// every rule evaluated for it. Values borrow from the request instead of copying it.
-pub(super) struct Activation<'a> {
-    scope: Context<'a, 'a>,
-    /// The rules' guarded paths, resolved once each.
-    guards: guard::GuardValues,
-}
-
-impl fmt::Debug for Activation<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Activation").finish_non_exhaustive()
-    }
-}
-
 impl CelEnv {
-    /// Builds what `needed` names (what the policy's rules read).
-    pub(super) fn activation<'a>(
-        &'a self,
-        needed: &Needs,
-        identities: &'a Identities,
-        request: &'a AuthzRequest,
-        now: SystemTime,
-    ) -> Activation<'a> {
-        let root: &'a Context<'a, 'a> = &self.root;
-        let mut scope = root.new_inner_scope();
-        let inputs = environment::Inputs {
-            peer: &identities.transport,
-            provenance: &identities.provenance,
-            workload: &identities.workload,
-            request,
-            now,
-        };
-        for (&name, fields) in &needed.variables {
-            if let Some(value) = environment::variable(name).and_then(|v| v.build(&inputs, *fields))
-            {
-                scope.add_variable_as_val(name, value);
-            }
-        }
-        Activation {
-            scope,
-            guards: guard::GuardValues::default(),
-        }
-    }
-
     /// Evaluates `expression` in `activation`; only `true` matches. Call it within
     /// [`with_evaluation_stack`].
     pub(super) fn eval(

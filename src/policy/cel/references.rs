@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
 
-use super::environment;
+use super::environment::{self, HeadersRead};
 use super::header_names::{compared_header_names, header_key};
 use super::literals::{literal_strings, string_literal};
 use super::normal_form::{Form, header_form};
@@ -25,15 +25,11 @@ use super::{CompileError, TYPE_NAMES};
 pub(super) struct References {
     /// Top-level variables.
     pub variables: BTreeSet<&'static str>,
-    /// Variables used other than by selecting a declared field (`request.size()`,
-    /// `[request]`, `request["path"]`): every field of these is built for a request.
-    pub whole: BTreeSet<&'static str>,
-    /// `(variable, field)` for each declared field selected (`request.path`,
-    /// `has(source.namespace)`): of the other variables, only these fields are built.
-    pub fields: BTreeSet<(&'static str, &'static str)>,
     /// String literals and field names: the map keys an error may name without revealing
     /// anything from the request.
     pub written_keys: BTreeSet<String>,
+    /// The headers it can observe (see [`HeadersRead`]).
+    pub headers_read: HeadersRead,
 }
 
 /// Walks `expr` (recursively: its depth must already be bounded), collecting what it
@@ -46,6 +42,8 @@ pub(super) fn check(
     let mut checker = Checker {
         scope: Vec::new(),
         used: References::default(),
+        keyed_lookups: BTreeSet::new(),
+        selected_variables: BTreeSet::new(),
         known_function,
     };
     checker.walk(expr)?;
@@ -56,6 +54,13 @@ struct Checker<'f> {
     /// Comprehension variables in scope, innermost last, with what each stands for.
     scope: Vec<(String, Binding)>,
     used: References,
+    /// Ids of the `request.headers` nodes that a literal key looks up (`request.headers["x"]`,
+    /// `"x" in request.headers`, `request.headers.x`, `has(request.headers.x)`); any other
+    /// `request.headers` node makes every header observable.
+    keyed_lookups: BTreeSet<u64>,
+    /// Ids of the variable nodes whose field a literal name selects (`request` in
+    /// `request.headers` or `request["path"]`): reading a field is not reading it whole.
+    selected_variables: BTreeSet<u64>,
     known_function: &'f dyn Fn(&str, bool) -> bool,
 }
 
@@ -86,22 +91,21 @@ impl Checker<'_> {
             .map(|(_, binding)| binding)
     }
 
-    /// `(variable, field)` when `operand` is a variable (not a comprehension's) with fixed
-    /// fields, of which `field` is one.
-    fn declared_field(
-        &self,
-        operand: &IdedExpr,
-        field: &str,
-    ) -> Option<(&'static str, &'static str)> {
-        let Expr::Ident(name) = &operand.expr else {
-            return None;
-        };
-        if self.is_bound(name) {
-            return None;
+    /// Records a lookup of the literal `key` in `map` when `map` is `request.headers`.
+    fn note_keyed_lookup(&mut self, map: &IdedExpr, key: &str) {
+        let map = unwrap_dyn(map);
+        if self.field_access(map) == Some(("request", "headers")) {
+            self.keyed_lookups.insert(map.id);
+            self.used.headers_read.insert(key);
         }
-        let variable = environment::variable(name)?;
-        let field = variable.fields()?.find(|declared| *declared == field)?;
-        Some((variable.name, field))
+    }
+
+    /// Records that a literal name selects a field of `operand`, when it is a variable.
+    fn note_field_selection(&mut self, operand: &IdedExpr) {
+        let operand = unwrap_dyn(operand);
+        if matches!(operand.expr, Expr::Ident(_)) {
+            self.selected_variables.insert(operand.id);
+        }
     }
 
     fn is_bound(&self, name: &str) -> bool {
@@ -374,7 +378,10 @@ impl Checker<'_> {
             {
                 let variable = known_variable(name)?.0;
                 self.used.variables.insert(variable);
-                self.used.whole.insert(variable);
+                if variable == "request" && !self.selected_variables.contains(&expr.id) {
+                    // The whole request, headers and all.
+                    self.used.headers_read = HeadersRead::All;
+                }
             }
             Expr::Select(select) => {
                 self.check_field(expr)?;
@@ -383,13 +390,14 @@ impl Checker<'_> {
                     header_key(&select.field)?;
                 }
                 self.used.written_keys.insert(select.field.clone());
-                match self.declared_field(&select.operand, &select.field) {
-                    Some((variable, field)) => {
-                        self.used.variables.insert(variable);
-                        self.used.fields.insert((variable, field));
-                    }
-                    None => self.walk(&select.operand)?,
+                self.note_keyed_lookup(&select.operand, &select.field);
+                self.note_field_selection(&select.operand);
+                if self.field_access(expr) == Some(("request", "headers"))
+                    && !self.keyed_lookups.contains(&expr.id)
+                {
+                    self.used.headers_read = HeadersRead::All;
                 }
+                self.walk(&select.operand)?;
             }
             Expr::Call(call) => {
                 // `optional.of(x)`: a namespaced function, not a method of a variable.
@@ -409,6 +417,27 @@ impl Checker<'_> {
                 self.check_map_key(expr)?;
                 self.check_header_lookup(&call.func_name, &call.args)?;
                 self.check_normalized_comparison(call)?;
+                match (call.func_name.as_str(), &call.target, &call.args[..]) {
+                    (
+                        operators::INDEX | operators::OPT_INDEX | operators::OPT_SELECT,
+                        None,
+                        [map, key],
+                    )
+                    | (operators::IN, None, [key, map]) => {
+                        if let Some(key) = string_literal(key) {
+                            self.note_keyed_lookup(map, key);
+                            if call.func_name != operators::IN {
+                                self.note_field_selection(map);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if self.field_access(expr) == Some(("request", "headers"))
+                    && !self.keyed_lookups.contains(&expr.id)
+                {
+                    self.used.headers_read = HeadersRead::All;
+                }
                 if let Some(target) = &call.target {
                     self.walk(target)?;
                 }

@@ -105,7 +105,12 @@ pub(super) fn headers<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
         .http()
         .map(|http| http.headers.as_slice())
         .unwrap_or_default();
-    string_map(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    string_map(
+        headers
+            .iter()
+            .filter(|(name, _)| inputs.headers_read.admits(name))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
 
 /// `time` as a CEL timestamp; null when chrono cannot represent it (`From<SystemTime>` would

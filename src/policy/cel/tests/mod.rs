@@ -661,55 +661,50 @@ fn string_extension_and_base64() {
 }
 
 #[test]
-fn an_activation_builds_only_the_fields_rules_select_unless_a_rule_reads_the_variable_whole() {
-    use std::collections::BTreeMap;
-    let needs = |sources: &[&str]| {
-        let mut env = CelEnv::default();
-        let expressions: Vec<Expression> = sources
-            .iter()
-            .map(|s| env.compile(s).expect("compiles"))
-            .collect();
-        Needs::of(&expressions).variables
+fn the_headers_a_rule_can_observe_are_those_it_names_unless_it_reads_them_whole() {
+    let read = |source: &str| {
+        CelEnv::default()
+            .compile(source)
+            .expect("compiles")
+            .headers_read()
+            .clone()
     };
-    let fields = |variable: &str, names: &[&str]| {
-        let declared = environment::variable(variable).expect("declared");
-        let mut set = environment::FieldSet::default();
-        for name in names {
-            set.insert(declared, name);
-        }
-        set
-    };
-    assert_eq!(
-        needs(&[
-            r#"request.path == "/" && source.namespace == "a""#,
-            r#"has(request.body) && request.headers.exists(h, h == "x-a")"#,
-        ]),
-        BTreeMap::from([
-            ("request", fields("request", &["body", "headers", "path"])),
-            ("source", fields("source", &["namespace"])),
-        ])
-    );
-    assert_ne!(fields("request", &["body"]), fields("request", &["path"]));
-    for variable in VARIABLES {
-        if let environment::Shape::Fields(declared) = variable.shape {
-            assert!(
-                declared.len() < 64,
-                "{}: a FieldSet holds 64",
-                variable.name
-            );
-        }
-    }
-    // Read whole: by index, optional selection, in a list, by a function of the variable.
-    for whole in [
-        r#"request["method"] == "GET""#,
-        r#"request.?method == optional.of("GET")"#,
-        r#"[request].exists(r, r.method == "GET")"#,
-        r#"request.size() > 0"#,
+    let named =
+        |names: &[&str]| HeadersRead::Named(names.iter().map(|n| (*n).to_owned()).collect());
+    for (source, names) in [
+        (r#"request.path == "/""#, &[][..]),
+        (
+            r#""x-debug" in request.headers && request.headers["x-env"] == "prod""#,
+            &["x-debug", "x-env"],
+        ),
+        (
+            r#"request.headers.host == "a" || has(request.headers.accept)"#,
+            &["host", "accept"],
+        ),
+        (
+            r#"request["headers"]["x-a"] == "1" && dyn(request.headers)["x-b"] == "2""#,
+            &["x-a", "x-b"],
+        ),
+        (
+            r#"request.headers[?"x-a"].orValue("") == "" && request.headers.?x_c == optional.none()"#,
+            &["x-a", "x_c"],
+        ),
+        (r#"has(request.body) && request["path"] == "/""#, &[]),
+        (r#"dyn(request).headers["x-a"] == "1""#, &["x-a"]),
     ] {
-        assert_eq!(
-            needs(&[r#"request.path == "/""#, whole]),
-            BTreeMap::from([("request", environment::FieldSet::ALL)]),
-            "{whole}"
-        );
+        assert_eq!(read(source), named(names), "{source}");
+    }
+    for whole in [
+        r#"request.headers.size() > 0"#,
+        r#"request.headers.exists(h, h == "x-a")"#,
+        r#"request.headers[request.path] == "1""#,
+        r#"["x-a"].exists(h, h in request.headers)"#,
+        r#"[request.headers].exists(h, "x-a" in h)"#,
+        r#"request.headers == {"x-a": "1"}"#,
+        r#"[request].exists(r, "x-a" in r.headers)"#,
+        r#"request.size() > 0"#,
+        r#"string(request.headers) != """#,
+    ] {
+        assert_eq!(read(whole), HeadersRead::All, "{whole}");
     }
 }

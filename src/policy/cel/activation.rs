@@ -1,0 +1,168 @@
+//! A request's activation: its variables, built only when a rule reads them.
+//!
+//! Nothing is built up front. The engine asks for each name a rule reads through `cel`'s
+//! `VariableResolver`: the qualified name first (`request.path`), then its prefixes
+//! (`request`), innermost scope first — CEL's name resolution, where the longest name that
+//! resolves wins (CEL language definition, "Name Resolution"). So a rule that selects a field
+//! (`request.path`, `source.certificate.serial`) gets that field's value directly, without the
+//! variable's map being built; a rule that reads a variable whole (`request.size()`,
+//! `[request]`, `has(request.body)`) gets the whole map. Every value is built at most once per
+//! request and shared by every rule evaluated for it, and an unread one is never built.
+//!
+//! What a rule sees is exactly what it would see if every variable were bound as a map: a
+//! field's value comes from the same builder (see [`environment::VARIABLES`]) either way. A
+//! comprehension variable with the same name (`[1].exists(request, …)`) lives in an inner
+//! scope and so still shadows. Names that are not per-request variables (`data`, the
+//! arguments compiled at load) are left to the scopes that bind them.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use cel::Context;
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+
+use super::environment::{CelVal, HeadersRead, Inputs, Shape, VARIABLES};
+use super::{CelEnv, guard};
+use crate::request::AuthzRequest;
+use crate::trust::Identities;
+
+/// One slot per variable (its whole value) and one per field of a variable with fixed
+/// fields, in the order of [`VARIABLES`].
+const SLOTS: usize = slot_offset(VARIABLES.len());
+
+/// The slot of the `variable`-th variable's whole value; its fields' slots follow it.
+const fn slot_offset(variable: usize) -> usize {
+    let mut offset = 0;
+    let mut index = 0;
+    while index < variable {
+        offset += 1 + match VARIABLES[index].shape {
+            Shape::Fields(fields) => fields.len(),
+            Shape::Value { .. } | Shape::Loaded { .. } => 0,
+        };
+        index += 1;
+    }
+    offset
+}
+
+/// [`slot_offset`] of every variable.
+const OFFSETS: [usize; VARIABLES.len()] = {
+    let mut offsets = [0; VARIABLES.len()];
+    let mut index = 0;
+    while index < VARIABLES.len() {
+        offsets[index] = slot_offset(index);
+        index += 1;
+    }
+    offsets
+};
+
+/// The per-request variables of one request, each built when first read.
+pub(crate) struct RequestVariables<'a> {
+    inputs: Inputs<'a>,
+    values: [OnceLock<CelVal<'a>>; SLOTS],
+}
+
+impl<'a> RequestVariables<'a> {
+    /// The variables of `request` from the caller `identities` established, evaluated at
+    /// `now`, for rules that observe `headers_read`; nothing is built yet.
+    pub(crate) fn new(
+        identities: &'a Identities,
+        request: &'a AuthzRequest,
+        now: SystemTime,
+        headers_read: &'a HeadersRead,
+    ) -> Self {
+        Self {
+            inputs: Inputs {
+                peer: &identities.transport,
+                provenance: &identities.provenance,
+                workload: &identities.workload,
+                request,
+                now,
+                headers_read,
+            },
+            values: [const { OnceLock::new() }; SLOTS],
+        }
+    }
+
+    /// The value of `name`: a variable (`request`) or a field of one with fixed fields
+    /// (`request.path`). `None` for any other name, and for `data`, which the policy binds
+    /// once when it loads.
+    fn value(&self, name: &str) -> Option<&(dyn Val + 'a)> {
+        let (variable_name, field_name) = match name.split_once('.') {
+            Some((variable, field)) => (variable, Some(field)),
+            None => (name, None),
+        };
+        let (index, variable) = VARIABLES
+            .iter()
+            .enumerate()
+            .find(|(_, variable)| variable.name == variable_name)?;
+        let offset = *OFFSETS.get(index)?;
+        let (slot, build): (usize, &dyn Fn() -> Option<CelVal<'a>>) =
+            match (field_name, &variable.shape) {
+                (None, Shape::Loaded { .. }) => return None,
+                (None, _) => (offset, &|| variable.build(&self.inputs)),
+                (Some(field_name), &Shape::Fields(fields)) => {
+                    let (position, field) = fields
+                        .iter()
+                        .enumerate()
+                        .find(|(_, field)| field.name == field_name)?;
+                    (offset + 1 + position, &|| Some((field.build)(&self.inputs)))
+                }
+                (Some(_), _) => return None,
+            };
+        let cell = self.values.get(slot)?;
+        if let Some(value) = cell.get() {
+            return Some(value.as_ref());
+        }
+        let value = build()?;
+        Some(cell.get_or_init(|| value).as_ref())
+    }
+}
+
+impl VariableResolver for RequestVariables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.value(variable).map(CowVal::Borrowed)
+    }
+}
+
+impl fmt::Debug for RequestVariables<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let built: Vec<usize> = (0..SLOTS)
+            .filter(|slot| self.values[*slot].get().is_some())
+            .collect();
+        f.debug_struct("RequestVariables")
+            .field("built_slots", &built)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scope one request's rules are evaluated in: a child of the policy's root scope whose
+/// variables resolve through [`RequestVariables`].
+pub(crate) struct Activation<'a> {
+    pub(super) scope: Context<'a, 'a>,
+    /// The rules' guarded paths, resolved once each.
+    pub(super) guards: guard::GuardValues,
+}
+
+impl fmt::Debug for Activation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Activation").finish_non_exhaustive()
+    }
+}
+
+impl CelEnv {
+    /// The scope to evaluate one request's rules in, reading `variables`.
+    pub(crate) fn activation<'b, 'a: 'b>(
+        &'b self,
+        variables: &'b RequestVariables<'a>,
+    ) -> Activation<'b> {
+        let root: &'b Context<'b, 'b> = &self.root;
+        let mut scope = root.new_inner_scope();
+        scope.set_variable_resolver(variables);
+        Activation {
+            scope,
+            guards: guard::GuardValues::default(),
+        }
+    }
+}
