@@ -12,41 +12,11 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::redact::Redactor;
-use super::trace_context::{TraceParent, to_hex};
+use super::trace_context::TraceParent;
 use crate::policy::{Decision, Stage, Verdict};
 use crate::request::AuthzRequest;
 
-/// One decision-log line, field order as documented.
-#[derive(serde::Serialize)]
-struct LogLine<'a> {
-    time: String,
-    decision_id: &'a str,
-    trace_id: String,
-    span_id: String,
-    spiffe_id: Option<&'a str>,
-    trust_domain: Option<&'a str>,
-    principal: &'a str,
-    method: &'a str,
-    path: &'a str,
-    host: &'a str,
-    destination: &'a str,
-    request_id: &'a str,
-    decision: &'static str,
-    /// When Envoy was answered otherwise (`decision` is `unanswered`): what the policy decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    would_decide: Option<&'static str>,
-    stage: &'static str,
-    rule: Option<&'a str>,
-    policy_revision: &'a str,
-    reason: &'a str,
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[ShadowLine]>::is_empty")]
-    shadow: &'a [ShadowLine],
-    /// Flattened: `origin_spiffe_id`, `origin_via`, `proxy_chain`, `xfcc_spoofed`, `xfcc_error`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    provenance: Option<&'a ProvenanceLine>,
-    duration_us: u64,
-}
+mod log_line;
 
 /// The request's provenance in the decision log and span: the originating identity and how it
 /// was established, the believed XFCC chain's URIs, and whether a header was not believed.
@@ -282,37 +252,6 @@ impl DecisionRecord {
         } else {
             UNANSWERED_DECISION
         }
-    }
-
-    /// Appends the decision-log line (JSON, no trailing newline) to `out`.
-    pub fn write_json_line(&self, out: &mut Vec<u8>) {
-        let time: chrono::DateTime<chrono::Utc> = (self.start + self.duration).into();
-        let line = LogLine {
-            time: time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            decision_id: &self.decision_id,
-            trace_id: to_hex(&self.trace_id),
-            span_id: to_hex(&self.span_id),
-            spiffe_id: self.spiffe_id.as_deref(),
-            trust_domain: self.trust_domain.as_deref(),
-            principal: &self.principal,
-            method: &self.method,
-            path: &self.path,
-            host: &self.host,
-            destination: &self.destination,
-            request_id: &self.request_id,
-            decision: self.decision(),
-            would_decide: (!self.answered).then(|| self.verdict.as_str()),
-            stage: self.stage.as_str(),
-            rule: self.rule.as_deref(),
-            policy_revision: &self.policy_revision,
-            reason: &self.reason,
-            error: self.error.as_deref(),
-            shadow: &self.shadow,
-            provenance: self.provenance.as_ref(),
-            duration_us: u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX),
-        };
-        // Serializing plain strings and numbers into memory cannot fail.
-        let _ = serde_json::to_writer(out, &line);
     }
 
     /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.
