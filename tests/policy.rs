@@ -707,3 +707,39 @@ fn a_rule_decides_the_same_whether_or_not_unnamed_headers_are_built() {
         );
     }
 }
+
+/// A rule guarded on a field (`source.namespace == "shop" && …`, read once per request without
+/// evaluating the rule) decides as the same rule written so that no guard applies.
+#[test]
+fn a_guarded_rule_decides_as_the_same_rule_unguarded() {
+    let requests = [
+        request(FRONTEND, "GET", "/p"),
+        request(FRONTEND, "POST", "/p"),
+        request("spiffe://prod.example.org/ns/other/sa/frontend", "GET", "/p"),
+        request("spiffe://prod.example.org/custom/path", "GET", "/p"),
+    ];
+    for (field, literal) in [
+        ("source.namespace", "shop"),
+        ("source.namespace", ""),
+        ("source.service_account", "frontend"),
+        ("source.spiffe_id", FRONTEND),
+        ("request.method", "GET"),
+        ("request.path", "/p"),
+        ("source.certificate.serial", ""),
+        ("destination.principal", ""),
+    ] {
+        let guarded = compile(&format!(
+            "  - id: r\n    effect: allow\n    when: '{field} == \"{literal}\" && request.host == request.host'\n"
+        ));
+        let unguarded = compile(&format!(
+            "  - id: r\n    effect: allow\n    when: '({field} == \"{literal}\") == true && request.host == request.host'\n"
+        ));
+        for request in &requests {
+            let (a, b) = (
+                guarded.decide(request, SystemTime::now()),
+                unguarded.decide(request, SystemTime::now()),
+            );
+            assert_eq!((a.verdict, a.reason), (b.verdict, b.reason), "{field} == {literal:?}");
+        }
+    }
+}
