@@ -505,3 +505,56 @@ async fn slow_rules_starve_neither_health_nor_the_limits() {
         assert!(metrics.contains(&decided), "{decided} in {metrics}");
     }
 }
+
+/// Opens a Check call on a fresh HTTP/2 connection and sends part of its body (a gRPC frame
+/// announcing 1,000 bytes, then 10); `reset` then cancels the stream, else the connection is
+/// dropped. The server never gets a CheckRequest.
+async fn abandon_mid_body(addr: std::net::SocketAddr, reset: bool) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{addr}/envoy.service.auth.v3.Authorization/Check"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (_response, mut body) = client.send_request(request, false).unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&1000u32.to_be_bytes());
+    frame.extend_from_slice(&[0x0a; 10]);
+    body.send_data(bytes::Bytes::from(frame), false).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if reset {
+        body.send_reset(h2::Reason::CANCEL);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(body);
+    drop(client);
+    driver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_abandoned_mid_body_is_counted_as_cancelled() {
+    let dir = common::fixtures::temp_dir("life", "abandoned");
+    let bound = warrant::server::bind(config(&dir, "")).await.unwrap();
+    let addr = bound.grpc_addr().unwrap();
+    let live = std::sync::Arc::clone(bound.policy());
+    tokio::spawn(async move { bound.serve(std::future::pending()).await.unwrap() });
+    for (reset, count) in [(true, 1), (false, 2)] {
+        abandon_mid_body(addr, reset).await;
+        let wanted = format!("warrant_checks_refused_total{{reason=\"cancelled\"}} {count}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut metrics = live.metrics().encode();
+        while !metrics.contains(&wanted) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            metrics = live.metrics().encode();
+        }
+        assert!(metrics.contains(&wanted), "reset {reset}: {metrics}");
+        assert!(
+            metrics.contains("warrant_checks_refused_total{reason=\"malformed\"} 0"),
+            "{metrics}"
+        );
+    }
+}

@@ -715,7 +715,11 @@ fn a_guarded_rule_decides_as_the_same_rule_unguarded() {
     let requests = [
         request(FRONTEND, "GET", "/p"),
         request(FRONTEND, "POST", "/p"),
-        request("spiffe://prod.example.org/ns/other/sa/frontend", "GET", "/p"),
+        request(
+            "spiffe://prod.example.org/ns/other/sa/frontend",
+            "GET",
+            "/p",
+        ),
         request("spiffe://prod.example.org/custom/path", "GET", "/p"),
     ];
     for (field, literal) in [
@@ -739,7 +743,11 @@ fn a_guarded_rule_decides_as_the_same_rule_unguarded() {
                 guarded.decide(request, SystemTime::now()),
                 unguarded.decide(request, SystemTime::now()),
             );
-            assert_eq!((a.verdict, a.reason), (b.verdict, b.reason), "{field} == {literal:?}");
+            assert_eq!(
+                (a.verdict, a.reason),
+                (b.verdict, b.reason),
+                "{field} == {literal:?}"
+            );
         }
     }
 }

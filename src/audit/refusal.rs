@@ -7,7 +7,8 @@ pub enum Refusal {
     Overloaded = 0,
     /// Its deadline (`check_timeout`, or the caller's `grpc-timeout`) passed first.
     Timeout = 1,
-    /// The caller cancelled first (Envoy's own timeout, a reset stream).
+    /// The caller cancelled first (Envoy's own timeout, a reset stream), or went away before
+    /// its CheckRequest arrived in full.
     Cancelled = 2,
     /// Over `limits.max_request_bytes`: refused before decoding.
     TooLarge = 3,
