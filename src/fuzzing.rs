@@ -231,8 +231,7 @@ pub fn policy(data: &[u8]) {
         return;
     };
     if let Ok(policy) = compile(text.to_owned()) {
-        let request = crate::server::convert::authz_request(sample_request());
-        let _ = policy.decide(&request, SystemTime::UNIX_EPOCH);
+        let _ = policy.decide(sample_request(), SystemTime::UNIX_EPOCH);
     }
 }
 
@@ -265,7 +264,13 @@ pub fn cel_specs(data: &[u8]) {
 }
 
 /// A trusted request from `spiffe://prod.example.org/ns/shop/sa/frontend`.
-fn sample_request() -> envoy_types::ext_authz::v3::pb::CheckRequest {
+/// The request a fuzzed policy decides, parsed once.
+fn sample_request() -> &'static crate::request::AuthzRequest {
+    static REQUEST: OnceLock<crate::request::AuthzRequest> = OnceLock::new();
+    REQUEST.get_or_init(|| crate::server::convert::authz_request(sample_check_request()))
+}
+
+fn sample_check_request() -> envoy_types::ext_authz::v3::pb::CheckRequest {
     let json = r#"{"attributes": {
         "source": {"principal": "spiffe://prod.example.org/ns/shop/sa/frontend",
                    "address": {"socketAddress": {"address": "10.1.2.3", "portValue": 4242}}},

@@ -218,6 +218,21 @@ async fn eventually(mut done: impl FnMut() -> bool, attempts: usize) {
     }
 }
 
+/// Publishes `bundle` (with a JWT key) through the fake agent, waits until no trust domain
+/// of the serving policy is waiting for bundles, and returns how a Check with an SVID that
+/// `issuer` signed is decided.
+async fn publish_then_decide(
+    agent: &watch::Sender<Bundles>,
+    live: &LivePolicy,
+    bundle: &common::Ca,
+    issuer: &common::Ca,
+) -> warrant::policy::Decision {
+    publish(agent, bundle, &JwtSigner::new("ES256", "k"));
+    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
+    live.current()
+        .decide(&request_with_svid(issuer), SystemTime::now())
+}
+
 /// `trust:` naming the fake agent at `socket` as the bundle source.
 fn streamed(socket: &std::path::Path, extra: &str) -> String {
     format!(
@@ -390,11 +405,7 @@ async fn bundles_from_added_by_a_reload_is_followed() {
         ["prod.example.org"]
     );
     let ca = common::Ca::new("ca");
-    publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
-    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
-    let decision = live
-        .current()
-        .decide(&request_with_svid(&ca), SystemTime::now());
+    let decision = publish_then_decide(&agent, &live, &ca, &ca).await;
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }
 
@@ -459,11 +470,7 @@ async fn intermediates_complete_a_streamed_bundle() {
         ),
     );
     let (live, _) = serve(&dir, &policy, "reload: {watch: false}\n").await;
-    publish(&agent, &root, &JwtSigner::new("ES256", "k"));
-    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
-    let decision = live
-        .current()
-        .decide(&request_with_svid(&intermediate), SystemTime::now());
+    let decision = publish_then_decide(&agent, &live, &root, &intermediate).await;
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
     // Without bundles_from, intermediates alone are an error that says what to do.
     let errors = common::policy::errors(&[(
@@ -489,10 +496,6 @@ async fn x509_bundles_flow_without_jwt_bundles() {
     )
     .await;
     let ca = common::Ca::new("ca");
-    publish(&agent, &ca, &JwtSigner::new("ES256", "k"));
-    eventually(|| live.current().trust().pending_bundles().is_empty(), 200).await;
-    let decision = live
-        .current()
-        .decide(&request_with_svid(&ca), SystemTime::now());
+    let decision = publish_then_decide(&agent, &live, &ca, &ca).await;
     assert_eq!(decision.verdict, Verdict::Allow, "{}", decision.reason);
 }
