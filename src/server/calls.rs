@@ -142,14 +142,14 @@ fn refusal_of(grpc_status: &[u8], body_failed: bool) -> (Refusal, &'static str) 
         ),
         // Whatever tonic made of it, a body cut off is the caller going away.
         _ if body_failed => ABANDONED,
+        // CANCELLED (a reset stream), UNKNOWN (the body could not be read: the connection
+        // closed or failed mid-body): the caller went away before its CheckRequest arrived.
+        b"1" | b"2" => ABANDONED,
         // INTERNAL: the message did not decode; UNIMPLEMENTED: an unsupported compression.
-        b"13" | b"12" => (
+        _ => (
             Refusal::Malformed,
             "a Check call that is not a CheckRequest Warrant can read (undecodable, or compressed) was refused before it was decided",
         ),
-        // CANCELLED (a reset stream), UNKNOWN (the body could not be read: the connection
-        // closed or failed mid-body): the caller went away before its CheckRequest arrived.
-        _ => ABANDONED,
     }
 }
 

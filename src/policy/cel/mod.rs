@@ -16,7 +16,8 @@
 //!
 //! Cost model (measured on `cel` 0.15): building a root `Context` registers every builtin
 //! (~35 µs), a child scope of a shared root costs ~1 µs. So one root is built when the policy
-//! loads and each request gets a child scope holding only the variables the policy uses.
+//! loads and each request gets a child scope whose variables are built when a rule first
+//! reads them (see [`activation`]).
 
 mod activation;
 mod constants;

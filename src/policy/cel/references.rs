@@ -100,6 +100,16 @@ impl Checker<'_> {
         }
     }
 
+    /// Makes every header observable when `expr` is `request.headers` and no literal key
+    /// looks it up (see [`Checker::note_keyed_lookup`]).
+    fn note_unkeyed_headers(&mut self, expr: &IdedExpr) {
+        if self.field_access(expr) == Some(("request", "headers"))
+            && !self.keyed_lookups.contains(&expr.id)
+        {
+            self.used.headers_read = HeadersRead::All;
+        }
+    }
+
     /// Records that a literal name selects a field of `operand`, when it is a variable.
     fn note_field_selection(&mut self, operand: &IdedExpr) {
         let operand = unwrap_dyn(operand);
@@ -392,11 +402,7 @@ impl Checker<'_> {
                 self.used.written_keys.insert(select.field.clone());
                 self.note_keyed_lookup(&select.operand, &select.field);
                 self.note_field_selection(&select.operand);
-                if self.field_access(expr) == Some(("request", "headers"))
-                    && !self.keyed_lookups.contains(&expr.id)
-                {
-                    self.used.headers_read = HeadersRead::All;
-                }
+                self.note_unkeyed_headers(expr);
                 self.walk(&select.operand)?;
             }
             Expr::Call(call) => {
@@ -433,11 +439,7 @@ impl Checker<'_> {
                     }
                     _ => {}
                 }
-                if self.field_access(expr) == Some(("request", "headers"))
-                    && !self.keyed_lookups.contains(&expr.id)
-                {
-                    self.used.headers_read = HeadersRead::All;
-                }
+                self.note_unkeyed_headers(expr);
                 if let Some(target) = &call.target {
                     self.walk(target)?;
                 }
