@@ -708,10 +708,11 @@ fn a_rule_decides_the_same_whether_or_not_unnamed_headers_are_built() {
     }
 }
 
-/// A rule guarded on a field (`source.namespace == "shop" && …`, read once per request without
-/// evaluating the rule) decides as the same rule written so that no guard applies.
+/// A rule whose test of a field (`source.namespace == "shop" && …`) Warrant decides itself
+/// when it rules the rule out (its shortcut) decides as the same rule written so that the
+/// engine evaluates all of it.
 #[test]
-fn a_guarded_rule_decides_as_the_same_rule_unguarded() {
+fn a_rule_its_shortcut_rules_out_decides_as_the_engine_would() {
     let requests = [
         request(FRONTEND, "GET", "/p"),
         request(FRONTEND, "POST", "/p"),
@@ -732,16 +733,16 @@ fn a_guarded_rule_decides_as_the_same_rule_unguarded() {
         ("source.certificate.serial", ""),
         ("destination.principal", ""),
     ] {
-        let guarded = compile(&format!(
+        let shortcut = compile(&format!(
             "  - id: r\n    effect: allow\n    when: '{field} == \"{literal}\" && request.host == request.host'\n"
         ));
-        let unguarded = compile(&format!(
+        let engine_only = compile(&format!(
             "  - id: r\n    effect: allow\n    when: '({field} == \"{literal}\") == true && request.host == request.host'\n"
         ));
         for request in &requests {
             let (a, b) = (
-                guarded.decide(request, SystemTime::now()),
-                unguarded.decide(request, SystemTime::now()),
+                shortcut.decide(request, SystemTime::now()),
+                engine_only.decide(request, SystemTime::now()),
             );
             assert_eq!(
                 (a.verdict, a.reason),

@@ -9,7 +9,7 @@ use super::{Policy, RuleFailure, ShadowResult, Stage, Verdict};
 
 impl Policy {
     /// Every shadow rule, in order: what it would have done.
-    pub(super) fn evaluate_shadow(&self, activation: &Activation<'_>) -> Vec<ShadowResult> {
+    pub(super) fn evaluate_shadow(&self, activation: &Activation<'_, '_>) -> Vec<ShadowResult> {
         self.shadow_rules
             .iter()
             .map(|(effect, rule)| {
@@ -29,7 +29,7 @@ impl Policy {
     }
 
     /// Stages 2–4 for a trusted caller: deny rules, allow rules, default.
-    pub(super) fn evaluate_rules(&self, activation: &Activation<'_>) -> RulesOutcome<'_> {
+    pub(super) fn evaluate_rules(&self, activation: &Activation<'_, '_>) -> RulesOutcome<'_> {
         for rule in &self.deny_rules {
             let (reason, failures) = match self.cel.eval(&rule.expression, activation) {
                 Ok(false) => continue,

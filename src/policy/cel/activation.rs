@@ -23,8 +23,8 @@ use cel::Context;
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 
+use super::CelEnv;
 use super::environment::{CelVal, HeadersRead, Inputs, Shape, VARIABLES};
-use super::{CelEnv, guard};
 use crate::request::AuthzRequest;
 use crate::trust::Identities;
 
@@ -89,34 +89,73 @@ impl<'a> RequestVariables<'a> {
     /// (`request.path`). `None` for any other name, and for `data`, which the policy binds
     /// once when it loads.
     fn value(&self, name: &str) -> Option<&(dyn Val + 'a)> {
-        let (variable_name, field_name) = match name.split_once('.') {
-            Some((variable, field)) => (variable, Some(field)),
-            None => (name, None),
+        let slot = match name.split_once('.') {
+            Some((variable, field)) => Slot::field(variable, field)?,
+            None => Slot::variable(name)?,
         };
-        let (index, variable) = VARIABLES
-            .iter()
-            .enumerate()
-            .find(|(_, variable)| variable.name == variable_name)?;
-        let offset = *OFFSETS.get(index)?;
-        let (slot, build): (usize, &dyn Fn() -> Option<CelVal<'a>>) =
-            match (field_name, &variable.shape) {
-                (None, Shape::Loaded { .. }) => return None,
-                (None, _) => (offset, &|| variable.build(&self.inputs)),
-                (Some(field_name), &Shape::Fields(fields)) => {
-                    let (position, field) = fields
-                        .iter()
-                        .enumerate()
-                        .find(|(_, field)| field.name == field_name)?;
-                    (offset + 1 + position, &|| Some((field.build)(&self.inputs)))
-                }
-                (Some(_), _) => return None,
-            };
-        let cell = self.values.get(slot)?;
+        self.get(slot)
+    }
+
+    /// The value at `at`, built when first read: what `request.path` (or `context`) resolves
+    /// to in this request's scope.
+    pub(super) fn get(&self, at: Slot) -> Option<&(dyn Val + 'a)> {
+        let cell = self.values.get(at.slot)?;
         if let Some(value) = cell.get() {
             return Some(value.as_ref());
         }
-        let value = build()?;
+        let variable = VARIABLES.get(at.variable)?;
+        let value = match (at.field, &variable.shape) {
+            (None, _) => variable.build(&self.inputs)?,
+            (Some(field), Shape::Fields(fields)) => (fields.get(field)?.build)(&self.inputs),
+            (Some(_), _) => return None,
+        };
         Some(cell.get_or_init(|| value).as_ref())
+    }
+}
+
+/// Where one per-request value — a variable (`context`) or a field of one with fixed fields
+/// (`request.path`) — is kept in a request's [`RequestVariables`]: found by name once, at
+/// load, and read by position per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    /// The position of the variable in [`VARIABLES`].
+    variable: usize,
+    /// The position of the field among the variable's fields; `None` for the whole variable.
+    field: Option<usize>,
+    /// The slot of its value.
+    slot: usize,
+}
+
+impl Slot {
+    /// The per-request variable `name` (not `data`, which the policy binds when it loads).
+    pub(super) fn variable(name: &str) -> Option<Self> {
+        let (index, variable) = VARIABLES.iter().enumerate().find(|(_, v)| v.name == name)?;
+        if matches!(variable.shape, Shape::Loaded { .. }) {
+            return None;
+        }
+        Some(Self {
+            variable: index,
+            field: None,
+            slot: *OFFSETS.get(index)?,
+        })
+    }
+
+    /// The field `field` of the per-request variable `variable`; `None` when there is no such
+    /// variable, or it has no fixed fields, or not that one.
+    pub(super) fn field(variable: &str, field: &str) -> Option<Self> {
+        let (index, found) = VARIABLES
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.name == variable)?;
+        let Shape::Fields(fields) = found.shape else {
+            return None;
+        };
+        let position = fields.iter().position(|f| f.name == field)?;
+        Some(Self {
+            variable: index,
+            field: Some(position),
+            slot: *OFFSETS.get(index)? + 1 + position,
+        })
     }
 }
 
@@ -138,14 +177,14 @@ impl fmt::Debug for RequestVariables<'_> {
 }
 
 /// The scope one request's rules are evaluated in: a child of the policy's root scope whose
-/// variables resolve through [`RequestVariables`].
-pub(crate) struct Activation<'a> {
-    pub(super) scope: Context<'a, 'a>,
-    /// The rules' guarded paths, resolved once each.
-    pub(super) guards: guard::GuardValues,
+/// variables resolve through [`RequestVariables`], which the rules' shortcuts also read.
+pub(crate) struct Activation<'b, 'a> {
+    pub(super) scope: Context<'b, 'b>,
+    /// The request's variables; `None` only in tests that evaluate without a request.
+    pub(super) variables: Option<&'b RequestVariables<'a>>,
 }
 
-impl fmt::Debug for Activation<'_> {
+impl fmt::Debug for Activation<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Activation").finish_non_exhaustive()
     }
@@ -156,13 +195,13 @@ impl CelEnv {
     pub(crate) fn activation<'b, 'a: 'b>(
         &'b self,
         variables: &'b RequestVariables<'a>,
-    ) -> Activation<'b> {
+    ) -> Activation<'b, 'a> {
         let root: &'b Context<'b, 'b> = &self.root;
         let mut scope = root.new_inner_scope();
         scope.set_variable_resolver(variables);
         Activation {
             scope,
-            guards: guard::GuardValues::default(),
+            variables: Some(variables),
         }
     }
 }

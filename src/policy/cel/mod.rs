@@ -25,13 +25,13 @@ pub(crate) mod data;
 mod environment;
 mod error_text;
 mod functions;
-mod guard;
 mod header_names;
 mod lexer;
 mod literals;
 mod nesting;
 mod normal_form;
 mod references;
+mod shortcut;
 mod values;
 
 use std::collections::BTreeSet;
@@ -277,8 +277,8 @@ pub(super) struct Expression {
     written_keys: BTreeSet<String>,
     /// The syntax tree as written, as text without node ids: see [`Expression::canonical`].
     canonical: String,
-    /// The conjunct checked before the rest, once per request (see [`guard`]).
-    guard: Option<guard::Guard>,
+    /// The part of it Warrant decides without the engine (see [`shortcut`]).
+    shortcut: Option<shortcut::Shortcut>,
     /// The entries of `request.headers` it can observe.
     headers_read: HeadersRead,
 }
@@ -361,7 +361,7 @@ impl CelEnv {
     /// one is an error). Safe on any thread, whatever `source` holds.
     pub(super) fn compile(&mut self, source: &str) -> Result<Expression, CompileError> {
         nesting::check_source(source)?;
-        let (expr, references, canonical) = stacker::grow(PARSE_STACK, || {
+        let (expr, references, canonical, shortcut) = stacker::grow(PARSE_STACK, || {
             // Everything that walks the tree recursively, including dropping a rejected one,
             // stays on this stack.
             let mut expr = parse(&self.env, source)?;
@@ -374,11 +374,12 @@ impl CelEnv {
             functions::compile_arguments(&mut expr, &mut |argument, compile, each| {
                 self.bind_compiled(argument, compile, each)
             })?;
-            Ok::<_, CompileError>((expr, references, canonical))
+            let shortcut = shortcut::Shortcut::compile(&expr);
+            Ok::<_, CompileError>((expr, references, canonical, shortcut))
         })?;
         Ok(Expression {
             canonical,
-            guard: guard::Guard::find(&expr),
+            shortcut,
             expr,
             variables: references.variables,
             written_keys: references.written_keys,
@@ -465,12 +466,12 @@ impl CelEnv {
     pub(super) fn eval(
         &self,
         expression: &Expression,
-        activation: &Activation<'_>,
+        activation: &Activation<'_, '_>,
     ) -> Result<bool, EvalError> {
-        if let Some(guard) = &expression.guard
-            && activation.guards.rules_out(guard, &activation.scope)
+        if let (Some(shortcut), Some(variables)) = (&expression.shortcut, activation.variables)
+            && let Some(matched) = shortcut.decide(variables)
         {
-            return Ok(false);
+            return Ok(matched);
         }
         match Value::resolve(&expression.expr, &activation.scope) {
             Ok(Value::Bool(matched)) => Ok(matched),

@@ -22,7 +22,7 @@ fn evaluate(source: &str) -> Result<Result<bool, EvalError>, CompileError> {
     let expression = env.compile(source)?;
     let activation = Activation {
         scope: env.root.new_inner_scope(),
-        guards: guard::GuardValues::default(),
+        variables: None,
     };
     Ok(with_evaluation_stack(|| env.eval(&expression, &activation)))
 }
@@ -327,7 +327,7 @@ fn int(source: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{source}: {e}"));
     let activation = Activation {
         scope: env.root.new_inner_scope(),
-        guards: guard::GuardValues::default(),
+        variables: None,
     };
     match Value::resolve(&expression.expr, &activation.scope) {
         Ok(Value::Int(i)) => i,
@@ -603,7 +603,7 @@ fn evaluate_value(source: &str) -> Result<Value, String> {
     let expression = env.compile(source).map_err(|e| e.to_string())?;
     let activation = Activation {
         scope: env.root.new_inner_scope(),
-        guards: guard::GuardValues::default(),
+        variables: None,
     };
     Value::resolve(&expression.expr, &activation.scope).map_err(|e| e.to_string())
 }
