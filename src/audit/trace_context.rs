@@ -124,14 +124,24 @@ fn is_lower_hex(s: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `hex` (exactly `2 * N` hex digits, either case) as `N` bytes.
 fn hex_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    // `from_str_radix` alone would accept a leading `+`.
-    if hex.len() != N * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
+    }
+    let digits = hex.as_bytes();
+    if digits.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let &[high, low] = pair else { return None };
+        *byte = (nibble(high)? << 4) | nibble(low)?;
     }
     Some(out)
 }

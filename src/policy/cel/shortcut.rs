@@ -123,8 +123,10 @@ impl Shortcut {
             Expr::Literal(LiteralValue::Boolean(value)) => Shortcut::Literal(*value.inner()),
             Expr::Call(call) if call.target.is_none() => {
                 match (call.func_name.as_str(), &call.args[..]) {
-                    (operators::LOGICAL_AND, [..]) => Shortcut::chain(expr, operators::LOGICAL_AND),
-                    (operators::LOGICAL_OR, [..]) => Shortcut::chain(expr, operators::LOGICAL_OR),
+                    (operators::LOGICAL_AND, [_, _]) => {
+                        Shortcut::chain(expr, operators::LOGICAL_AND)
+                    }
+                    (operators::LOGICAL_OR, [_, _]) => Shortcut::chain(expr, operators::LOGICAL_OR),
                     (operators::LOGICAL_NOT, [operand]) => match Shortcut::of(operand) {
                         Shortcut::Opaque => Shortcut::Opaque,
                         inner => Shortcut::Not(Box::new(inner)),
@@ -321,10 +323,13 @@ fn text(value: &dyn Val) -> Option<&str> {
     }
 }
 
-/// The operands of a chain of `operator`, left to right, through nested calls of it.
+/// The operands of a chain of the binary `operator`, left to right, through nested calls of
+/// it (the engine treats only its two-operand form as the operator).
 fn flatten<'e>(expr: &'e IdedExpr, operator: &str, out: &mut Vec<&'e IdedExpr>) {
     match &expr.expr {
-        Expr::Call(call) if call.target.is_none() && call.func_name == operator => {
+        Expr::Call(call)
+            if call.target.is_none() && call.func_name == operator && call.args.len() == 2 =>
+        {
             for arg in &call.args {
                 flatten(arg, operator, out);
             }
@@ -363,6 +368,11 @@ mod tests {
         "false",
         r#"source.certificate.serial == """#,
         r#"context.service == "payments""#,
+        r#"context.service.startsWith("pay")"#,
+        r#"request.headers["x-env"] in ["prod", "dev"]"#,
+        r#"request.headers["x-env"] != "dev""#,
+        r#""path" in request"#,
+        r#"request["path"] == "/other""#,
         r#""service" in context"#,
         r#"request.headers.x_env != "prod""#,
         "source.port == 41000",
@@ -485,9 +495,13 @@ mod tests {
         let negated: Vec<String> = expressions.iter().map(|e| format!("!({e})")).collect();
         expressions.extend(negated);
         expressions.extend(trees(&ATOMS[..8], 3));
-        expressions.extend(trees(&ATOMS[8..], 3));
+        expressions.extend(trees(&ATOMS[8..16], 3));
+        expressions.extend(trees(&ATOMS[16..], 3));
 
         let mut env = CelEnv::default();
+        for atom in ATOMS {
+            assert!(env.compile(atom).is_ok(), "{atom} loads");
+        }
         let headers = HeadersRead::All;
         let (mut decided, mut undecided, mut failing) = (0, 0, 0);
         for source in &expressions {
