@@ -752,3 +752,42 @@ fn a_rule_its_shortcut_rules_out_decides_as_the_engine_would() {
         }
     }
 }
+
+/// A policy is cheap (decided on the async workers, without the hand-off to a decider) only
+/// when every rule, shadow rules included, is made of `&&`, `||`, `!` and string tests of
+/// request fields; any other function, macro, arithmetic or `data` read makes it costly.
+#[test]
+fn only_policies_of_plain_string_tests_are_cheap() {
+    let rule = |when: &str| format!("  - id: r\n    effect: allow\n    when: '{when}'\n");
+    for when in [
+        r#"request.method == "GET" && request.path.startsWith("/api/")"#,
+        r#""x-debug" in request.headers || !(context.service != "payments")"#,
+        r#"request.method in ["GET", "HEAD"] && request.headers["x-env"] == "prod""#,
+        r#"source.spiffe_id == "spiffe://prod.example.org/ns/shop/sa/frontend""#,
+        "true",
+    ] {
+        assert!(compile(&rule(when)).is_cheap(), "{when}");
+    }
+    for when in [
+        r#"request.path.matches("^/api/")"#,
+        r#"request.headers.exists(k, k.startsWith("x-"))"#,
+        "size(request.path) < 10",
+        r#"request.method == "GET" && source.port > 1024"#,
+        r#"request.path.glob("/api/**")"#,
+        r#"in_cidr(source.address, "10.0.0.0/8")"#,
+    ] {
+        assert!(!compile(&rule(when)).is_cheap(), "{when}");
+    }
+    // One costly shadow rule makes the whole policy costly.
+    let shadow = "  - id: s\n    effect: deny\n    mode: audit\n    when: 'request.headers.exists(k, k == \"x\")'\n";
+    let cheap = rule(r#"request.method == "GET""#);
+    assert!(compile(&cheap).is_cheap());
+    assert!(!compile(&format!("{cheap}{shadow}")).is_cheap());
+    // An empty policy is cheap: it denies everything without evaluating anything.
+    assert!(compile("  []\n").is_cheap());
+    // The benchmark's policy (20 rules) is cheap.
+    let bench = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/policy.yaml"))
+        .expect("bench/policy.yaml");
+    let policy = compile_files(&[("policy.yaml", &bench)]).expect("bench/policy.yaml loads");
+    assert!(policy.is_cheap());
+}

@@ -100,6 +100,8 @@ pub struct Policy {
     shadow_rules: Vec<(Verdict, Rule)>,
     /// The entries of `request.headers` any rule can observe: only these are built per request.
     headers_read: HeadersRead,
+    /// Whether every rule is cheap (see [`Policy::is_cheap`]).
+    cheap: bool,
     /// Every file the policy was compiled from: its documents, then the bundles and data
     /// files they name.
     files: Vec<PathBuf>,
@@ -342,12 +344,14 @@ impl Policy {
         match trust {
             Some(trust) if errors.is_empty() => {
                 let mut headers_read = HeadersRead::default();
+                let mut cheap = true;
                 for rule in deny_rules
                     .iter()
                     .chain(&allow_rules)
                     .chain(shadow_rules.iter().map(|(_, rule)| rule))
                 {
                     headers_read.extend(rule.expression.headers_read());
+                    cheap &= rule.expression.is_cheap();
                 }
                 let warnings = lint::lint(&linted, linted_trust.unwrap_or_default(), &trust);
                 Ok(Self {
@@ -357,6 +361,7 @@ impl Policy {
                     allow_rules,
                     shadow_rules,
                     headers_read,
+                    cheap,
                     files,
                     warnings,
                     revision: revision.finish(),
@@ -364,6 +369,15 @@ impl Policy {
             }
             _ => Err(PolicyErrors(errors)),
         }
+    }
+
+    /// Whether every rule (shadow rules included) is made only of `&&`, `||`, `!` and string
+    /// tests of request fields (see the README's "Common rules skip the engine"): deciding a
+    /// request then costs a few string tests and map lookups per rule, whatever the request,
+    /// so the server may decide it on the async worker that received it rather than hand it
+    /// to a decider thread.
+    pub fn is_cheap(&self) -> bool {
+        self.cheap
     }
 
     /// The number of rules, allow and deny.

@@ -35,6 +35,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServerError> {
         files = policy.files().len(),
         rules = policy.rule_count(),
         trust_domains = %policy.trust().trust_domains().join(","),
+        decided_on = super::decided_on(&policy),
         "policy loaded"
     );
     let metrics = Arc::new(Metrics::default());

@@ -153,6 +153,7 @@ impl LivePolicy {
                     from = %from,
                     to = %to,
                     rules = current.rule_count(),
+                    decided_on = super::decided_on(&current),
                     "policy reloaded"
                 );
             }

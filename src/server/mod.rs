@@ -219,7 +219,13 @@ impl Authorization for AuthzService {
         let request = request.into_inner();
         let slot = (permit, metrics.check_in_flight());
         let policy = self.policy.current();
-        let Some(deciders) = self.deciders() else {
+        // A cheap policy's Checks are decided here: the hand-off would cost more.
+        let deciders = if policy.is_cheap() {
+            None
+        } else {
+            self.deciders()
+        };
+        let Some(deciders) = deciders else {
             let _slot = slot;
             let result = self.check_within(&policy, request, parent, |_| {
                 let since = arrived.elapsed();
@@ -302,6 +308,16 @@ impl Authorization for AuthzService {
                 },
             },
         }
+    }
+}
+
+/// Where `policy`'s Checks are decided, for the log: on the async worker that received them
+/// when every rule is cheap ([`Policy::is_cheap`]), else on the decider threads.
+pub(crate) fn decided_on(policy: &Policy) -> &'static str {
+    if policy.is_cheap() {
+        "async workers"
+    } else {
+        "deciders"
     }
 }
 

@@ -289,6 +289,14 @@ impl Expression {
         &self.variables
     }
 
+    /// Whether it is made only of shapes Warrant decides itself (see [`shortcut`]), so that
+    /// evaluating it costs a few string tests and map lookups whatever the request.
+    pub(super) fn is_cheap(&self) -> bool {
+        self.shortcut
+            .as_ref()
+            .is_some_and(shortcut::Shortcut::is_complete)
+    }
+
     /// The entries of `request.headers` it can observe.
     pub(super) fn headers_read(&self) -> &HeadersRead {
         &self.headers_read

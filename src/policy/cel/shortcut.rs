@@ -219,6 +219,18 @@ impl Shortcut {
         }
     }
 
+    /// Whether every part of the rule is Warrant's to decide (nothing opaque): then its cost,
+    /// by the shortcut or, when that cannot answer, by the engine, is a few string tests and
+    /// map lookups on the request's fields, whatever the request.
+    pub(super) fn is_complete(&self) -> bool {
+        match self {
+            Shortcut::Opaque => false,
+            Shortcut::And(parts) | Shortcut::Or(parts) => parts.iter().all(Shortcut::is_complete),
+            Shortcut::Not(inner) => inner.is_complete(),
+            Shortcut::Literal(_) | Shortcut::Test { .. } | Shortcut::HasKey { .. } => true,
+        }
+    }
+
     /// What the engine would evaluate this to in `variables`' request, when Warrant can tell
     /// (see the module documentation); `None` when the engine must evaluate it.
     pub(super) fn decide(&self, variables: &RequestVariables<'_>) -> Option<bool> {
