@@ -13,6 +13,7 @@ mod reload;
 pub mod response;
 pub mod tls;
 mod workload_api;
+mod write_batching;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -461,8 +462,12 @@ where
             AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
             metrics,
         ))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
+        .serve_with_incoming_shutdown(
+            tokio_stream::StreamExt::map(incoming, |accepted| {
+                accepted.map(write_batching::BatchedWrites)
+            }),
+            async move {
+                shutdown.await;
             // Readiness and health turn first, so load balancers stop sending.
             policy.stop_serving();
             for name in ["", AUTHORIZATION_SERVICE] {
@@ -476,7 +481,8 @@ where
             }
             tracing::info!(grace = ?options.grace, "shutting down: draining Checks in flight");
             let _ = draining_tx.send(());
-        });
+            },
+        );
     tokio::pin!(server);
     let drained = async {
         if draining_rx.await.is_err() {
