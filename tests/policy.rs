@@ -755,7 +755,8 @@ fn a_rule_its_shortcut_rules_out_decides_as_the_engine_would() {
 
 /// A policy is cheap (decided on the async workers, without the hand-off to a decider) only
 /// when every rule, shadow rules included, is made of `&&`, `||`, `!` and string tests of
-/// request fields; any other function, macro, arithmetic or `data` read makes it costly.
+/// request fields bounded by the rule's literals; `contains`, any other function, a macro,
+/// arithmetic or a `data` read makes it costly.
 #[test]
 fn only_policies_of_plain_string_tests_are_cheap() {
     let rule = |when: &str| format!("  - id: r\n    effect: allow\n    when: '{when}'\n");
@@ -764,6 +765,7 @@ fn only_policies_of_plain_string_tests_are_cheap() {
         r#""x-debug" in request.headers || !(context.service != "payments")"#,
         r#"request.method in ["GET", "HEAD"] && request.headers["x-env"] == "prod""#,
         r#"source.spiffe_id == "spiffe://prod.example.org/ns/shop/sa/frontend""#,
+        r#"request.body == "x" || request.path.endsWith("/42")"#,
         "true",
     ] {
         assert!(compile(&rule(when)).is_cheap(), "{when}");
@@ -775,6 +777,9 @@ fn only_policies_of_plain_string_tests_are_cheap() {
         r#"request.method == "GET" && source.port > 1024"#,
         r#"request.path.glob("/api/**")"#,
         r#"in_cidr(source.address, "10.0.0.0/8")"#,
+        // Searches the whole value, which may be a 1 MiB body.
+        r#"request.body.contains("x")"#,
+        r#"request.method == "POST" && request.headers["x-a"].contains("x")"#,
     ] {
         assert!(!compile(&rule(when)).is_cheap(), "{when}");
     }

@@ -372,10 +372,11 @@ impl Policy {
     }
 
     /// Whether every rule (shadow rules included) is made only of `&&`, `||`, `!` and string
-    /// tests of request fields (see the README's "Common rules skip the engine"): deciding a
-    /// request then costs a few string tests and map lookups per rule, whatever the request,
-    /// so the server may decide it on the async worker that received it rather than hand it
-    /// to a decider thread.
+    /// tests of request fields whose cost is bounded by the rule's literals (`==`, `!=`, `in`
+    /// a list, `startsWith`, `endsWith`, lookups by key; not `contains`, which searches the
+    /// whole value): see the README's "Common rules skip the engine". Deciding a request then
+    /// costs a few comparisons per rule, whatever the request, so the server may decide it on
+    /// the async worker that received it rather than hand it to a decider thread.
     pub fn is_cheap(&self) -> bool {
         self.cheap
     }

@@ -219,14 +219,20 @@ impl Shortcut {
         }
     }
 
-    /// Whether every part of the rule is Warrant's to decide (nothing opaque): then its cost,
-    /// by the shortcut or, when that cannot answer, by the engine, is a few string tests and
-    /// map lookups on the request's fields, whatever the request.
-    pub(super) fn is_complete(&self) -> bool {
+    /// Whether every part of the rule is Warrant's to decide (nothing opaque) and costs in
+    /// proportion to the rule's own literals, not to the request: `==`, `!=`, `in` a list,
+    /// `startsWith`, `endsWith` and map lookups, by the shortcut or, when that cannot answer,
+    /// by the engine. Not `contains`, which searches the whole value: a request body may be
+    /// `limits.max_request_bytes` long.
+    pub(super) fn is_bounded(&self) -> bool {
         match self {
-            Shortcut::Opaque => false,
-            Shortcut::And(parts) | Shortcut::Or(parts) => parts.iter().all(Shortcut::is_complete),
-            Shortcut::Not(inner) => inner.is_complete(),
+            Shortcut::Opaque
+            | Shortcut::Test {
+                test: StringTest::Contains(_),
+                ..
+            } => false,
+            Shortcut::And(parts) | Shortcut::Or(parts) => parts.iter().all(Shortcut::is_bounded),
+            Shortcut::Not(inner) => inner.is_bounded(),
             Shortcut::Literal(_) | Shortcut::Test { .. } | Shortcut::HasKey { .. } => true,
         }
     }
