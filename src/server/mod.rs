@@ -430,6 +430,9 @@ where
         + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let incoming = tokio_stream::StreamExt::map(incoming, |accepted| {
+        accepted.map(write_batching::BatchedWrites)
+    });
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(AUTHORIZATION_SERVICE, tonic_health::ServingStatus::Serving)
@@ -462,12 +465,8 @@ where
             AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
             metrics,
         ))
-        .serve_with_incoming_shutdown(
-            tokio_stream::StreamExt::map(incoming, |accepted| {
-                accepted.map(write_batching::BatchedWrites)
-            }),
-            async move {
-                shutdown.await;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
             // Readiness and health turn first, so load balancers stop sending.
             policy.stop_serving();
             for name in ["", AUTHORIZATION_SERVICE] {
@@ -481,8 +480,7 @@ where
             }
             tracing::info!(grace = ?options.grace, "shutting down: draining Checks in flight");
             let _ = draining_tx.send(());
-            },
-        );
+        });
     tokio::pin!(server);
     let drained = async {
         if draining_rx.await.is_err() {

@@ -24,7 +24,7 @@ use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 
 use super::CelEnv;
-use super::environment::{CelVal, HeadersRead, Inputs, Shape, VARIABLES};
+use super::environment::{CelVal, HeadersRead, Inputs, Shape, VARIABLES, Variable};
 use crate::request::AuthzRequest;
 use crate::trust::Identities;
 
@@ -129,7 +129,7 @@ pub(super) struct Slot {
 impl Slot {
     /// The per-request variable `name` (not `data`, which the policy binds when it loads).
     pub(super) fn variable(name: &str) -> Option<Self> {
-        let (index, variable) = VARIABLES.iter().enumerate().find(|(_, v)| v.name == name)?;
+        let (index, variable) = find_variable(name)?;
         if matches!(variable.shape, Shape::Loaded { .. }) {
             return None;
         }
@@ -143,10 +143,7 @@ impl Slot {
     /// The field `field` of the per-request variable `variable`; `None` when there is no such
     /// variable, or it has no fixed fields, or not that one.
     pub(super) fn field(variable: &str, field: &str) -> Option<Self> {
-        let (index, found) = VARIABLES
-            .iter()
-            .enumerate()
-            .find(|(_, v)| v.name == variable)?;
+        let (index, found) = find_variable(variable)?;
         let Shape::Fields(fields) = found.shape else {
             return None;
         };
@@ -157,6 +154,11 @@ impl Slot {
             slot: *OFFSETS.get(index)? + 1 + position,
         })
     }
+}
+
+/// The per-request variable `name` and its position in [`VARIABLES`].
+fn find_variable(name: &str) -> Option<(usize, &'static Variable)> {
+    VARIABLES.iter().enumerate().find(|(_, v)| v.name == name)
 }
 
 impl VariableResolver for RequestVariables<'_> {

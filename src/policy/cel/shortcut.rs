@@ -242,28 +242,8 @@ impl Shortcut {
     pub(super) fn decide(&self, variables: &RequestVariables<'_>) -> Option<bool> {
         match self {
             Shortcut::Literal(value) => Some(*value),
-            Shortcut::And(parts) => {
-                let mut all = true;
-                for part in parts {
-                    match part.decide(variables) {
-                        Some(false) => return Some(false),
-                        Some(true) => {}
-                        None => all = false,
-                    }
-                }
-                all.then_some(true)
-            }
-            Shortcut::Or(parts) => {
-                let mut all = true;
-                for part in parts {
-                    match part.decide(variables) {
-                        Some(true) => return Some(true),
-                        Some(false) => {}
-                        None => all = false,
-                    }
-                }
-                all.then_some(false)
-            }
+            Shortcut::And(parts) => chain(parts, variables, false),
+            Shortcut::Or(parts) => chain(parts, variables, true),
             Shortcut::Not(inner) => inner.decide(variables).map(|value| !value),
             Shortcut::Test { operand, test } => match operand {
                 Operand::Value(slot) => Some(test.holds(text(variables.get(*slot)?)?)),
@@ -286,6 +266,20 @@ impl Shortcut {
             Shortcut::Opaque => None,
         }
     }
+}
+
+/// A chain of `&&` (`absorbing` is `false`) or `||` (`absorbing` is `true`): `absorbing` as
+/// soon as one operand is, the other value when every operand is, else undecided.
+fn chain(parts: &[Shortcut], variables: &RequestVariables<'_>, absorbing: bool) -> Option<bool> {
+    let mut all = true;
+    for part in parts {
+        match part.decide(variables) {
+            Some(value) if value == absorbing => return Some(absorbing),
+            Some(_) => {}
+            None => all = false,
+        }
+    }
+    all.then_some(!absorbing)
 }
 
 impl Operand {
