@@ -1,6 +1,7 @@
 //! The gRPC edge: `envoy.service.auth.v3.Authorization/Check`. It only translates
 //! (`convert`: proto → domain, `response`: decision → proto); the policy decides.
 
+mod authorization;
 mod bound;
 mod calls;
 pub mod convert;
@@ -20,9 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
-};
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -32,6 +31,7 @@ use crate::loader::load_policy;
 use crate::policy::{Policy, PolicyErrors};
 
 use live::LivePolicy;
+use response::CheckAnswer;
 
 /// How long shutdown waits for the audit sinks to write and export what is queued.
 pub use bound::{BoundServer, bind, run};
@@ -144,7 +144,10 @@ impl AuthzService {
         // (never an empty CheckResponse, which Envoy reads as OK).
         let policy = self.policy.current();
         self.check_within(&policy, request, metadata_parent, |_| Ok(()))
-            .unwrap_or_else(|status| response::refused(&status))
+            .map_or_else(
+                |status| response::refused(&status),
+                |answer| answer.to_check_response(),
+            )
     }
 
     /// Decides and audits one CheckRequest; then `answered(elapsed)` says whether the decision
@@ -156,7 +159,7 @@ impl AuthzService {
         request: CheckRequest,
         metadata_parent: Option<TraceParent>,
         answered: impl FnOnce(Duration) -> Result<(), String>,
-    ) -> Result<CheckResponse, Status> {
+    ) -> Result<CheckAnswer, Status> {
         let start = SystemTime::now();
         let timer = Instant::now();
         let malformed = request.attributes.is_none();
@@ -183,19 +186,13 @@ impl AuthzService {
                 decision.id
             )));
         }
-        Ok(response::check_response(
-            &decision,
-            self.identity_header.as_deref(),
-        ))
+        Ok(CheckAnswer::new(decision, self.identity_header.as_deref()))
     }
-}
 
-#[tonic::async_trait]
-impl Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
+    /// Answers one `envoy.service.auth.v3.Authorization/Check` call: admitted within
+    /// `limits.max_concurrent_checks`, decided on this async worker (a cheap policy) or a decider
+    /// thread, and answered within its deadline (`grpc-timeout`, else the configured one).
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckAnswer>, Status> {
         let metrics = self.auditor.metrics();
         // Deadlines count from when the call arrived, not from when its body was decoded.
         let marker = request
@@ -462,7 +459,7 @@ where
         .add_service(health_service)
         .add_optional_service(reflection)
         .add_service(calls::CheckCalls::new(
-            AuthorizationServer::new(service).max_decoding_message_size(options.max_request_bytes),
+            authorization::AuthorizationService::new(service, options.max_request_bytes),
             metrics,
         ))
         .serve_with_incoming_shutdown(incoming, async move {
