@@ -15,6 +15,7 @@
 //! scope and so still shadows. Names that are not per-request variables (`data`, the
 //! arguments compiled at load) are left to the scopes that bind them.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::SystemTime;
@@ -23,8 +24,8 @@ use cel::Context;
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 
-use super::CelEnv;
-use super::environment::{CelVal, HeadersRead, Inputs, Shape, VARIABLES, Variable};
+use super::environment::{Build, CelVal, HeadersRead, Inputs, Shape, VARIABLES, Variable};
+use super::{CelEnv, values};
 use crate::request::AuthzRequest;
 use crate::trust::Identities;
 
@@ -106,10 +107,30 @@ impl<'a> RequestVariables<'a> {
         let variable = VARIABLES.get(at.variable)?;
         let value = match (at.field, &variable.shape) {
             (None, _) => variable.build(&self.inputs)?,
-            (Some(field), Shape::Fields(fields)) => (fields.get(field)?.build)(&self.inputs),
+            (Some(field), Shape::Fields(fields)) => fields.get(field)?.build.value(&self.inputs),
             (Some(_), _) => return None,
         };
         Some(cell.get_or_init(|| value).as_ref())
+    }
+}
+
+/// Reads a string field straight from the request ([`Build::Text`]).
+pub(super) type TextOf = for<'a> fn(&Inputs<'a>) -> &'a str;
+
+impl<'a> RequestVariables<'a> {
+    /// The string field `text` reads, straight from the request.
+    pub(super) fn text(&self, text: TextOf) -> &'a str {
+        text(&self.inputs)
+    }
+
+    /// `request.headers[name]`, without building the map.
+    pub(super) fn header(&self, name: &str) -> Option<&'a str> {
+        values::header(&self.inputs, name)
+    }
+
+    /// `request.query[key]`, without building the map.
+    pub(super) fn query(&self, key: &str) -> Option<Cow<'a, str>> {
+        values::query_parameter(&self.inputs, key)
     }
 }
 
@@ -138,6 +159,18 @@ impl Slot {
             field: None,
             slot: *OFFSETS.get(index)?,
         })
+    }
+
+    /// How its value is read as text, when it is a string field borrowed from the request.
+    pub(super) fn text(self) -> Option<TextOf> {
+        let variable = VARIABLES.get(self.variable)?;
+        match (&variable.shape, self.field) {
+            (Shape::Fields(fields), Some(field)) => match fields.get(field)?.build {
+                Build::Text(text) => Some(text),
+                Build::Value(_) => None,
+            },
+            _ => None,
+        }
     }
 
     /// The field `field` of the per-request variable `variable`; `None` when there is no such

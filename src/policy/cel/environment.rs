@@ -16,8 +16,34 @@ use crate::trust::{Provenance, VerifiedPeer, Workload};
 /// A CEL value that may borrow from the request for `'a`.
 pub(super) type CelVal<'a> = Box<dyn Val + 'a>;
 
-/// Builds a value from what one request offers.
-pub(super) type Build = for<'a> fn(&Inputs<'a>) -> CelVal<'a>;
+/// How a field's (or variable's) value is built from what one request offers.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// A string borrowed from the request (`source.spiffe_id`, `request.path`): rule
+    /// shortcuts read it as text, without building a CEL value.
+    Text(for<'a> fn(&Inputs<'a>) -> &'a str),
+    /// Any other value.
+    Value(for<'a> fn(&Inputs<'a>) -> CelVal<'a>),
+}
+
+impl Build {
+    /// The value for one request.
+    pub(super) fn value<'a>(self, inputs: &Inputs<'a>) -> CelVal<'a> {
+        match self {
+            Build::Text(text) => string(text(inputs)),
+            Build::Value(value) => value(inputs),
+        }
+    }
+}
+
+impl std::fmt::Debug for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Build::Text(_) => "Build::Text",
+            Build::Value(_) => "Build::Value",
+        })
+    }
+}
 
 /// What values are built from: the verified caller, the request, the evaluation time.
 #[derive(Debug, Clone, Copy)]
@@ -142,77 +168,77 @@ pub const VARIABLES: &[Variable] = &[
                 cel_type: "string",
                 doc: r#"`spiffe://prod.example.org/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(i.peer.spiffe_id.as_str()),
+                build: Build::Text(|i| i.peer.spiffe_id.as_str()),
             },
             Field {
                 name: "trust_domain",
                 cel_type: "string",
                 doc: r#"`prod.example.org`"#,
                 keys: &[],
-                build: |i| string(i.peer.spiffe_id.trust_domain()),
+                build: Build::Text(|i| i.peer.spiffe_id.trust_domain()),
             },
             Field {
                 name: "path",
                 cel_type: "string",
                 doc: r#"`/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(i.peer.spiffe_id.path()),
+                build: Build::Text(|i| i.peer.spiffe_id.path()),
             },
             Field {
                 name: "segments",
                 cel_type: "list(string)",
                 doc: r#"`["ns", "shop", "sa", "frontend"]`"#,
                 keys: &[],
-                build: |i| list(i.peer.spiffe_id.segments().map(string)),
+                build: Build::Value(|i| list(i.peer.spiffe_id.segments().map(string))),
             },
             Field {
                 name: "namespace",
                 cel_type: "string",
                 doc: r#"`shop` when the path has Istio's `/ns/N/sa/S` shape, else `""`"#,
                 keys: &[],
-                build: |i| string(istio(i).0),
+                build: Build::Text(|i| istio(i).0),
             },
             Field {
                 name: "service_account",
                 cel_type: "string",
                 doc: r#"`frontend` when the path has Istio's shape, else `""`"#,
                 keys: &[],
-                build: |i| string(istio(i).1),
+                build: Build::Text(|i| istio(i).1),
             },
             Field {
                 name: "principal",
                 cel_type: "string",
                 doc: r#"the raw `source.principal` Envoy sent (equal to `spiffe_id` once trusted)"#,
                 keys: &[],
-                build: |i| string(&i.request.source.principal),
+                build: Build::Text(|i| &i.request.source.principal),
             },
             Field {
                 name: "address",
                 cel_type: "string",
                 doc: r#"peer IP address, `""` when unknown"#,
                 keys: &[],
-                build: |i| string(&i.request.source.address),
+                build: Build::Text(|i| &i.request.source.address),
             },
             Field {
                 name: "port",
                 cel_type: "int",
                 doc: r#"peer port, `0` when unknown"#,
                 keys: &[],
-                build: |i| int(i64::from(i.request.source.port)),
+                build: Build::Value(|i| int(i64::from(i.request.source.port))),
             },
             Field {
                 name: "xfcc_spoofed",
                 cel_type: "bool",
                 doc: r#"`true` when the `x-forwarded-client-cert` header claims what no forwarder vouched for: from a peer not in `trust.forwarders` (beyond the calling Envoy's own element), elements older than a forwarder's own, or a forwarder's header that cannot be read (see [Provenance](#provenance-proxy_chain-and-origin))"#,
                 keys: &[],
-                build: |i| boolean(i.provenance.xfcc_spoofed()),
+                build: Build::Value(|i| boolean(i.provenance.xfcc_spoofed())),
             },
             Field {
                 name: "certificate",
                 cel_type: "map",
                 doc: r#"when Envoy forwarded the certificate: `serial` (string, colon-separated hex), `not_before` and `not_after` (timestamps), `dns_names` (list of DNS SANs, in lower case); an empty map otherwise"#,
                 keys: &["serial", "not_before", "not_after", "dns_names"],
-                build: certificate,
+                build: Build::Value(certificate),
             },
         ]),
     },
@@ -225,42 +251,42 @@ pub const VARIABLES: &[Variable] = &[
                 cel_type: "string",
                 doc: r#"`spiffe://prod.example.org/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(origin(i).0.as_str()),
+                build: Build::Text(|i| origin(i).0.as_str()),
             },
             Field {
                 name: "trust_domain",
                 cel_type: "string",
                 doc: r#"`prod.example.org`"#,
                 keys: &[],
-                build: |i| string(origin(i).0.trust_domain()),
+                build: Build::Text(|i| origin(i).0.trust_domain()),
             },
             Field {
                 name: "path",
                 cel_type: "string",
                 doc: r#"`/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(origin(i).0.path()),
+                build: Build::Text(|i| origin(i).0.path()),
             },
             Field {
                 name: "namespace",
                 cel_type: "string",
                 doc: r#"Istio's namespace, else `""`"#,
                 keys: &[],
-                build: |i| string(origin_istio(i).0),
+                build: Build::Text(|i| origin_istio(i).0),
             },
             Field {
                 name: "service_account",
                 cel_type: "string",
                 doc: r#"Istio's service account, else `""`"#,
                 keys: &[],
-                build: |i| string(origin_istio(i).1),
+                build: Build::Text(|i| origin_istio(i).1),
             },
             Field {
                 name: "via",
                 cel_type: "string",
                 doc: r#"`"mtls"` (the peer itself) or `"xfcc"` (a believed forwarded certificate)"#,
                 keys: &[],
-                build: |i| string(origin(i).1.as_str()),
+                build: Build::Text(|i| origin(i).1.as_str()),
             },
         ]),
     },
@@ -273,95 +299,97 @@ pub const VARIABLES: &[Variable] = &[
                 cel_type: "string",
                 doc: r#"the token's `sub`: `spiffe://prod.example.org/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(workload_id(i).map_or("", |id| id.as_str())),
+                build: Build::Text(|i| workload_id(i).map_or("", |id| id.as_str())),
             },
             Field {
                 name: "trust_domain",
                 cel_type: "string",
                 doc: r#"`prod.example.org`"#,
                 keys: &[],
-                build: |i| string(workload_id(i).map_or("", |id| id.trust_domain())),
+                build: Build::Text(|i| workload_id(i).map_or("", |id| id.trust_domain())),
             },
             Field {
                 name: "path",
                 cel_type: "string",
                 doc: r#"`/ns/shop/sa/frontend`"#,
                 keys: &[],
-                build: |i| string(workload_id(i).map_or("", |id| id.path())),
+                build: Build::Text(|i| workload_id(i).map_or("", |id| id.path())),
             },
             Field {
                 name: "namespace",
                 cel_type: "string",
                 doc: r#"Istio's namespace, else `""`"#,
                 keys: &[],
-                build: |i| string(workload_istio(i).0),
+                build: Build::Text(|i| workload_istio(i).0),
             },
             Field {
                 name: "service_account",
                 cel_type: "string",
                 doc: r#"Istio's service account, else `""`"#,
                 keys: &[],
-                build: |i| string(workload_istio(i).1),
+                build: Build::Text(|i| workload_istio(i).1),
             },
             Field {
                 name: "verified",
                 cel_type: "bool",
                 doc: r#"`true` when the token is a valid JWT-SVID for an accepted audience"#,
                 keys: &[],
-                build: |i| boolean(i.workload.verified().is_some()),
+                build: Build::Value(|i| boolean(i.workload.verified().is_some())),
             },
             Field {
                 name: "present",
                 cel_type: "bool",
                 doc: r#"`true` when the request carried a token, valid or not"#,
                 keys: &[],
-                build: |i| boolean(i.workload.present()),
+                build: Build::Value(|i| boolean(i.workload.present())),
             },
             Field {
                 name: "error",
                 cel_type: "string",
                 doc: r#"why the token was rejected (`"the token expired at …"`); `""` when verified or absent"#,
                 keys: &[],
-                build: |i| Box::new(cel::common::types::CelString::from(i.workload.error())),
+                build: Build::Value(|i| {
+                    Box::new(cel::common::types::CelString::from(i.workload.error()))
+                }),
             },
             Field {
                 name: "audience",
                 cel_type: "list(string)",
                 doc: r#"the verified token's `aud`; empty otherwise"#,
                 keys: &[],
-                build: |i| {
+                build: Build::Value(|i| {
                     list(
                         i.workload
                             .verified()
                             .into_iter()
                             .flat_map(|svid| svid.audience.iter().map(|a| string(a))),
                     )
-                },
+                }),
             },
             Field {
                 name: "expires_at",
                 cel_type: "timestamp",
                 doc: r#"the verified token's `exp`; `null` otherwise"#,
                 keys: &[],
-                build: |i| {
+                build: Build::Value(|i| {
                     i.workload
                         .verified()
                         .map_or_else(null, |svid| unix_timestamp(svid.expires_at))
-                },
+                }),
             },
             Field {
                 name: "claims",
                 cel_type: "map",
                 doc: r#"every claim of the verified token (`workload.claims.iss`, custom claims); empty otherwise"#,
                 keys: &[],
-                build: workload_claims,
+                build: Build::Value(workload_claims),
             },
             Field {
                 name: "bound",
                 cel_type: "bool",
                 doc: r#"`verified && spiffe_id == source.spiffe_id`: the token names the mTLS peer itself, so no one relayed it"#,
                 keys: &[],
-                build: |i| boolean(i.workload.bound_to(&i.peer.spiffe_id)),
+                build: Build::Value(|i| boolean(i.workload.bound_to(&i.peer.spiffe_id))),
             },
         ]),
     },
@@ -370,7 +398,7 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the believed `x-forwarded-client-cert` chain, oldest hop first: maps with `by` (the proxy's SAN), `uri` (the client certificate's URI SAN, `""` unless exactly one), `hash`, `subject`, `dns` (list) and `trusted` (bool: `uri` is a SPIFFE ID of an accepted, non-revoked trust domain); an empty list unless the mTLS peer is in `trust.forwarders`"#,
         shape: Shape::Value {
             cel_type: "list(map)",
-            build: proxy_chain,
+            build: Build::Value(proxy_chain),
         },
     },
     Variable {
@@ -382,21 +410,21 @@ pub const VARIABLES: &[Variable] = &[
                 cel_type: "string",
                 doc: r#"Envoy's own identity on this listener (its certificate's URI SAN)"#,
                 keys: &[],
-                build: |i| string(&i.request.destination.principal),
+                build: Build::Text(|i| &i.request.destination.principal),
             },
             Field {
                 name: "address",
                 cel_type: "string",
                 doc: r#"local address the request arrived on"#,
                 keys: &[],
-                build: |i| string(&i.request.destination.address),
+                build: Build::Text(|i| &i.request.destination.address),
             },
             Field {
                 name: "port",
                 cel_type: "int",
                 doc: r#"local port"#,
                 keys: &[],
-                build: |i| int(i64::from(i.request.destination.port)),
+                build: Build::Value(|i| int(i64::from(i.request.destination.port))),
             },
         ]),
     },
@@ -409,98 +437,98 @@ pub const VARIABLES: &[Variable] = &[
                 cel_type: "string",
                 doc: r#"`GET`, `POST`, … in **upper case**: methods are case-sensitive (RFC 9110 §9.1), but some upstreams (ASP.NET Core among them) match them case-insensitively, so an HTTP/2 `:method: delete` would otherwise slip past a rule on `"DELETE"` and still reach the DELETE handler"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.method)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.method)),
             },
             Field {
                 name: "path",
                 cel_type: "string",
                 doc: r#"the path **without** the query string, exactly as Envoy passes it: Envoy normalises it only with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action` on the connection manager — set them (see [examples/envoy](../examples/envoy/README.md)), or `/payments/../admin` gets past a rule on `/admin`"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| h.path_without_query())),
+                build: Build::Text(|i| i.http().map_or("", |h| h.path_without_query())),
             },
             Field {
                 name: "query",
                 cel_type: "map(string, string)",
                 doc: r#"decoded query parameters; for a repeated key the first value"#,
                 keys: &[],
-                build: query,
+                build: Build::Value(query),
             },
             Field {
                 name: "host",
                 cel_type: "string",
                 doc: r#"`:authority` / `Host` **in lower case**, as Envoy passed it otherwise (port and trailing dot kept): `admin.example.org:8443`"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.host)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.host)),
             },
             Field {
                 name: "hostname",
                 cel_type: "string",
                 doc: r#"the host a rule should usually compare: `request.host` without the port and without a trailing dot — `Admin.Example.Org.:8443` → `admin.example.org`. A host name cannot contain `:`, so everything from the first `:` goes (`admin.example.org:1:2`, which Envoy's `admin.example.org:*` domain matches, → `admin.example.org`); an IPv6 literal keeps its brackets (`[::1]`)"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| h.hostname())),
+                build: Build::Text(|i| i.http().map_or("", |h| h.hostname())),
             },
             Field {
                 name: "scheme",
                 cel_type: "string",
                 doc: r#"`https`, `http` (in lower case)"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.scheme)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.scheme)),
             },
             Field {
                 name: "protocol",
                 cel_type: "string",
                 doc: r#"`HTTP/1.1`, `HTTP/2`, …"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.protocol)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.protocol)),
             },
             Field {
                 name: "headers",
                 cel_type: "map(string, string)",
                 doc: r#"headers with lower-case names (pseudo-headers such as `:path` included); a repeated header is one entry, its values joined with `,` in arrival order (Envoy does this for `headers`; Warrant does it for the raw `header_map` Envoy sends with `encode_raw_headers`). The values of `:authority`, `host` and `:scheme` are in lower case; every other value is verbatim"#,
                 keys: &[],
-                build: headers,
+                build: Build::Value(headers),
             },
             Field {
                 name: "id",
                 cel_type: "string",
                 doc: r#"the request id Envoy assigned (its stream id: the `x-request-id` value with Envoy's default request-id extension)"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.id)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.id)),
             },
             Field {
                 name: "body",
                 cel_type: "string",
                 doc: r#"the body Envoy buffered — `body`, or `raw_body` when it is valid UTF-8 — when the ext_authz filter sets `with_request_body`; `""` when Envoy sent none (see [Bodies, SNI and gRPC](#bodies-sni-and-grpc))"#,
                 keys: &[],
-                build: |i| string(i.http().map_or("", |h| &h.body)),
+                build: Build::Text(|i| i.http().map_or("", |h| &h.body)),
             },
             Field {
                 name: "size",
                 cel_type: "int",
                 doc: r#"the request size in bytes as Envoy reports it; `-1` when unknown (and for the network filter)"#,
                 keys: &[],
-                build: |i| int(i.http().map_or(-1, |h| h.size)),
+                build: Build::Value(|i| int(i.http().map_or(-1, |h| h.size))),
             },
             Field {
                 name: "tls_sni",
                 cel_type: "string",
                 doc: r#"the SNI the client sent in its TLS handshake, **in lower case** (`tls_session.sni`, which Envoy sends with `include_tls_session`); `""` when none"#,
                 keys: &[],
-                build: |i| string(&i.request.tls_sni),
+                build: Build::Text(|i| &i.request.tls_sni),
             },
             Field {
                 name: "grpc",
                 cel_type: "map(string, string)",
                 doc: r#"for a gRPC call (a `content-type` starting with `application/grpc`, any case, and a path `/package.Service/Method`): `service` (`payments.v1.Ledger`) and `method` (`Read`); an empty map otherwise"#,
                 keys: &["service", "method"],
-                build: grpc,
+                build: Build::Value(grpc),
             },
             Field {
                 name: "time",
                 cel_type: "timestamp or null",
                 doc: r#"when Envoy received the request; `null` if Envoy did not say"#,
                 keys: &[],
-                build: |i| i.request.time.map_or_else(null, timestamp),
+                build: Build::Value(|i| i.request.time.map_or_else(null, timestamp)),
             },
         ]),
     },
@@ -509,14 +537,14 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the route's `context_extensions` (set per route or virtual host in Envoy's `ExtAuthzPerRoute.check_settings`; the route's keys win); **an empty map** on a route that sets none, and for the network filter"#,
         shape: Shape::Value {
             cel_type: "map(string, string)",
-            build: |i| {
+            build: Build::Value(|i| {
                 string_map(
                     i.request
                         .context_extensions
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str())),
                 )
-            },
+            }),
         },
     },
     Variable {
@@ -524,7 +552,7 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the CheckRequest's `metadata_context.filter_metadata`: filter name → what earlier filters set, as nested maps (`metadata["envoy.filters.http.jwt_authn"].claims.sub`); an empty map when Envoy sent none"#,
         shape: Shape::Value {
             cel_type: "map",
-            build: |i| json_map(&i.request.metadata),
+            build: Build::Value(|i| json_map(&i.request.metadata)),
         },
     },
     Variable {
@@ -532,7 +560,7 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the route's metadata (`route_metadata_context.filter_metadata`), the same way"#,
         shape: Shape::Value {
             cel_type: "map",
-            build: |i| json_map(&i.request.route_metadata),
+            build: Build::Value(|i| json_map(&i.request.route_metadata)),
         },
     },
     Variable {
@@ -545,7 +573,7 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the evaluation time (fixed by `warrant eval --now`)"#,
         shape: Shape::Value {
             cel_type: "timestamp",
-            build: |i| timestamp(i.now),
+            build: Build::Value(|i| timestamp(i.now)),
         },
     },
 ];
@@ -592,8 +620,8 @@ impl Variable {
         match self.shape {
             Shape::Fields(fields) => Some(map(fields
                 .iter()
-                .map(|field| (field.name, (field.build)(inputs))))),
-            Shape::Value { build, .. } => Some(build(inputs)),
+                .map(|field| (field.name, field.build.value(inputs))))),
+            Shape::Value { build, .. } => Some(build.value(inputs)),
             Shape::Loaded { .. } => None,
         }
     }

@@ -1,6 +1,7 @@
 //! Building the CEL values of the environment's variables from one request (see
 //! [`super::environment::VARIABLES`]): borrowed where the request's strings allow it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -97,6 +98,28 @@ pub(super) fn query<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
         }
     }
     Box::new(CelMap::from(query))
+}
+
+/// `request.query[key]` without building the map: what [`query`] holds under `key`.
+pub(super) fn query_parameter<'a>(inputs: &Inputs<'a>, key: &str) -> Option<Cow<'a, str>> {
+    form_urlencoded::parse(inputs.http()?.query_string().as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// `request.headers[name]` without building the map: what [`headers`] holds under `name` (the
+/// last of repeated names, as the map keeps it; nothing for a header the policy cannot observe).
+pub(super) fn header<'a>(inputs: &Inputs<'a>, name: &str) -> Option<&'a str> {
+    if !inputs.headers_read.admits(name) {
+        return None;
+    }
+    inputs
+        .http()?
+        .headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `request.headers`, borrowing names and values.
