@@ -122,7 +122,7 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
                         } else {
                             String::from_utf8_lossy(&h.raw_value).into_owned()
                         };
-                        (h.key.to_ascii_lowercase(), value)
+                        (lowercase(h.key), value)
                     })
                     .collect()
             })
@@ -130,7 +130,7 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
     } else {
         http.headers
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .map(|(k, v)| (lowercase(k), v))
             .collect()
     };
     // Deterministic order (proto maps have none): by name, repeated names kept in order.
@@ -154,6 +154,12 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
         size: http.size,
     }
     .canonical()
+}
+
+/// `name` in ASCII lower case, in place (header names are compared in lower case).
+fn lowercase(mut name: String) -> String {
+    name.make_ascii_lowercase();
+    name
 }
 
 /// Joins repeated header names into one entry, values separated by `,` in arrival order, as

@@ -128,6 +128,11 @@ impl<'a> RequestVariables<'a> {
         values::header(&self.inputs, name)
     }
 
+    /// `context[key]`, without building the map.
+    pub(super) fn context(&self, key: &str) -> Option<&'a str> {
+        values::context_extension(&self.inputs, key)
+    }
+
     /// `request.query[key]`, without building the map.
     pub(super) fn query(&self, key: &str) -> Option<Cow<'a, str>> {
         values::query_parameter(&self.inputs, key)

@@ -537,14 +537,7 @@ pub const VARIABLES: &[Variable] = &[
         doc: r#"the route's `context_extensions` (set per route or virtual host in Envoy's `ExtAuthzPerRoute.check_settings`; the route's keys win); **an empty map** on a route that sets none, and for the network filter"#,
         shape: Shape::Value {
             cel_type: "map(string, string)",
-            build: Build::Value(|i| {
-                string_map(
-                    i.request
-                        .context_extensions
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                )
-            }),
+            build: Build::Value(context),
         },
     },
     Variable {

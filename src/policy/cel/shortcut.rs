@@ -88,6 +88,8 @@ pub(super) enum Map {
     Headers,
     /// `request.query`, read from the query string (the first occurrence winning).
     Query,
+    /// `context`, read from the request's `context_extensions`.
+    Context,
     /// Any other map, as built for the engine.
     Built(Slot),
 }
@@ -281,6 +283,7 @@ impl Shortcut {
                 Operand::Entry { map, key } => match map {
                     Map::Headers => Some(test.holds(variables.header(&key.text)?)),
                     Map::Query => Some(test.holds(&variables.query(&key.text)?)),
+                    Map::Context => Some(test.holds(variables.context(&key.text)?)),
                     Map::Built(map) => {
                         let map = built_map(variables, *map)?;
                         let entry = map.as_indexer()?.get(&key.cel).ok()?;
@@ -291,6 +294,7 @@ impl Shortcut {
             Shortcut::HasKey { map, key } => match map {
                 Map::Headers => Some(variables.header(&key.text).is_some()),
                 Map::Query => Some(variables.query(&key.text).is_some()),
+                Map::Context => Some(variables.context(&key.text).is_some()),
                 Map::Built(map) => built_map(variables, *map)?
                     .as_container()?
                     .contains(&key.cel)
@@ -347,13 +351,15 @@ impl Operand {
 }
 
 impl Map {
-    /// `request.headers` and `request.query` are read from the request; any other map is
-    /// built.
+    /// `request.headers`, `request.query` and `context` are read from the request; any other
+    /// map is built.
     fn of(slot: Slot) -> Map {
         if Some(slot) == Slot::field("request", "headers") {
             Map::Headers
         } else if Some(slot) == Slot::field("request", "query") {
             Map::Query
+        } else if Some(slot) == Slot::variable("context") {
+            Map::Context
         } else {
             Map::Built(slot)
         }

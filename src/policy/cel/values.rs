@@ -100,6 +100,26 @@ pub(super) fn query<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
     Box::new(CelMap::from(query))
 }
 
+/// `context`: the route's `context_extensions`.
+pub(super) fn context<'a>(inputs: &Inputs<'a>) -> CelVal<'a> {
+    string_map(
+        inputs
+            .request
+            .context_extensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
+/// `context[key]` without building the map: what [`context`] holds under `key`.
+pub(super) fn context_extension<'a>(inputs: &Inputs<'a>, key: &str) -> Option<&'a str> {
+    inputs
+        .request
+        .context_extensions
+        .get(key)
+        .map(String::as_str)
+}
+
 /// `request.query[key]` without building the map: what [`query`] holds under `key`.
 pub(super) fn query_parameter<'a>(inputs: &Inputs<'a>, key: &str) -> Option<Cow<'a, str>> {
     form_urlencoded::parse(inputs.http()?.query_string().as_bytes())
