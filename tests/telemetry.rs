@@ -38,6 +38,10 @@ const PARENT_SPAN: &str = "00f067aa0ba902b7";
 #[derive(Clone, Default)]
 struct Collector {
     received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    /// Exports answered UNAVAILABLE before the next one is accepted.
+    unavailable: Arc<std::sync::atomic::AtomicUsize>,
+    /// Spans each accepted export says it rejected (OTLP partial success).
+    rejecting: Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[tonic::async_trait]
@@ -46,8 +50,22 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let unavailable = self.unavailable.load(SeqCst);
+        if unavailable > 0 {
+            self.unavailable.store(unavailable - 1, SeqCst);
+            return Err(tonic::Status::unavailable("warming up"));
+        }
         self.received.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        let rejected_spans = self.rejecting.load(SeqCst);
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: (rejected_spans > 0).then(|| {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message: "too many attributes".into(),
+                }
+            }),
+        }))
     }
 }
 
@@ -604,6 +622,38 @@ async fn checks_go_on_when_the_collector_is_down() {
     flush(&w).await;
     assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 20);
     assert_eq!(std::fs::read_to_string(&w.log).unwrap().lines().count(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_unavailable_collector_gets_every_span_and_rejected_spans_are_counted() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (collector, addr) = Collector::start().await;
+    // Two UNAVAILABLE answers: the export is retried with backoff (100 ms, 200 ms) and lands.
+    collector.unavailable.store(2, SeqCst);
+    let mut w = start_warrant("retry", &format!("  otlp: {{endpoint: \"http://{addr}\"}}")).await;
+    for _ in 0..5 {
+        check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
+    }
+    flush(&w).await;
+    assert_eq!(
+        collector.unavailable.load(SeqCst),
+        0,
+        "both failures were seen"
+    );
+    assert_eq!(
+        collector.spans().len(),
+        5,
+        "every span arrived after the retries"
+    );
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 0);
+    // A partial success: the spans the collector rejected are counted as dropped.
+    collector.rejecting.store(2, SeqCst);
+    for _ in 0..3 {
+        check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
+    }
+    flush(&w).await;
+    assert_eq!(collector.spans().len(), 8);
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

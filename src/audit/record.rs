@@ -165,6 +165,16 @@ pub struct DecisionRecord {
 /// The `decision` of a Check that Envoy did not get this decision for.
 pub const UNANSWERED_DECISION: &str = "unanswered";
 
+/// A span attribute's value: OpenTelemetry `string` or `bool` (AnyValue `string_value`,
+/// `bool_value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SpanValue<'a> {
+    /// A string.
+    String(Cow<'a, str>),
+    /// A bool.
+    Bool(bool),
+}
+
 impl DecisionRecord {
     /// `timing`: when the Check started and how long it took; `ids`: the span's trace id,
     /// span id and whether it is sampled.
@@ -254,27 +264,23 @@ impl DecisionRecord {
         }
     }
 
-    /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.
-    pub fn to_span(&self, scope: &InstrumentationScope) -> SpanData {
-        let trace_state = self
-            .parent
-            .as_ref()
-            .and_then(|p| p.trace_state.parse::<TraceState>().ok())
-            .unwrap_or_default();
-        let mut attributes = vec![
-            KeyValue::new("authz.decision", self.decision()),
-            KeyValue::new("authz.stage", self.stage.as_str()),
-            KeyValue::new("authz.rule", self.rule.as_deref().unwrap_or("").to_owned()),
-            KeyValue::new("authz.reason", self.reason.clone()),
-            KeyValue::new("authz.decision_id", self.decision_id.clone()),
-            KeyValue::new("authz.policy_revision", self.policy_revision.to_string()),
-            KeyValue::new("peer.principal", self.principal.clone()),
-            KeyValue::new("destination.principal", self.destination.clone()),
-            KeyValue::new("http.request.method", self.method.clone()),
-            KeyValue::new("url.path", self.path.clone()),
-            KeyValue::new("server.address", self.host.clone()),
-            KeyValue::new("request.id", self.request_id.clone()),
-        ];
+    /// The `authz.check` span's attributes, in order (docs/audit.md "Spans"): what
+    /// [`DecisionRecord::to_span`] and the OTLP encoder both write.
+    pub(crate) fn span_attributes(&self, mut attribute: impl FnMut(&'static str, SpanValue<'_>)) {
+        use SpanValue::{Bool, String as Text};
+        let mut text = |key, value: &str| attribute(key, Text(Cow::Borrowed(value)));
+        text("authz.decision", self.decision());
+        text("authz.stage", self.stage.as_str());
+        text("authz.rule", self.rule.as_deref().unwrap_or(""));
+        text("authz.reason", &self.reason);
+        text("authz.decision_id", &self.decision_id);
+        text("authz.policy_revision", &self.policy_revision);
+        text("peer.principal", &self.principal);
+        text("destination.principal", &self.destination);
+        text("http.request.method", &self.method);
+        text("url.path", &self.path);
+        text("server.address", &self.host);
+        text("request.id", &self.request_id);
         let shadow: Vec<&str> = self
             .shadow
             .iter()
@@ -282,43 +288,62 @@ impl DecisionRecord {
             .map(|s| &*s.rule)
             .collect();
         if !shadow.is_empty() {
-            attributes.push(KeyValue::new("authz.shadow", shadow.join(",")));
+            attribute("authz.shadow", Text(Cow::Owned(shadow.join(","))));
         }
         if !self.answered {
-            attributes.push(KeyValue::new("authz.would_decide", self.verdict.as_str()));
+            attribute(
+                "authz.would_decide",
+                Text(Cow::Borrowed(self.verdict.as_str())),
+            );
         }
         if let Some(provenance) = &self.provenance {
-            attributes.push(KeyValue::new(
+            attribute(
                 "origin.spiffe_id",
-                provenance.origin_spiffe_id.clone(),
-            ));
-            attributes.push(KeyValue::new("origin.via", provenance.origin_via));
+                Text(Cow::Borrowed(&provenance.origin_spiffe_id)),
+            );
+            attribute("origin.via", Text(Cow::Borrowed(provenance.origin_via)));
             if !provenance.proxy_chain.is_empty() {
-                attributes.push(KeyValue::new(
+                attribute(
                     "proxy_chain",
-                    provenance.proxy_chain.join(","),
-                ));
+                    Text(Cow::Owned(provenance.proxy_chain.join(","))),
+                );
             }
             if provenance.xfcc_spoofed {
-                attributes.push(KeyValue::new("xfcc.spoofed", true));
+                attribute("xfcc.spoofed", Bool(true));
             }
             if let Some(id) = &provenance.workload_spiffe_id {
-                attributes.push(KeyValue::new("workload.spiffe_id", id.clone()));
+                attribute("workload.spiffe_id", Text(Cow::Borrowed(id)));
             }
             if let Some(verified) = provenance.workload_verified {
-                attributes.push(KeyValue::new("workload.verified", verified));
+                attribute("workload.verified", Bool(verified));
             }
             if let Some(error) = &provenance.workload_error {
-                attributes.push(KeyValue::new("workload.error", error.clone()));
+                attribute("workload.error", Text(Cow::Borrowed(error)));
             }
             if let Some(bound) = provenance.identity_bound {
-                attributes.push(KeyValue::new("identity.bound", bound));
+                attribute("identity.bound", Bool(bound));
             }
         }
         if let (Some(id), Some(td)) = (&self.spiffe_id, &self.trust_domain) {
-            attributes.push(KeyValue::new("spiffe.id", id.clone()));
-            attributes.push(KeyValue::new("spiffe.trust_domain", td.clone()));
+            attribute("spiffe.id", Text(Cow::Borrowed(id)));
+            attribute("spiffe.trust_domain", Text(Cow::Borrowed(td)));
         }
+    }
+
+    /// The `authz.check` span (kind SERVER), child of the caller's span when there is one.
+    pub fn to_span(&self, scope: &InstrumentationScope) -> SpanData {
+        let trace_state = self
+            .parent
+            .as_ref()
+            .and_then(|p| p.trace_state.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let mut attributes = Vec::with_capacity(20);
+        self.span_attributes(|key, value| {
+            attributes.push(match value {
+                SpanValue::String(text) => KeyValue::new(key, text.into_owned()),
+                SpanValue::Bool(flag) => KeyValue::new(key, flag),
+            });
+        });
         SpanData {
             span_context: SpanContext::new(
                 TraceId::from_bytes(self.trace_id),

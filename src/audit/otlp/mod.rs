@@ -2,29 +2,33 @@
 //! single-threaded runtime, so exporting never competes with Checks for the server's workers
 //! and a slow or dead collector only ever holds up this thread.
 //!
-//! Spans go to the OTLP exporter directly rather than through the SDK's batch processor,
-//! because that processor does not expose how many spans it dropped, and every dropped span
-//! must be counted.
+//! Spans are encoded as OTLP protobuf straight from the decision records ([`encoding`]) and
+//! sent by Warrant's own OTLP client ([`transport`]), not through the OpenTelemetry SDK's
+//! batch processor and exporter: that processor does not expose how many spans it dropped
+//! (every dropped span must be counted), and building the SDK's span and then its proto
+//! message, each with a copy of every string, cost more per Check than deciding it.
+
+mod encoding;
+mod transport;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkError;
-use opentelemetry_sdk::trace::SpanExporter as _;
 
 use super::metrics::{Metrics, Sink};
 use super::{AuditError, Message, QUEUE_CAPACITY, SINK_POLL};
+use encoding::ExportBatch;
+use transport::Transport;
 
 /// Spans per OTLP export request.
 const EXPORT_BATCH: usize = 512;
 /// How long a span may wait for its batch to fill.
 const EXPORT_DELAY: Duration = Duration::from_secs(1);
-/// Upper bound for one export, retries included (the exporter retries a failed attempt with
-/// backoff, which also covers a pooled connection that went stale while idle).
+/// Upper bound for one export, retries included (a failed attempt is retried with backoff,
+/// which also covers a pooled connection that went stale while idle).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound for one attempt.
 const EXPORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,26 +84,32 @@ pub(super) fn start(
                     return;
                 }
             };
-            // The exporters spawn their connection tasks on the current runtime.
+            // The gRPC channel spawns its connection task on the current runtime.
             let built = {
                 let _entered = runtime.enter();
-                build_exporter(&target)
+                Transport::new(&target, EXPORT_ATTEMPT_TIMEOUT)
             };
-            let mut exporter = match built {
-                Ok(exporter) => exporter,
+            let mut transport = match built {
+                Ok(transport) => transport,
                 Err(reason) => {
                     let _ = ready_tx.send(Err(reason));
                     return;
                 }
             };
-            exporter.set_resource(&resource);
             let _ = ready_tx.send(Ok(()));
             let scope = InstrumentationScope::builder("warrant")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build();
-            export_loop(&rx, &exporter, &scope, &runtime, &metrics, &target.endpoint);
-            let _entered = runtime.enter();
-            let _ = exporter.shutdown();
+            let mut batch = ExportBatch::new(&resource, &scope);
+            let mut sender = Sender {
+                transport: &mut transport,
+                runtime: &runtime,
+                metrics: &metrics,
+                endpoint: &target.endpoint,
+                healthy: true,
+                rejecting: false,
+            };
+            export_loop(&rx, &mut batch, &mut sender, &metrics);
         })
         .map_err(AuditError::Thread)?;
     match ready_rx.recv() {
@@ -112,63 +122,64 @@ pub(super) fn start(
     }
 }
 
-fn build_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    let built = match target.protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(target.endpoint.clone())
-            .with_timeout(EXPORT_ATTEMPT_TIMEOUT)
-            .build(),
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(
-                opentelemetry_http::hyper::HyperClient::with_default_connector(
-                    EXPORT_ATTEMPT_TIMEOUT,
-                    None,
-                ),
-            )
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(target.endpoint.clone())
-            .with_timeout(EXPORT_ATTEMPT_TIMEOUT)
-            .build(),
-    };
-    built.map_err(|e| e.to_string())
+/// Exports batches, counting what is lost and logging when exports start and stop failing.
+struct Sender<'a> {
+    transport: &'a mut Transport,
+    runtime: &'a tokio::runtime::Runtime,
+    metrics: &'a Metrics,
+    endpoint: &'a str,
+    healthy: bool,
+    rejecting: bool,
+}
+
+impl Sender<'_> {
+    /// Sends what `batch` holds (nothing when it is empty), leaving it empty.
+    fn export(&mut self, batch: &mut ExportBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        let request = batch.take_request().into();
+        let transport = &mut *self.transport;
+        let exported = self.runtime.block_on(async {
+            tokio::time::timeout(EXPORT_TIMEOUT, transport.export(request, EXPORT_TIMEOUT)).await
+        });
+        let endpoint = self.endpoint;
+        match exported.unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}"))) {
+            Ok(rejected) => {
+                if !self.healthy {
+                    tracing::info!(endpoint, "OTLP export recovered");
+                }
+                self.healthy = true;
+                if rejected > 0 {
+                    self.metrics.dropped(Sink::Otlp, rejected);
+                    if !self.rejecting {
+                        tracing::warn!(
+                            endpoint,
+                            rejected,
+                            "the OTLP collector rejected spans (partial success); they are counted in warrant_audit_dropped_total{{sink=\"otlp\"}}"
+                        );
+                    }
+                }
+                self.rejecting = rejected > 0;
+            }
+            Err(error) => {
+                self.metrics.dropped(Sink::Otlp, n);
+                if self.healthy {
+                    tracing::warn!(endpoint, %error, "OTLP export failed; spans are dropped and counted in warrant_audit_dropped_total{{sink=\"otlp\"}}");
+                }
+                self.healthy = false;
+            }
+        }
+    }
 }
 
 fn export_loop(
     rx: &Receiver<Message>,
-    exporter: &opentelemetry_otlp::SpanExporter,
-    scope: &InstrumentationScope,
-    runtime: &tokio::runtime::Runtime,
+    batch: &mut ExportBatch,
+    sender: &mut Sender<'_>,
     metrics: &Metrics,
-    endpoint: &str,
 ) {
-    let mut batch = Vec::with_capacity(EXPORT_BATCH);
-    let mut healthy = true;
-    let mut export = |batch: &mut Vec<_>| {
-        if batch.is_empty() {
-            return;
-        }
-        let spans = std::mem::replace(batch, Vec::with_capacity(EXPORT_BATCH));
-        let n = spans.len() as u64;
-        let exported = runtime
-            .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
-        match exported.unwrap_or(Err(OTelSdkError::Timeout(EXPORT_TIMEOUT))) {
-            Ok(()) => {
-                if !healthy {
-                    tracing::info!(endpoint, "OTLP export recovered");
-                }
-                healthy = true;
-            }
-            Err(error) => {
-                metrics.dropped(Sink::Otlp, n);
-                if healthy {
-                    tracing::warn!(endpoint, %error, "OTLP export failed; spans are dropped and counted in warrant_audit_dropped_total{{sink=\"otlp\"}}");
-                }
-                healthy = false;
-            }
-        }
-    };
     let mut deadline = Instant::now();
     loop {
         // Wait on the queue only while nothing is pending; with a batch filling, poll (see
@@ -184,14 +195,14 @@ fn export_loop(
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        export(&mut batch);
+                        sender.export(batch);
                     } else {
                         std::thread::sleep(SINK_POLL.min(deadline - now));
                     }
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => {
-                    export(&mut batch);
+                    sender.export(batch);
                     return;
                 }
             }
@@ -202,13 +213,13 @@ fn export_loop(
                 if batch.is_empty() {
                     deadline = Instant::now() + EXPORT_DELAY;
                 }
-                batch.push(record.to_span(scope));
+                batch.push(&record);
                 if batch.len() >= EXPORT_BATCH {
-                    export(&mut batch);
+                    sender.export(batch);
                 }
             }
             Message::Flush(ack) => {
-                export(&mut batch);
+                sender.export(batch);
                 let _ = ack.try_send(());
             }
             Message::Reopen => {}

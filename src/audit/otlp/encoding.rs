@@ -1,0 +1,275 @@
+//! `authz.check` spans encoded as OTLP protobuf straight from decision records, as they
+//! arrive: one `ExportTraceServiceRequest` with one `ResourceSpans` (Warrant's resource) and
+//! one `ScopeSpans` (scope `warrant`) per batch.
+//!
+//! The bytes are those the OpenTelemetry SDK sends for [`DecisionRecord::to_span`] (its
+//! `SpanData` → `Span` conversion in `opentelemetry-proto`; a test compares the two), without
+//! building a `SpanData` and then a `Span` message, with their copies of every string, per
+//! span. The resource and scope are encoded once. Field numbers follow
+//! `opentelemetry/proto/trace/v1/trace.proto` and `common/v1/common.proto` (OTLP 1.x).
+
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::TraceState;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope as ScopeMessage;
+use opentelemetry_proto::tonic::resource::v1::Resource as ResourceMessage;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_sdk::Resource;
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+
+use crate::audit::record::{DecisionRecord, SpanValue};
+
+/// `Span` fields (trace.proto).
+mod span {
+    pub(super) const TRACE_ID: u32 = 1;
+    pub(super) const SPAN_ID: u32 = 2;
+    pub(super) const TRACE_STATE: u32 = 3;
+    pub(super) const PARENT_SPAN_ID: u32 = 4;
+    pub(super) const NAME: u32 = 5;
+    pub(super) const KIND: u32 = 6;
+    pub(super) const START_TIME_UNIX_NANO: u32 = 7;
+    pub(super) const END_TIME_UNIX_NANO: u32 = 8;
+    pub(super) const ATTRIBUTES: u32 = 9;
+    pub(super) const STATUS: u32 = 15;
+    pub(super) const FLAGS: u32 = 16;
+    /// `SPAN_KIND_SERVER`.
+    pub(super) const KIND_SERVER: u64 = 2;
+    /// `Status.message`, `Status.code` (`STATUS_CODE_ERROR` is 2).
+    pub(super) const STATUS_MESSAGE: u32 = 2;
+    pub(super) const STATUS_CODE: u32 = 3;
+    pub(super) const STATUS_CODE_ERROR: u64 = 2;
+    /// `SpanFlags`: W3C trace flags (sampled), and whether the parent is remote is known
+    /// (`SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`) and true (`SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`).
+    pub(super) const FLAGS_SAMPLED: u32 = 0x1;
+    pub(super) const FLAGS_HAS_IS_REMOTE: u32 = 0x100;
+    pub(super) const FLAGS_IS_REMOTE: u32 = 0x200;
+}
+
+/// `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.{resource, scope_spans,
+/// schema_url}`, `ScopeSpans.{scope, spans, schema_url}`: fields 1, 2 and 3 at each level.
+const RESOURCE_SPANS: u32 = 1;
+const SCOPE_SPANS: u32 = 2;
+const SPANS: u32 = 2;
+
+/// The spans of one export, encoded as they arrive.
+#[derive(Debug)]
+pub(super) struct ExportBatch {
+    /// `ResourceSpans.resource` and `.schema_url`, encoded once.
+    resource: Vec<u8>,
+    /// `ScopeSpans.scope` and `.schema_url`, encoded once.
+    scope: Vec<u8>,
+    /// `ScopeSpans.spans` so far: each field key, length and `Span`.
+    spans: Vec<u8>,
+    /// How many spans `spans` holds.
+    count: usize,
+    /// One span's encoding, before its length is known.
+    scratch: Vec<u8>,
+}
+
+impl ExportBatch {
+    /// An empty batch of spans from `resource`, instrumented by `scope`.
+    pub(super) fn new(resource: &Resource, scope: &InstrumentationScope) -> Self {
+        let resource = ResourceAttributesWithSchema::from(resource);
+        let mut resource_field = Vec::new();
+        prost::encoding::message::encode(
+            1,
+            &ResourceMessage {
+                attributes: resource.attributes.0,
+                dropped_attributes_count: 0,
+                entity_refs: Vec::new(),
+            },
+            &mut resource_field,
+        );
+        encode_string_field(
+            3,
+            resource.schema_url.as_deref().unwrap_or(""),
+            &mut resource_field,
+        );
+        let mut scope_field = Vec::new();
+        prost::encoding::message::encode(1, &ScopeMessage::from((scope, None)), &mut scope_field);
+        encode_string_field(3, scope.schema_url().unwrap_or(""), &mut scope_field);
+        Self {
+            resource: resource_field,
+            scope: scope_field,
+            spans: Vec::new(),
+            count: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// How many spans the batch holds.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds `record`'s `authz.check` span.
+    pub(super) fn push(&mut self, record: &DecisionRecord) {
+        self.scratch.clear();
+        encode_span(record, &mut self.scratch);
+        encode_key(SPANS, WireType::LengthDelimited, &mut self.spans);
+        encode_varint(self.scratch.len() as u64, &mut self.spans);
+        self.spans.extend_from_slice(&self.scratch);
+        self.count += 1;
+    }
+
+    /// The `ExportTraceServiceRequest` of the spans so far (protobuf), leaving the batch empty.
+    pub(super) fn take_request(&mut self) -> Vec<u8> {
+        let scope_spans = self.scope.len() + self.spans.len();
+        let resource_spans = self.resource.len() + delimited_len(SCOPE_SPANS, scope_spans);
+        let mut request = Vec::with_capacity(delimited_len(RESOURCE_SPANS, resource_spans));
+        encode_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut request);
+        encode_varint(resource_spans as u64, &mut request);
+        request.extend_from_slice(&self.resource);
+        encode_key(SCOPE_SPANS, WireType::LengthDelimited, &mut request);
+        encode_varint(scope_spans as u64, &mut request);
+        request.extend_from_slice(&self.scope);
+        request.extend_from_slice(&self.spans);
+        self.spans.clear();
+        self.count = 0;
+        request
+    }
+}
+
+/// `record`'s span (kind SERVER, named `authz.check`, child of the caller's span when there
+/// is one), as `opentelemetry-proto` converts [`DecisionRecord::to_span`].
+fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
+    encode_bytes_field(span::TRACE_ID, &record.trace_id, out);
+    encode_bytes_field(span::SPAN_ID, &record.span_id, out);
+    if let Some(parent) = &record.parent {
+        if !parent.trace_state.is_empty() {
+            let state = parent
+                .trace_state
+                .parse::<TraceState>()
+                .unwrap_or_default()
+                .header();
+            encode_string_field(span::TRACE_STATE, &state, out);
+        }
+        // The SDK leaves out an invalid (all-zero) parent id; a parsed one never is.
+        if parent.span_id != [0; 8] {
+            encode_bytes_field(span::PARENT_SPAN_ID, &parent.span_id, out);
+        }
+    }
+    encode_string_field(span::NAME, "authz.check", out);
+    encode_key(span::KIND, WireType::Varint, out);
+    encode_varint(span::KIND_SERVER, out);
+    encode_fixed64_field(span::START_TIME_UNIX_NANO, unix_nanos(record.start), out);
+    encode_fixed64_field(
+        span::END_TIME_UNIX_NANO,
+        unix_nanos(record.start + record.duration),
+        out,
+    );
+    record.span_attributes(|key, value| {
+        let len = key_value_len(key, &value);
+        encode_key(span::ATTRIBUTES, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        encode_string_field(1, key, out);
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(any_value_len(&value) as u64, out);
+        match &value {
+            // AnyValue's `value` is a oneof: written even when empty or false.
+            SpanValue::String(text) => encode_string(1, text, out),
+            SpanValue::Bool(flag) => {
+                encode_key(2, WireType::Varint, out);
+                encode_varint(u64::from(*flag), out);
+            }
+        }
+    });
+    // A deny is a normal outcome: the status is unset unless something failed.
+    let error = record.error.as_deref().unwrap_or("");
+    let status_len = if record.error.is_some() {
+        string_field_len(span::STATUS_MESSAGE, error) + key_len(span::STATUS_CODE) + 1
+    } else {
+        0
+    };
+    encode_key(span::STATUS, WireType::LengthDelimited, out);
+    encode_varint(status_len as u64, out);
+    if record.error.is_some() {
+        encode_string_field(span::STATUS_MESSAGE, error, out);
+        encode_key(span::STATUS_CODE, WireType::Varint, out);
+        encode_varint(span::STATUS_CODE_ERROR, out);
+    }
+    let mut flags = span::FLAGS_SAMPLED | span::FLAGS_HAS_IS_REMOTE;
+    if record.parent.is_some() {
+        flags |= span::FLAGS_IS_REMOTE;
+    }
+    encode_key(span::FLAGS, WireType::ThirtyTwoBit, out);
+    out.put_u32_le(flags);
+}
+
+/// Nanoseconds since the Unix epoch; 0 before it (as the SDK's conversion does).
+fn unix_nanos(time: SystemTime) -> u64 {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The length of a `KeyValue` holding `key` and `value`.
+fn key_value_len(key: &str, value: &SpanValue<'_>) -> usize {
+    string_field_len(1, key) + delimited_len(2, any_value_len(value))
+}
+
+/// The length of an `AnyValue` holding `value`.
+fn any_value_len(value: &SpanValue<'_>) -> usize {
+    match value {
+        SpanValue::String(text) => delimited_len(1, text.len()),
+        SpanValue::Bool(_) => key_len(2) + 1,
+    }
+}
+
+/// The length of length-delimited field `tag` holding `len` bytes.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+/// The length of proto3 string field `tag` holding `text`: nothing when it is empty.
+fn string_field_len(tag: u32, text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        delimited_len(tag, text.len())
+    }
+}
+
+/// Proto3 string field `tag`: omitted when empty.
+fn encode_string_field(tag: u32, text: &str, out: &mut Vec<u8>) {
+    if !text.is_empty() {
+        encode_string(tag, text, out);
+    }
+}
+
+/// Proto3 bytes field `tag`: omitted when empty.
+fn encode_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    if !bytes.is_empty() {
+        encode_string_bytes(tag, bytes, out);
+    }
+}
+
+/// Proto3 fixed64 field `tag`: omitted when 0.
+fn encode_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
+    if value != 0 {
+        encode_key(tag, WireType::SixtyFourBit, out);
+        out.put_u64_le(value);
+    }
+}
+
+/// Length-delimited field `tag` holding `text`, even when empty.
+fn encode_string(tag: u32, text: &str, out: &mut Vec<u8>) {
+    encode_string_bytes(tag, text.as_bytes(), out);
+}
+
+fn encode_string_bytes(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests;
