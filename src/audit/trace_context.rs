@@ -18,6 +18,12 @@ pub struct TraceParent {
 }
 
 impl TraceParent {
+    /// Whether a header called `name` (lower case) can carry trace context: `traceparent`,
+    /// `b3` or `x-b3-*`. A request with none of them has no parent to [`TraceParent::extract`].
+    pub fn is_trace_header(name: &str) -> bool {
+        name == "traceparent" || name == "b3" || name.starts_with("x-b3-")
+    }
+
     /// Reads W3C first, then B3 (single `b3` header, then `x-b3-*`), from a header lookup
     /// (names are lower-case). Malformed or all-zero ids are ignored.
     pub fn extract<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
@@ -49,25 +55,28 @@ impl TraceParent {
 /// `version-traceid-spanid-flags` (W3C Trace Context §3.2). Version `ff` and all-zero ids
 /// are invalid; future versions may append fields after the flags.
 fn parse_traceparent(value: &str) -> Option<TraceParent> {
-    let mut parts = value.trim().split('-');
-    let version = parts.next()?;
-    let trace_id = parts.next()?;
-    let span_id = parts.next()?;
-    let flags = parts.next()?;
-    if version.len() != 2 || version.eq_ignore_ascii_case("ff") || hex_array::<1>(version).is_none()
+    // Fixed widths: `vv-` + 32 + `-` + 16 + `-` + `ff`, then nothing (version 00) or `-` and
+    // a future version's fields. Lower-case hex only in the ids (§3.2.2.3, §3.2.2.4).
+    let value = value.trim().as_bytes();
+    let (head, rest) = value.split_at_checked(55)?;
+    let [v0, v1, b'-', ids @ .., b'-', f0, f1] = head else {
+        return None;
+    };
+    let (trace_id, ids) = ids.split_at(32);
+    let [b'-', span_id @ ..] = ids else {
+        return None;
+    };
+    let [version] = hex_bytes::<1>(&[*v0, *v1], true)?;
+    if version == 0xff
+        || (version == 0 && !rest.is_empty())
+        || rest.first().is_some_and(|b| *b != b'-')
     {
         return None;
     }
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    if !is_lower_hex(trace_id) || !is_lower_hex(span_id) || flags.len() != 2 {
-        return None;
-    }
-    let [flags] = hex_array::<1>(flags)?;
+    let [flags] = hex_bytes::<1>(&[*f0, *f1], true)?;
     let parent = TraceParent {
-        trace_id: hex_array(trace_id)?,
-        span_id: hex_array(span_id)?,
+        trace_id: hex_bytes(trace_id, false)?,
+        span_id: hex_bytes(span_id, false)?,
         sampled: Some(flags & 1 == 1),
         trace_state: String::new(),
     };
@@ -119,22 +128,19 @@ fn valid_ids(parent: TraceParent) -> Option<TraceParent> {
     (parent.trace_id != [0; 16] && parent.span_id != [0; 8]).then_some(parent)
 }
 
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// `hex` (exactly `2 * N` hex digits, either case) as `N` bytes.
 fn hex_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
-        }
-    }
-    let digits = hex.as_bytes();
+    hex_bytes(hex.as_bytes(), true)
+}
+
+/// `digits` (exactly `2 * N` hex digits; upper case only when `upper_too`) as `N` bytes.
+fn hex_bytes<const N: usize>(digits: &[u8], upper_too: bool) -> Option<[u8; N]> {
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' if upper_too => Some(digit - b'A' + 10),
+        _ => None,
+    };
     if digits.len() != N * 2 {
         return None;
     }
@@ -161,8 +167,80 @@ pub fn to_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// `parse_traceparent` as it was written first, part by part: the oracle.
+    fn traceparent_by_parts(value: &str) -> Option<TraceParent> {
+        let mut parts = value.trim().split('-');
+        let version = parts.next()?;
+        let trace_id = parts.next()?;
+        let span_id = parts.next()?;
+        let flags = parts.next()?;
+        if version.len() != 2
+            || version.eq_ignore_ascii_case("ff")
+            || hex_array::<1>(version).is_none()
+        {
+            return None;
+        }
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        let lower = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if !lower(trace_id) || !lower(span_id) || flags.len() != 2 {
+            return None;
+        }
+        let [flags] = hex_array::<1>(flags)?;
+        valid_ids(TraceParent {
+            trace_id: hex_array(trace_id)?,
+            span_id: hex_array(span_id)?,
+            sampled: Some(flags & 1 == 1),
+            trace_state: String::new(),
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn traceparent_is_read_as_its_parts_say(
+            version in "(00|01|0A|ff|FF|fe|0g|0)",
+            trace in "([0-9a-f]{32}|[0-9A-F]{32}|0{32}|[0-9a-f]{31}|[0-9a-f]{33})",
+            span in "([0-9a-f]{16}|[0-9a-fA-F]{16}|0{16}|[0-9a-f]{15})",
+            flags in "(00|01|0F|ff|1|001|zz)",
+            tail in "(|-|-x|-0-1|x|  )",
+            pad in "( |\\t|)",
+        ) {
+            let value = format!("{pad}{version}-{trace}-{span}-{flags}{tail}{pad}");
+            proptest::prop_assert_eq!(parse_traceparent(&value), traceparent_by_parts(&value), "{}", value);
+        }
+
+        #[test]
+        fn any_text_is_read_as_its_parts_say(value in "\\PC{0,70}") {
+            proptest::prop_assert_eq!(parse_traceparent(&value), traceparent_by_parts(&value));
+        }
+    }
+
     fn lookup<'a>(headers: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
         move |name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn without_a_trace_header_there_is_nothing_to_extract() {
+        // What extract looks up when nothing is found: each name is a trace header, so a
+        // request whose names are none of them can skip extract.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let parent = TraceParent::extract(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        assert_eq!(parent, None);
+        let asked = asked.into_inner();
+        assert!(asked.len() >= 5, "{asked:?}");
+        for name in &asked {
+            assert!(TraceParent::is_trace_header(name), "{name}");
+        }
+        for name in ["tracestate", "x-request-id", "b3x", "grpc-timeout"] {
+            assert!(!TraceParent::is_trace_header(name), "{name}");
+        }
     }
 
     #[test]

@@ -124,17 +124,11 @@ impl SpiffeId {
     /// The Kubernetes namespace and service account when the path has Istio's `/ns/N/sa/S`
     /// shape (exactly four segments).
     pub fn istio_namespace_and_service_account(&self) -> Option<(&str, &str)> {
-        let mut segments = self.segments();
-        match (
-            segments.next(),
-            segments.next(),
-            segments.next(),
-            segments.next(),
-            segments.next(),
-        ) {
-            (Some("ns"), Some(ns), Some("sa"), Some(sa), None) => Some((ns, sa)),
-            _ => None,
-        }
+        // A parsed path has no empty segment (SPIFFE-ID.md §2.2), so `/ns/N/sa/S` is exactly
+        // this: read once per rule that asks, without splitting the path into segments.
+        let (ns, rest) = self.path().strip_prefix("/ns/")?.split_once('/')?;
+        let sa = rest.strip_prefix("sa/")?;
+        (!sa.contains('/')).then_some((ns, sa))
     }
 }
 
@@ -200,6 +194,31 @@ mod tests {
             id.istio_namespace_and_service_account(),
             Some(("shop", "frontend"))
         );
+    }
+
+    #[test]
+    fn istio_shape_is_read_as_its_segments_say() {
+        for path in [
+            "/ns/shop/sa/frontend",
+            "/ns/sa/sa/sa",
+            "/ns/ns/sa/x",
+            "/ns/shop/sa/frontend/x",
+            "/ns/shop/sa",
+            "/ns/shop/xa/frontend",
+            "/ns/shop",
+            "/nss/shop/sa/frontend",
+            "/x/ns/shop/sa/frontend",
+            "/ns/a.b/sa/c-d_e",
+            "",
+        ] {
+            let id = SpiffeId::parse(&format!("spiffe://prod.example.org{path}")).unwrap();
+            let segments: Vec<&str> = id.segments().collect();
+            let expected = match segments[..] {
+                ["ns", ns, "sa", sa] => Some((ns, sa)),
+                _ => None,
+            };
+            assert_eq!(id.istio_namespace_and_service_account(), expected, "{path}");
+        }
     }
 
     #[test]

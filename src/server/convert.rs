@@ -111,7 +111,8 @@ fn peer(peer: attribute_context::Peer) -> Peer {
 
 fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
     // Envoy sends `headers`, or `header_map` when the filter sets `encode_raw_headers`.
-    let mut headers: Vec<(String, String)> = if http.headers.is_empty() {
+    let repeats_possible = http.headers.is_empty();
+    let mut headers: Vec<(String, String)> = if repeats_possible {
         http.header_map
             .map(|map| {
                 map.headers
@@ -133,8 +134,13 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
             .map(|(k, v)| (lowercase(k), v))
             .collect()
     };
-    // Deterministic order (proto maps have none): by name, repeated names kept in order.
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    // Deterministic order (proto maps have none): by name; repeated names of `header_map`
+    // kept in arrival order; names the map held in two cases, by value.
+    if repeats_possible {
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+    } else {
+        headers.sort_unstable();
+    }
     join_repeated(&mut headers);
     // Envoy sends `body`, or `raw_body` when the filter sets `pack_as_bytes`.
     let body = if http.body.is_empty() {

@@ -212,7 +212,16 @@ impl AuthzService {
         // Envoy's tracer injects the ext_authz call's span context into the gRPC metadata.
         let metadata = request.metadata();
         let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
-        let parent = TraceParent::extract(header);
+        // One pass over the few metadata entries, rather than five lookups that mostly miss.
+        let traced = metadata.keys().any(|key| match key {
+            tonic::metadata::KeyRef::Ascii(key) => TraceParent::is_trace_header(key.as_str()),
+            tonic::metadata::KeyRef::Binary(_) => false,
+        });
+        let parent = if traced {
+            TraceParent::extract(header)
+        } else {
+            None
+        };
         let deadline = self.limits.deadline(header("grpc-timeout"));
         let request = request.into_inner();
         let slot = (permit, metrics.check_in_flight());

@@ -5,11 +5,9 @@
 //! nearly every value a string with nothing to escape, so a line is mostly copied. A string
 //! that does need escaping (a control character, `"` or `\`) goes through `serde_json`, so the
 //! line is byte for byte what serializing [`tests::ReferenceLine`] would give (a test checks
-//! this); only the nested `shadow` list and the provenance fields are serialized by
-//! `serde_json` directly.
+//! this); only the nested `shadow` list is serialized by `serde_json` directly.
 
-use super::DecisionRecord;
-use crate::audit::trace_context::to_hex;
+use super::{DecisionRecord, ProvenanceLine};
 
 /// A JSON object being appended to a buffer.
 struct Object<'o> {
@@ -52,19 +50,58 @@ impl<'o> Object<'o> {
         self.key(key).extend_from_slice(json);
     }
 
-    /// The members of `object`, a serialized JSON object, spliced into this one (serde's
-    /// `flatten`).
-    fn members_of(&mut self, object: &[u8]) {
-        let members = object
-            .strip_prefix(b"{")
-            .and_then(|o| o.strip_suffix(b"}"))
-            .unwrap_or_default();
-        if !members.is_empty() {
-            if !self.empty {
-                self.out.push(b',');
+    /// `"key":true` or `"key":false`.
+    fn bool(&mut self, key: &'static str, value: bool) {
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.key(key).extend_from_slice(text);
+    }
+
+    /// `"key":"…"`: `bytes` in lower-case hex (nothing to escape).
+    fn hex(&mut self, key: &'static str, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let out = self.key(key);
+        out.reserve(bytes.len() * 2 + 2);
+        out.push(b'"');
+        for b in bytes {
+            out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
+        }
+        out.push(b'"');
+    }
+
+    /// The provenance members, flattened into the line as `serde` would (its
+    /// `skip_serializing_if` rules: an empty chain, `xfcc_spoofed` false and absent options
+    /// are left out).
+    fn provenance(&mut self, provenance: &ProvenanceLine) {
+        self.string("origin_spiffe_id", &provenance.origin_spiffe_id);
+        self.string("origin_via", provenance.origin_via);
+        if !provenance.proxy_chain.is_empty() {
+            let out = self.key("proxy_chain");
+            out.push(b'[');
+            for (i, uri) in provenance.proxy_chain.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_string(out, uri);
             }
-            self.empty = false;
-            self.out.extend_from_slice(members);
+            out.push(b']');
+        }
+        if provenance.xfcc_spoofed {
+            self.bool("xfcc_spoofed", true);
+        }
+        if let Some(error) = &provenance.xfcc_error {
+            self.string("xfcc_error", error);
+        }
+        if let Some(id) = &provenance.workload_spiffe_id {
+            self.string("workload_spiffe_id", id);
+        }
+        if let Some(verified) = provenance.workload_verified {
+            self.bool("workload_verified", verified);
+        }
+        if let Some(error) = &provenance.workload_error {
+            self.string("workload_error", error);
+        }
+        if let Some(bound) = provenance.identity_bound {
+            self.bool("identity_bound", bound);
         }
     }
 
@@ -102,8 +139,8 @@ impl DecisionRecord {
             &time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         );
         line.string("decision_id", &self.decision_id);
-        line.string("trace_id", &to_hex(&self.trace_id));
-        line.string("span_id", &to_hex(&self.span_id));
+        line.hex("trace_id", &self.trace_id);
+        line.hex("span_id", &self.span_id);
         line.optional_string("spiffe_id", self.spiffe_id.as_deref());
         line.optional_string("trust_domain", self.trust_domain.as_deref());
         line.string("principal", &self.principal);
@@ -132,7 +169,7 @@ impl DecisionRecord {
         }
         if let Some(provenance) = &self.provenance {
             // Flattened: `origin_spiffe_id`, `origin_via`, `proxy_chain`, `xfcc_spoofed`, ….
-            line.members_of(&serde_json::to_vec(provenance).unwrap_or_default());
+            line.provenance(provenance);
         }
         let duration_us = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
         let _ = std::io::Write::write_fmt(line.key("duration_us"), format_args!("{duration_us}"));
@@ -186,8 +223,8 @@ mod tests {
         serde_json::to_vec(&ReferenceLine {
             time: time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             decision_id: &record.decision_id,
-            trace_id: to_hex(&record.trace_id),
-            span_id: to_hex(&record.span_id),
+            trace_id: crate::audit::trace_context::to_hex(&record.trace_id),
+            span_id: crate::audit::trace_context::to_hex(&record.span_id),
             spiffe_id: record.spiffe_id.as_deref(),
             trust_domain: record.trust_domain.as_deref(),
             principal: &record.principal,
