@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource as ResourceMessage;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
 
 use crate::audit::record::{DecisionRecord, SpanValue};
 
@@ -113,8 +113,8 @@ impl ExportBatch {
     pub(super) fn push(&mut self, record: &DecisionRecord) {
         self.scratch.clear();
         encode_span(record, &mut self.scratch);
-        encode_key(SPANS, WireType::LengthDelimited, &mut self.spans);
-        encode_varint(self.scratch.len() as u64, &mut self.spans);
+        put_key(SPANS, WireType::LengthDelimited, &mut self.spans);
+        put_len(self.scratch.len(), &mut self.spans);
         self.spans.extend_from_slice(&self.scratch);
         self.count += 1;
     }
@@ -124,11 +124,11 @@ impl ExportBatch {
         let scope_spans = self.scope.len() + self.spans.len();
         let resource_spans = self.resource.len() + delimited_len(SCOPE_SPANS, scope_spans);
         let mut request = Vec::with_capacity(delimited_len(RESOURCE_SPANS, resource_spans));
-        encode_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut request);
-        encode_varint(resource_spans as u64, &mut request);
+        put_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut request);
+        put_len(resource_spans, &mut request);
         request.extend_from_slice(&self.resource);
-        encode_key(SCOPE_SPANS, WireType::LengthDelimited, &mut request);
-        encode_varint(scope_spans as u64, &mut request);
+        put_key(SCOPE_SPANS, WireType::LengthDelimited, &mut request);
+        put_len(scope_spans, &mut request);
         request.extend_from_slice(&self.scope);
         request.extend_from_slice(&self.spans);
         self.spans.clear();
@@ -157,7 +157,7 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
         }
     }
     encode_string_field(span::NAME, "authz.check", out);
-    encode_key(span::KIND, WireType::Varint, out);
+    put_key(span::KIND, WireType::Varint, out);
     encode_varint(span::KIND_SERVER, out);
     encode_fixed64_field(span::START_TIME_UNIX_NANO, unix_nanos(record.start), out);
     encode_fixed64_field(
@@ -167,16 +167,16 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
     );
     record.span_attributes(|key, value| {
         let len = key_value_len(key, &value);
-        encode_key(span::ATTRIBUTES, WireType::LengthDelimited, out);
-        encode_varint(len as u64, out);
+        put_key(span::ATTRIBUTES, WireType::LengthDelimited, out);
+        put_len(len, out);
         encode_string_field(1, key, out);
-        encode_key(2, WireType::LengthDelimited, out);
-        encode_varint(any_value_len(&value) as u64, out);
+        put_key(2, WireType::LengthDelimited, out);
+        put_len(any_value_len(&value), out);
         match &value {
             // AnyValue's `value` is a oneof: written even when empty or false.
             SpanValue::String(text) => encode_string(1, text, out),
             SpanValue::Bool(flag) => {
-                encode_key(2, WireType::Varint, out);
+                put_key(2, WireType::Varint, out);
                 encode_varint(u64::from(*flag), out);
             }
         }
@@ -188,18 +188,18 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
     } else {
         0
     };
-    encode_key(span::STATUS, WireType::LengthDelimited, out);
-    encode_varint(status_len as u64, out);
+    put_key(span::STATUS, WireType::LengthDelimited, out);
+    put_len(status_len, out);
     if record.error.is_some() {
         encode_string_field(span::STATUS_MESSAGE, error, out);
-        encode_key(span::STATUS_CODE, WireType::Varint, out);
+        put_key(span::STATUS_CODE, WireType::Varint, out);
         encode_varint(span::STATUS_CODE_ERROR, out);
     }
     let mut flags = span::FLAGS_SAMPLED | span::FLAGS_HAS_IS_REMOTE;
     if record.parent.is_some() {
         flags |= span::FLAGS_IS_REMOTE;
     }
-    encode_key(span::FLAGS, WireType::ThirtyTwoBit, out);
+    put_key(span::FLAGS, WireType::ThirtyTwoBit, out);
     out.put_u32_le(flags);
 }
 
@@ -255,7 +255,7 @@ fn encode_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
 /// Proto3 fixed64 field `tag`: omitted when 0.
 fn encode_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, out);
+        put_key(tag, WireType::SixtyFourBit, out);
         out.put_u64_le(value);
     }
 }
@@ -266,9 +266,28 @@ fn encode_string(tag: u32, text: &str, out: &mut Vec<u8>) {
 }
 
 fn encode_string_bytes(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(bytes.len() as u64, out);
+    put_key(tag, WireType::LengthDelimited, out);
+    put_len(bytes.len(), out);
     out.extend_from_slice(bytes);
+}
+
+/// A field key (tag and wire type): one byte for every tag written here.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, out: &mut Vec<u8>) {
+    let key = (tag << 3) | wire_type as u32;
+    match u8::try_from(key) {
+        Ok(byte) if byte < 0x80 => out.push(byte),
+        _ => encode_varint(u64::from(key), out),
+    }
+}
+
+/// A length (varint): one byte below 128, the usual case.
+#[inline]
+fn put_len(len: usize, out: &mut Vec<u8>) {
+    match u8::try_from(len) {
+        Ok(byte) if byte < 0x80 => out.push(byte),
+        _ => encode_varint(len as u64, out),
+    }
 }
 
 #[cfg(test)]
