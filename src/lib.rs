@@ -19,6 +19,7 @@ pub mod identity;
 pub mod json;
 pub mod loader;
 pub mod policy;
+mod protobuf;
 pub mod request;
 pub mod server;
 pub mod status;

@@ -186,7 +186,7 @@ impl AuthzService {
                 decision.id
             )));
         }
-        Ok(CheckAnswer::new(decision, self.identity_header.as_deref()))
+        Ok(CheckAnswer::new(&decision, self.identity_header.as_deref()))
     }
 
     /// Answers one `envoy.service.auth.v3.Authorization/Check` call: admitted within

@@ -19,9 +19,10 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::google::rpc;
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, key_len};
 
 use crate::policy::{Decision, Stage, Verdict};
+use crate::protobuf::{Encoded, delimited_len, put_bytes, put_key, put_len};
 
 /// gRPC status codes (google.rpc.Code).
 const GRPC_OK: i32 = 0;
@@ -31,83 +32,20 @@ const GRPC_UNAUTHENTICATED: i32 = 16;
 /// The response Envoy enforces for `decision`, as a CheckResponse message (for tests, the CLI
 /// and embedding; the server sends the same bytes from a [`CheckAnswer`]).
 pub fn check_response(decision: &Decision, identity_header: Option<&str>) -> CheckResponse {
-    CheckAnswer::new(decision.clone(), identity_header).to_check_response()
+    CheckAnswer::new(decision, identity_header).to_check_response()
 }
 
-/// The CheckResponse Envoy enforces for one decision, encoded straight from the decision
-/// (prost [`Message`], encode only): the same bytes as the CheckResponse
-/// [`check_response`] returns, without building its `dynamic_metadata` Struct (a hash map of
-/// 13 owned strings) per Check. Decoding it skips every field.
+/// The CheckResponse Envoy enforces for one decision, encoded when it is made (prost
+/// [`Message`], encode only: decoding one skips every field): the same bytes as the
+/// CheckResponse [`check_response`] returns, without building its `dynamic_metadata` Struct (a
+/// hash map of 13 owned strings) per Check, and without computing every length twice.
 #[derive(Debug)]
-pub struct CheckAnswer {
-    status: rpc::Status,
-    http_response: Option<HttpResponse>,
-    /// The decision the `dynamic_metadata` is read from; `None` for a refusal.
-    decided: Option<Decided>,
-}
-
-/// What `dynamic_metadata` is encoded from.
-#[derive(Debug)]
-struct Decided {
-    decision: Decision,
-    /// The proxy chain's URIs, comma-separated (empty without one).
-    proxy_chain: String,
-}
+pub struct CheckAnswer(Encoded);
 
 impl CheckAnswer {
     /// The answer to `decision`; `identity_header` as in [`check_response`].
-    pub fn new(decision: Decision, identity_header: Option<&str>) -> Self {
-        let (status, http_response) = match decision.verdict {
-            Verdict::Allow => (
-                rpc::Status {
-                    code: GRPC_OK,
-                    ..Default::default()
-                },
-                HttpResponse::OkResponse(OkHttpResponse {
-                    headers: upstream_headers(&decision, identity_header)
-                        .into_iter()
-                        .map(|(key, value)| overwrite_header(key, value))
-                        .collect(),
-                    headers_to_remove: removed_headers(&decision, identity_header),
-                    response_headers_to_add: decision
-                        .response_headers
-                        .iter()
-                        .map(|(key, value)| overwrite_header(key.clone(), value.clone()))
-                        .collect(),
-                    ..Default::default()
-                }),
-            ),
-            Verdict::Deny => {
-                let code = match decision.stage {
-                    Stage::Trust => GRPC_UNAUTHENTICATED,
-                    Stage::Rules | Stage::Default => GRPC_PERMISSION_DENIED,
-                };
-                (
-                    rpc::Status {
-                        code,
-                        message: format!("{} denied at stage {}", decision.id, decision.stage),
-                        details: Vec::new(),
-                    },
-                    HttpResponse::DeniedResponse(DeniedHttpResponse {
-                        status: Some(HttpStatus {
-                            code: i32::from(decision.http_status),
-                        }),
-                        headers: std::iter::once(overwrite_header(
-                            "content-type".to_owned(),
-                            "application/json".to_owned(),
-                        ))
-                        .chain(
-                            decision
-                                .response_headers
-                                .iter()
-                                .map(|(key, value)| overwrite_header(key.clone(), value.clone())),
-                        )
-                        .collect(),
-                        body: denied_body(&decision),
-                    }),
-                )
-            }
-        };
+    pub fn new(decision: &Decision, identity_header: Option<&str>) -> Self {
+        let (status, http_response) = status_and_response(decision, identity_header);
         let proxy_chain = decision.identity.as_ref().map_or_else(String::new, |id| {
             id.provenance
                 .proxy_chain
@@ -116,39 +54,34 @@ impl CheckAnswer {
                 .collect::<Vec<_>>()
                 .join(",")
         });
-        Self {
-            status,
-            http_response: Some(http_response),
-            decided: Some(Decided {
-                decision,
-                proxy_chain,
-            }),
+        let fields = metadata(decision, &proxy_chain);
+        let metadata_len = struct_len(&fields);
+        let mut bytes = Vec::with_capacity(
+            prost::encoding::message::encoded_len(1, &status)
+                + http_response.encoded_len()
+                + delimited_len(DYNAMIC_METADATA, metadata_len),
+        );
+        prost::encoding::message::encode(1, &status, &mut bytes);
+        http_response.encode(&mut bytes);
+        put_key(DYNAMIC_METADATA, WireType::LengthDelimited, &mut bytes);
+        put_len(metadata_len, &mut bytes);
+        for (key, value) in fields {
+            put_struct_entry(key, value, &mut bytes);
         }
+        Self(Encoded(bytes.into()))
     }
 
     /// An answer that denies with `status`'s (non-OK) code and no decision: what a Check that
     /// was not decided gets ([`refused`]).
     pub fn refused(status: &tonic::Status) -> Self {
-        let code = match status.code() as i32 {
-            GRPC_OK => GRPC_PERMISSION_DENIED,
-            code => code,
-        };
-        Self {
-            status: rpc::Status {
-                code,
-                message: status.message().to_owned(),
-                details: Vec::new(),
-            },
-            http_response: None,
-            decided: None,
-        }
+        Self(Encoded(refused_response(status).encode_to_vec().into()))
     }
 
     /// The answer as a CheckResponse message: its own bytes, decoded. A decoding failure
     /// (there is none: the bytes are a CheckResponse) would give an INTERNAL deny, never an
     /// empty response.
     pub fn to_check_response(&self) -> CheckResponse {
-        CheckResponse::decode(self.encode_to_vec().as_slice()).unwrap_or_else(|error| {
+        CheckResponse::decode(self.0.0.as_ref()).unwrap_or_else(|error| {
             refused_response(&tonic::Status::internal(format!(
                 "warrant could not read back its own CheckResponse: {error}"
             )))
@@ -156,23 +89,9 @@ impl CheckAnswer {
     }
 }
 
-/// `CheckResponse.dynamic_metadata`'s field number (Envoy external_auth.proto).
-const DYNAMIC_METADATA: u32 = 4;
-
 impl Message for CheckAnswer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        prost::encoding::message::encode(1, &self.status, buf);
-        if let Some(http_response) = &self.http_response {
-            http_response.encode(buf);
-        }
-        if let Some(decided) = &self.decided {
-            let fields = decided.metadata();
-            encode_key(DYNAMIC_METADATA, WireType::LengthDelimited, buf);
-            encode_varint(struct_len(&fields) as u64, buf);
-            for (key, value) in fields {
-                encode_struct_entry(key, value, buf);
-            }
-        }
+        self.0.encode_raw(buf);
     }
 
     fn merge_field(
@@ -182,23 +101,76 @@ impl Message for CheckAnswer {
         buf: &mut impl Buf,
         ctx: prost::encoding::DecodeContext,
     ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+        self.0.merge_field(tag, wire_type, buf, ctx)
     }
 
     fn encoded_len(&self) -> usize {
-        prost::encoding::message::encoded_len(1, &self.status)
-            + self
-                .http_response
-                .as_ref()
-                .map_or(0, HttpResponse::encoded_len)
-            + self.decided.as_ref().map_or(0, |decided| {
-                let len = struct_len(&decided.metadata());
-                key_len(DYNAMIC_METADATA) + encoded_len_varint(len as u64) + len
-            })
+        self.0.encoded_len()
     }
 
     fn clear(&mut self) {
-        *self = Self::refused(&tonic::Status::internal("cleared"));
+        self.0.clear();
+    }
+}
+
+/// `CheckResponse.dynamic_metadata`'s field number (Envoy external_auth.proto).
+const DYNAMIC_METADATA: u32 = 4;
+
+/// `status` and `http_response` of the CheckResponse for `decision`.
+fn status_and_response(
+    decision: &Decision,
+    identity_header: Option<&str>,
+) -> (rpc::Status, HttpResponse) {
+    match decision.verdict {
+        Verdict::Allow => (
+            rpc::Status {
+                code: GRPC_OK,
+                ..Default::default()
+            },
+            HttpResponse::OkResponse(OkHttpResponse {
+                headers: upstream_headers(decision, identity_header)
+                    .into_iter()
+                    .map(|(key, value)| overwrite_header(key, value))
+                    .collect(),
+                headers_to_remove: removed_headers(decision, identity_header),
+                response_headers_to_add: decision
+                    .response_headers
+                    .iter()
+                    .map(|(key, value)| overwrite_header(key.clone(), value.clone()))
+                    .collect(),
+                ..Default::default()
+            }),
+        ),
+        Verdict::Deny => {
+            let code = match decision.stage {
+                Stage::Trust => GRPC_UNAUTHENTICATED,
+                Stage::Rules | Stage::Default => GRPC_PERMISSION_DENIED,
+            };
+            (
+                rpc::Status {
+                    code,
+                    message: format!("{} denied at stage {}", decision.id, decision.stage),
+                    details: Vec::new(),
+                },
+                HttpResponse::DeniedResponse(DeniedHttpResponse {
+                    status: Some(HttpStatus {
+                        code: i32::from(decision.http_status),
+                    }),
+                    headers: std::iter::once(overwrite_header(
+                        "content-type".to_owned(),
+                        "application/json".to_owned(),
+                    ))
+                    .chain(
+                        decision
+                            .response_headers
+                            .iter()
+                            .map(|(key, value)| overwrite_header(key.clone(), value.clone())),
+                    )
+                    .collect(),
+                    body: denied_body(decision),
+                }),
+            )
+        }
     }
 }
 
@@ -211,53 +183,54 @@ enum MetadataValue<'a> {
     Bool(bool),
 }
 
-impl Decided {
-    /// Every `dynamic_metadata` field, in the order the README lists them.
-    fn metadata(&self) -> [(&'static str, MetadataValue<'_>); 13] {
-        use MetadataValue::{Bool, String};
-        let decision = &self.decision;
-        let identity = decision.identity.as_ref();
-        [
-            ("decision", String(decision.verdict.as_str())),
-            ("stage", String(decision.stage.as_str())),
-            ("rule", String(decision.rule.as_deref().unwrap_or(""))),
-            (
-                "spiffe_id",
-                String(identity.map_or("", |id| id.transport.spiffe_id.as_str())),
+/// Every `dynamic_metadata` field of `decision`, in the order the README lists them;
+/// `proxy_chain` is the chain's URIs, comma-separated.
+fn metadata<'a>(
+    decision: &'a Decision,
+    proxy_chain: &'a str,
+) -> [(&'static str, MetadataValue<'a>); 13] {
+    use MetadataValue::{Bool, String};
+    let identity = decision.identity.as_ref();
+    [
+        ("decision", String(decision.verdict.as_str())),
+        ("stage", String(decision.stage.as_str())),
+        ("rule", String(decision.rule.as_deref().unwrap_or(""))),
+        (
+            "spiffe_id",
+            String(identity.map_or("", |id| id.transport.spiffe_id.as_str())),
+        ),
+        (
+            "origin_spiffe_id",
+            String(identity.map_or("", |id| id.origin().0.as_str())),
+        ),
+        (
+            "origin_via",
+            String(identity.map_or("", |id| id.origin().1.as_str())),
+        ),
+        ("proxy_chain", String(proxy_chain)),
+        (
+            "xfcc_spoofed",
+            Bool(identity.is_some_and(|id| id.provenance.xfcc_spoofed())),
+        ),
+        (
+            "workload_spiffe_id",
+            String(
+                identity
+                    .and_then(|id| id.workload.verified())
+                    .map_or("", |svid| svid.spiffe_id.as_str()),
             ),
-            (
-                "origin_spiffe_id",
-                String(identity.map_or("", |id| id.origin().0.as_str())),
-            ),
-            (
-                "origin_via",
-                String(identity.map_or("", |id| id.origin().1.as_str())),
-            ),
-            ("proxy_chain", String(&self.proxy_chain)),
-            (
-                "xfcc_spoofed",
-                Bool(identity.is_some_and(|id| id.provenance.xfcc_spoofed())),
-            ),
-            (
-                "workload_spiffe_id",
-                String(
-                    identity
-                        .and_then(|id| id.workload.verified())
-                        .map_or("", |svid| svid.spiffe_id.as_str()),
-                ),
-            ),
-            (
-                "workload_verified",
-                Bool(identity.is_some_and(|id| id.workload.verified().is_some())),
-            ),
-            (
-                "identity_bound",
-                Bool(identity.is_some_and(|id| id.bound())),
-            ),
-            ("decision_id", String(&decision.id)),
-            ("policy_revision", String(&decision.policy_revision)),
-        ]
-    }
+        ),
+        (
+            "workload_verified",
+            Bool(identity.is_some_and(|id| id.workload.verified().is_some())),
+        ),
+        (
+            "identity_bound",
+            Bool(identity.is_some_and(|id| id.bound())),
+        ),
+        ("decision_id", String(&decision.id)),
+        ("policy_revision", String(&decision.policy_revision)),
+    ]
 }
 
 /// The length of a google.protobuf.Struct holding `fields` (its map entries, field 1).
@@ -266,7 +239,7 @@ fn struct_len(fields: &[(&str, MetadataValue<'_>)]) -> usize {
         .iter()
         .map(|(key, value)| {
             let entry = struct_entry_len(key, *value);
-            key_len(1) + encoded_len_varint(entry as u64) + entry
+            delimited_len(1, entry)
         })
         .sum()
 }
@@ -274,43 +247,31 @@ fn struct_len(fields: &[(&str, MetadataValue<'_>)]) -> usize {
 /// The length of one `map<string, Value>` entry: key (field 1) and value (field 2).
 fn struct_entry_len(key: &str, value: MetadataValue<'_>) -> usize {
     let value = value_len(value);
-    string_len(1, key) + key_len(2) + encoded_len_varint(value as u64) + value
+    delimited_len(1, key.len()) + delimited_len(2, value)
 }
 
 /// The length of a google.protobuf.Value holding `value`.
 fn value_len(value: MetadataValue<'_>) -> usize {
     match value {
-        MetadataValue::String(s) => string_len(3, s),
+        MetadataValue::String(s) => delimited_len(3, s.len()),
         MetadataValue::Bool(_) => key_len(4) + 1,
     }
 }
 
 /// Writes one entry of Struct's `fields` map (field 1), as prost writes a map entry.
-fn encode_struct_entry(key: &str, value: MetadataValue<'_>, buf: &mut impl BufMut) {
-    encode_key(1, WireType::LengthDelimited, buf);
-    encode_varint(struct_entry_len(key, value) as u64, buf);
-    encode_string(1, key, buf);
-    encode_key(2, WireType::LengthDelimited, buf);
-    encode_varint(value_len(value) as u64, buf);
+fn put_struct_entry(key: &str, value: MetadataValue<'_>, out: &mut Vec<u8>) {
+    put_key(1, WireType::LengthDelimited, out);
+    put_len(struct_entry_len(key, value), out);
+    put_bytes(1, key, out);
+    put_key(2, WireType::LengthDelimited, out);
+    put_len(value_len(value), out);
     match value {
-        MetadataValue::String(s) => encode_string(3, s, buf),
+        MetadataValue::String(s) => put_bytes(3, s, out),
         MetadataValue::Bool(b) => {
-            encode_key(4, WireType::Varint, buf);
-            encode_varint(u64::from(b), buf);
+            put_key(4, WireType::Varint, out);
+            put_len(usize::from(b), out);
         }
     }
-}
-
-/// The length of string field `tag` holding `s`.
-fn string_len(tag: u32, s: &str) -> usize {
-    key_len(tag) + encoded_len_varint(s.len() as u64) + s.len()
-}
-
-/// Writes string field `tag` holding `s`.
-fn encode_string(tag: u32, s: &str, buf: &mut impl BufMut) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(s.len() as u64, buf);
-    buf.put_slice(s.as_bytes());
 }
 
 /// A CheckResponse that denies with `status`'s (non-OK) code and no decision: what a

@@ -17,7 +17,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource as ResourceMessage;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_varint, key_len};
+
+use crate::protobuf::{
+    delimited_len, put_bytes, put_bytes_field, put_fixed64_field, put_key, put_len,
+    string_field_len,
+};
 
 use crate::audit::record::{DecisionRecord, SpanValue};
 
@@ -82,14 +87,14 @@ impl ExportBatch {
             },
             &mut resource_field,
         );
-        encode_string_field(
+        put_bytes_field(
             3,
             resource.schema_url.as_deref().unwrap_or(""),
             &mut resource_field,
         );
         let mut scope_field = Vec::new();
         prost::encoding::message::encode(1, &ScopeMessage::from((scope, None)), &mut scope_field);
-        encode_string_field(3, scope.schema_url().unwrap_or(""), &mut scope_field);
+        put_bytes_field(3, scope.schema_url().unwrap_or(""), &mut scope_field);
         Self {
             resource: resource_field,
             scope: scope_field,
@@ -140,8 +145,8 @@ impl ExportBatch {
 /// `record`'s span (kind SERVER, named `authz.check`, child of the caller's span when there
 /// is one), as `opentelemetry-proto` converts [`DecisionRecord::to_span`].
 fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
-    encode_bytes_field(span::TRACE_ID, &record.trace_id, out);
-    encode_bytes_field(span::SPAN_ID, &record.span_id, out);
+    put_bytes_field(span::TRACE_ID, record.trace_id, out);
+    put_bytes_field(span::SPAN_ID, record.span_id, out);
     if let Some(parent) = &record.parent {
         if !parent.trace_state.is_empty() {
             let state = parent
@@ -149,18 +154,18 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
                 .parse::<TraceState>()
                 .unwrap_or_default()
                 .header();
-            encode_string_field(span::TRACE_STATE, &state, out);
+            put_bytes_field(span::TRACE_STATE, &state, out);
         }
         // The SDK leaves out an invalid (all-zero) parent id; a parsed one never is.
         if parent.span_id != [0; 8] {
-            encode_bytes_field(span::PARENT_SPAN_ID, &parent.span_id, out);
+            put_bytes_field(span::PARENT_SPAN_ID, parent.span_id, out);
         }
     }
-    encode_string_field(span::NAME, "authz.check", out);
+    put_bytes_field(span::NAME, "authz.check", out);
     put_key(span::KIND, WireType::Varint, out);
     encode_varint(span::KIND_SERVER, out);
-    encode_fixed64_field(span::START_TIME_UNIX_NANO, unix_nanos(record.start), out);
-    encode_fixed64_field(
+    put_fixed64_field(span::START_TIME_UNIX_NANO, unix_nanos(record.start), out);
+    put_fixed64_field(
         span::END_TIME_UNIX_NANO,
         unix_nanos(record.start + record.duration),
         out,
@@ -169,12 +174,12 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
         let len = key_value_len(key, &value);
         put_key(span::ATTRIBUTES, WireType::LengthDelimited, out);
         put_len(len, out);
-        encode_string_field(1, key, out);
+        put_bytes_field(1, key, out);
         put_key(2, WireType::LengthDelimited, out);
         put_len(any_value_len(&value), out);
         match &value {
             // AnyValue's `value` is a oneof: written even when empty or false.
-            SpanValue::String(text) => encode_string(1, text, out),
+            SpanValue::String(text) => put_bytes(1, text.as_bytes(), out),
             SpanValue::Bool(flag) => {
                 put_key(2, WireType::Varint, out);
                 encode_varint(u64::from(*flag), out);
@@ -191,7 +196,7 @@ fn encode_span(record: &DecisionRecord, out: &mut Vec<u8>) {
     put_key(span::STATUS, WireType::LengthDelimited, out);
     put_len(status_len, out);
     if record.error.is_some() {
-        encode_string_field(span::STATUS_MESSAGE, error, out);
+        put_bytes_field(span::STATUS_MESSAGE, error, out);
         put_key(span::STATUS_CODE, WireType::Varint, out);
         encode_varint(span::STATUS_CODE_ERROR, out);
     }
@@ -221,72 +226,6 @@ fn any_value_len(value: &SpanValue<'_>) -> usize {
     match value {
         SpanValue::String(text) => delimited_len(1, text.len()),
         SpanValue::Bool(_) => key_len(2) + 1,
-    }
-}
-
-/// The length of length-delimited field `tag` holding `len` bytes.
-fn delimited_len(tag: u32, len: usize) -> usize {
-    key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-/// The length of proto3 string field `tag` holding `text`: nothing when it is empty.
-fn string_field_len(tag: u32, text: &str) -> usize {
-    if text.is_empty() {
-        0
-    } else {
-        delimited_len(tag, text.len())
-    }
-}
-
-/// Proto3 string field `tag`: omitted when empty.
-fn encode_string_field(tag: u32, text: &str, out: &mut Vec<u8>) {
-    if !text.is_empty() {
-        encode_string(tag, text, out);
-    }
-}
-
-/// Proto3 bytes field `tag`: omitted when empty.
-fn encode_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    if !bytes.is_empty() {
-        encode_string_bytes(tag, bytes, out);
-    }
-}
-
-/// Proto3 fixed64 field `tag`: omitted when 0.
-fn encode_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
-    if value != 0 {
-        put_key(tag, WireType::SixtyFourBit, out);
-        out.put_u64_le(value);
-    }
-}
-
-/// Length-delimited field `tag` holding `text`, even when empty.
-fn encode_string(tag: u32, text: &str, out: &mut Vec<u8>) {
-    encode_string_bytes(tag, text.as_bytes(), out);
-}
-
-fn encode_string_bytes(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    put_key(tag, WireType::LengthDelimited, out);
-    put_len(bytes.len(), out);
-    out.extend_from_slice(bytes);
-}
-
-/// A field key (tag and wire type): one byte for every tag written here.
-#[inline]
-fn put_key(tag: u32, wire_type: WireType, out: &mut Vec<u8>) {
-    let key = (tag << 3) | wire_type as u32;
-    match u8::try_from(key) {
-        Ok(byte) if byte < 0x80 => out.push(byte),
-        _ => encode_varint(u64::from(key), out),
-    }
-}
-
-/// A length (varint): one byte below 128, the usual case.
-#[inline]
-fn put_len(len: usize, out: &mut Vec<u8>) {
-    match u8::try_from(len) {
-        Ok(byte) if byte < 0x80 => out.push(byte),
-        _ => encode_varint(len as u64, out),
     }
 }
 

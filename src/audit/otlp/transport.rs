@@ -13,9 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_http::HttpClient as _;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::bytes::{Buf, BufMut, Bytes};
+use prost::bytes::Bytes;
 
 use super::{OtlpProtocol, OtlpTarget};
+use crate::protobuf::Encoded;
 
 /// The gRPC path of `TraceService/Export` (trace_service.proto).
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -116,7 +117,7 @@ impl Transport {
                 grpc.ready().await.map_err(|e| {
                     Failure::Retryable(format!("the collector is unreachable: {e}"))
                 })?;
-                let mut request = tonic::Request::new(EncodedRequest(body));
+                let mut request = tonic::Request::new(Encoded(body));
                 for (name, value) in &self.headers {
                     if let (Ok(key), Ok(value)) = (
                         tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
@@ -126,8 +127,7 @@ impl Transport {
                     }
                 }
                 let codec =
-                    tonic_prost::ProstCodec::<EncodedRequest, ExportTraceServiceResponse>::default(
-                    );
+                    tonic_prost::ProstCodec::<Encoded, ExportTraceServiceResponse>::default();
                 let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
                 match grpc.unary(request, path, codec).await {
                     Ok(response) => Ok(rejected_spans(&response.into_inner())),
@@ -233,35 +233,6 @@ fn headers_from_env(
         }
     }
     headers
-}
-
-/// An `ExportTraceServiceRequest` already encoded (prost `Message`, encode only: decoding
-/// skips every field).
-#[derive(Debug, Default)]
-struct EncodedRequest(Bytes);
-
-impl prost::Message for EncodedRequest {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        buf.put_slice(&self.0);
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn clear(&mut self) {
-        self.0 = Bytes::new();
-    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ fn an_answer_is_the_check_response_envoy_must_read() {
     decisions.push(long);
     for header in [None, Some("x-spiffe-id")] {
         for decision in &decisions {
-            let answer = CheckAnswer::new(decision.clone(), header);
+            let answer = CheckAnswer::new(decision, header);
+            let (status, http_response) = status_and_response(decision, header);
             let bytes = answer.encode_to_vec();
             assert_eq!(bytes.len(), answer.encoded_len(), "{decision:?}");
             let response = CheckResponse::decode(bytes.as_slice()).unwrap();
@@ -168,8 +169,8 @@ fn an_answer_is_the_check_response_envoy_must_read() {
                 expected_metadata(decision),
                 "{decision:?}"
             );
-            assert_eq!(response.status.as_ref(), Some(&answer.status));
-            assert_eq!(response.http_response, answer.http_response);
+            assert_eq!(response.status.as_ref(), Some(&status));
+            assert_eq!(response.http_response, Some(http_response));
             let code = response.status.unwrap().code;
             match decision.verdict {
                 Verdict::Allow => assert_eq!(code, GRPC_OK),
