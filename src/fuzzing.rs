@@ -147,20 +147,24 @@ pub fn request_json(data: &[u8]) {
         return;
     };
     if let Ok(request) = crate::cli::request_json::parse(text) {
-        decide(request);
+        decide_request(crate::server::convert::authz_request(request));
     }
 }
 
 /// A CheckRequest as Envoy sends it (protobuf), converted to the domain request, decided by
 /// [`fuzz_policy`] and answered.
 pub fn check_request(data: &[u8]) {
-    if let Ok(request) = envoy_types::ext_authz::v3::pb::CheckRequest::decode(data) {
+    // As the server reads it off the wire.
+    if let Ok(request) = crate::server::wire::CheckRequest::decode(data) {
         decide(request);
     }
 }
 
-fn decide(request: envoy_types::ext_authz::v3::pb::CheckRequest) {
-    let request = crate::server::convert::authz_request(request);
+fn decide(request: crate::server::wire::CheckRequest) {
+    decide_request(crate::server::convert::from_wire(request));
+}
+
+fn decide_request(request: crate::request::AuthzRequest) {
     let Some(policy) = fuzz_policy() else {
         return;
     };

@@ -1,8 +1,8 @@
 //! The `envoy.service.auth.v3.Authorization` gRPC service: routes `Check` to
 //! [`AuthzService::check`] and answers with a [`CheckAnswer`], encoded straight from the
 //! decision. This is what envoy-types' generated `AuthorizationServer` does, with Warrant's own
-//! response message (the same bytes, without building a CheckResponse per Check) and one boxed
-//! future fewer (no `async_trait`).
+//! messages — the CheckRequest decoded with its maps as lists ([`super::wire`]), the answer
+//! encoded without building a CheckResponse — and one boxed future fewer (no `async_trait`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,11 +10,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use envoy_types::ext_authz::v3::pb::CheckRequest;
 use tonic::server::{Grpc, NamedService, UnaryService};
 
 use super::AuthzService;
 use super::response::CheckAnswer;
+use super::wire::CheckRequest;
 
 /// The gRPC path of `Check` (external_auth.proto).
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";

@@ -13,10 +13,20 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context;
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value as ProtoValue};
 
+use prost::Message as _;
+
+use super::wire;
 use crate::request::{AuthzRequest, HttpRequest, Peer};
 
-/// Translates a CheckRequest.
+/// Translates a CheckRequest (its protobuf bytes, read as the server reads them off the wire:
+/// one translation for both).
 pub fn authz_request(request: CheckRequest) -> AuthzRequest {
+    // Bytes prost just wrote decode; were they not to, the empty request is denied.
+    from_wire(wire::CheckRequest::decode(request.encode_to_vec().as_slice()).unwrap_or_default())
+}
+
+/// Translates a CheckRequest as the server decoded it.
+pub(crate) fn from_wire(request: wire::CheckRequest) -> AuthzRequest {
     let Some(attributes) = request.attributes else {
         return AuthzRequest::default();
     };
@@ -36,7 +46,12 @@ pub fn authz_request(request: CheckRequest) -> AuthzRequest {
         destination: attributes.destination.map(peer).unwrap_or_default(),
         http,
         time,
-        context_extensions: attributes.context_extensions.into_iter().collect(),
+        // A map: the last entry of a key wins, as in the map Envoy's message holds.
+        context_extensions: attributes
+            .context_extensions
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect(),
         metadata: attributes
             .metadata_context
             .map(filter_metadata)
@@ -109,11 +124,11 @@ fn peer(peer: attribute_context::Peer) -> Peer {
     }
 }
 
-fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
+fn http_request(http: wire::HttpRequest) -> HttpRequest {
     // Envoy sends `headers`, or `header_map` when the filter sets `encode_raw_headers`.
-    let repeats_possible = http.headers.is_empty();
-    let mut headers: Vec<(String, String)> = if repeats_possible {
-        http.header_map
+    let mut headers: Vec<(String, String)> = if http.headers.is_empty() {
+        let mut headers: Vec<(String, String)> = http
+            .header_map
             .map(|map| {
                 map.headers
                     .into_iter()
@@ -127,20 +142,26 @@ fn http_request(http: attribute_context::HttpRequest) -> HttpRequest {
                     })
                     .collect()
             })
-            .unwrap_or_default()
-    } else {
-        http.headers
-            .into_iter()
-            .map(|(k, v)| (lowercase(k), v))
-            .collect()
-    };
-    // Deterministic order (proto maps have none): by name; repeated names of `header_map`
-    // kept in arrival order; names the map held in two cases, by value.
-    if repeats_possible {
+            .unwrap_or_default();
+        // By name; repeated names (`header_map` lists each occurrence) kept in arrival order.
         headers.sort_by(|a, b| a.0.cmp(&b.0));
+        headers
     } else {
-        headers.sort_unstable();
-    }
+        // One entry per name, as in the map Envoy's message holds, in name order. A name sent
+        // in two cases is two entries, ordered by value once lower-cased.
+        let mut headers = wire::map_entries(http.headers);
+        let mut recased = false;
+        for (name, _) in &mut headers {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                name.make_ascii_lowercase();
+                recased = true;
+            }
+        }
+        if recased {
+            headers.sort_unstable();
+        }
+        headers
+    };
     join_repeated(&mut headers);
     // Envoy sends `body`, or `raw_body` when the filter sets `pack_as_bytes`.
     let body = if http.body.is_empty() {
@@ -221,7 +242,7 @@ mod tests {
             value: value.to_owned(),
             raw_value: raw.to_vec(),
         };
-        let http = http_request(attribute_context::HttpRequest {
+        let http = http_request(wire::HttpRequest {
             header_map: Some(HeaderMap {
                 headers: vec![
                     header("X-Role", "", b"guest"),
@@ -238,6 +259,30 @@ mod tests {
                 ("accept".to_owned(), "*/*".to_owned()),
                 ("x-bin".to_owned(), "\u{fffd}".to_owned()),
                 ("x-role".to_owned(), "guest,admin".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_headers_map_keeps_the_last_entry_of_a_name_and_joins_its_cases() {
+        let entry = |key: &str, value: &str| wire::MapEntry {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        let http = http_request(wire::HttpRequest {
+            headers: vec![
+                entry("b", "3"),
+                entry("X-A", "1"),
+                entry("x-a", "2"),
+                entry("b", "4"),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            http.headers,
+            [
+                ("b".to_owned(), "4".to_owned()),
+                ("x-a".to_owned(), "1,2".to_owned()),
             ]
         );
     }

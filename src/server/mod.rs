@@ -13,6 +13,7 @@ pub mod live;
 mod reload;
 pub mod response;
 pub mod tls;
+pub(crate) mod wire;
 mod workload_api;
 mod write_batching;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -143,6 +145,9 @@ impl AuthzService {
         // Without a deadline there is no error; were there one, it would still be a deny
         // (never an empty CheckResponse, which Envoy reads as OK).
         let policy = self.policy.current();
+        // The server's own reading of the same bytes.
+        let request =
+            wire::CheckRequest::decode(request.encode_to_vec().as_slice()).unwrap_or_default();
         self.check_within(&policy, request, metadata_parent, |_| Ok(()))
             .map_or_else(
                 |status| response::refused(&status),
@@ -156,14 +161,14 @@ impl AuthzService {
     fn check_within(
         &self,
         policy: &Policy,
-        request: CheckRequest,
+        request: wire::CheckRequest,
         metadata_parent: Option<TraceParent>,
         answered: impl FnOnce(Duration) -> Result<(), String>,
     ) -> Result<CheckAnswer, Status> {
         let start = SystemTime::now();
         let timer = Instant::now();
         let malformed = request.attributes.is_none();
-        let request = convert::authz_request(request);
+        let request = convert::from_wire(request);
         let decision = policy.decide(&request, start);
         let elapsed = timer.elapsed();
         let late = answered(elapsed).err();
@@ -192,7 +197,10 @@ impl AuthzService {
     /// Answers one `envoy.service.auth.v3.Authorization/Check` call: admitted within
     /// `limits.max_concurrent_checks`, decided on this async worker (a cheap policy) or a decider
     /// thread, and answered within its deadline (`grpc-timeout`, else the configured one).
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckAnswer>, Status> {
+    async fn check(
+        &self,
+        request: Request<wire::CheckRequest>,
+    ) -> Result<Response<CheckAnswer>, Status> {
         let metrics = self.auditor.metrics();
         // Deadlines count from when the call arrived, not from when its body was decoded.
         let marker = request
