@@ -656,6 +656,61 @@ async fn a_briefly_unavailable_collector_gets_every_span_and_rejected_spans_are_
     assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 2);
 }
 
+/// A TCP relay to `target` whose connections can be reset (RST), as a collector restarting
+/// or a proxy dropping an idle connection does to the exporter's pooled connection.
+struct Relay {
+    addr: SocketAddr,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accepted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                // Closed with a reset, not a FIN.
+                inbound.set_linger(Some(Duration::ZERO)).unwrap();
+                accepted.lock().unwrap().push(tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }));
+            }
+        });
+        Self { addr, connections }
+    }
+
+    /// Resets every connection relayed so far.
+    async fn reset(&self) {
+        let connections: Vec<_> = self.connections.lock().unwrap().drain(..).collect();
+        for connection in connections {
+            connection.abort();
+            let _ = connection.await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_connection_to_the_collector_loses_no_span() {
+    let (collector, target) = Collector::start().await;
+    let relay = Relay::start(target).await;
+    let addr = relay.addr;
+    let mut w = start_warrant("reset", &format!("  otlp: {{endpoint: \"http://{addr}\"}}")).await;
+    for round in 1..=3 {
+        for _ in 0..5 {
+            check(&mut w.client, check_request("GET", "/payments/1", &[]), &[]).await;
+        }
+        flush(&w).await;
+        assert_eq!(collector.spans().len(), 5 * round, "round {round}");
+        relay.reset().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.auditor.metrics().dropped_count(Sink::Otlp), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decision_log_write_failures_are_counted() {
     // /dev/full accepts the open and fails every write with ENOSPC.

@@ -147,6 +147,8 @@ impl Sender<'_> {
         let endpoint = self.endpoint;
         match exported.unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}"))) {
             Ok(rejected) => {
+                // A collector cannot reject more spans than it was sent.
+                let rejected = rejected.min(n);
                 if !self.healthy {
                     tracing::info!(endpoint, "OTLP export recovered");
                 }

@@ -175,9 +175,17 @@ fn rejected_spans(response: &ExportTraceServiceResponse) -> u64 {
     })
 }
 
-/// Whether a gRPC failure is worth retrying (OTLP/gRPC "Failures").
+/// Whether a gRPC failure is worth retrying (OTLP/gRPC "Failures"). A status the client made
+/// itself from a transport error (a connection the collector or a proxy cut, which the next
+/// attempt reconnects) is retried too, whatever its code (tonic gives `UNKNOWN`).
 fn grpc_failure(status: &tonic::Status) -> Failure {
     use tonic::Code;
+    if std::error::Error::source(status).is_some() {
+        return Failure::Retryable(format!(
+            "the connection to the collector failed: {}",
+            status.message()
+        ));
+    }
     let why = format!(
         "the collector answered {:?}: {}",
         status.code(),
@@ -217,8 +225,12 @@ fn headers_from_env(
         let Some(value) = env(variable) else {
             continue;
         };
-        for pair in value.split(',') {
+        for pair in value.split(',').filter(|pair| !pair.trim().is_empty()) {
             let Some((key, value)) = pair.split_once('=') else {
+                tracing::warn!(
+                    variable,
+                    "ignored an OTLP export header entry without `=` (expected key=value,key2=value2)"
+                );
                 continue;
             };
             let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
@@ -226,6 +238,12 @@ fn headers_from_env(
                 http::HeaderName::from_bytes(key.trim().to_ascii_lowercase().as_bytes()),
                 http::HeaderValue::from_str(&value),
             ) else {
+                // The value may be a secret: only the name is logged.
+                tracing::warn!(
+                    variable,
+                    header = key.trim(),
+                    "ignored an OTLP export header that is not a valid HTTP header name and value"
+                );
                 continue;
             };
             headers.retain(|(existing, _)| *existing != name);
@@ -258,6 +276,17 @@ mod tests {
             ]
         );
         assert!(headers_from_env(|_| None).is_empty());
+    }
+
+    #[test]
+    fn a_connection_the_client_lost_is_retried_whatever_its_code() {
+        let cut = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert!(matches!(grpc_failure(&cut), Failure::Retryable(_)));
+        let answered = tonic::Status::unknown("the collector's own UNKNOWN");
+        assert!(matches!(grpc_failure(&answered), Failure::Permanent(_)));
     }
 
     #[test]
