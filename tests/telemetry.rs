@@ -673,7 +673,7 @@ impl Relay {
             loop {
                 let (mut inbound, _) = listener.accept().await.unwrap();
                 // Closed with a reset, not a FIN.
-                inbound.set_linger(Some(Duration::ZERO)).unwrap();
+                inbound.set_zero_linger().unwrap();
                 accepted.lock().unwrap().push(tokio::spawn(async move {
                     let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
