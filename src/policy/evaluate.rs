@@ -33,7 +33,7 @@ impl Policy {
         for rule in &self.deny_rules {
             let (reason, failures) = match self.cel.eval(&rule.expression, activation) {
                 Ok(false) => continue,
-                Ok(true) => (format!("deny rule '{}' matched", rule.id), Vec::new()),
+                Ok(true) => (rule.matched.clone(), Vec::new()),
                 Err(error) => (
                     format!("deny rule '{}' failed to evaluate: {error}", rule.id),
                     vec![RuleFailure {
@@ -60,7 +60,7 @@ impl Policy {
                         verdict: Verdict::Allow,
                         stage: Stage::Rules,
                         rule: Some(rule),
-                        reason: format!("allow rule '{}' matched", rule.id),
+                        reason: rule.matched.clone(),
                         failures,
                     };
                 }

@@ -21,6 +21,8 @@ pub(super) struct Rule {
     /// Allow: removed from the request before the upstream sees it.
     pub remove_headers: Arc<[String]>,
     pub status: u16,
+    /// The decision's reason when the rule matches (`allow rule 'ID' matched`), written once.
+    pub matched: String,
 }
 
 /// Longest rule id, in bytes.
@@ -128,6 +130,11 @@ pub(super) fn compile_rule(
         spec.effect,
         spec.mode,
         Rule {
+            matched: format!(
+                "{} rule '{}' matched",
+                spec.effect.verdict().as_str(),
+                spec.id.value
+            ),
             id: Arc::from(spec.id.value),
             expression,
             headers: headers.into(),

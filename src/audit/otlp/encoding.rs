@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope as ScopeMessage
 use opentelemetry_proto::tonic::resource::v1::Resource as ResourceMessage;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
-use prost::bytes::BufMut;
+use prost::bytes::{BufMut, Bytes};
 use prost::encoding::{WireType, encode_varint, key_len};
 
 use crate::protobuf::{
@@ -58,20 +58,26 @@ const RESOURCE_SPANS: u32 = 1;
 const SCOPE_SPANS: u32 = 2;
 const SPANS: u32 = 2;
 
-/// The spans of one export, encoded as they arrive.
+/// The spans of one export, encoded as they arrive, in the buffer that is sent: a gap for the
+/// `ResourceSpans` and `ScopeSpans` keys and lengths (known only at the end), the scope, the
+/// spans; the resource is appended last. Protobuf fields may come in any order ("Message
+/// Structure": parsers must accept them so), so nothing is copied to put the header first.
 #[derive(Debug)]
 pub(super) struct ExportBatch {
     /// `ResourceSpans.resource` and `.schema_url`, encoded once.
     resource: Vec<u8>,
     /// `ScopeSpans.scope` and `.schema_url`, encoded once.
     scope: Vec<u8>,
-    /// `ScopeSpans.spans` so far: each field key, length and `Span`.
-    spans: Vec<u8>,
-    /// How many spans `spans` holds.
+    /// [`HEADER_GAP`] bytes, the scope, then each span's field key, length and `Span`.
+    request: Vec<u8>,
+    /// How many spans `request` holds.
     count: usize,
     /// One span's encoding, before its length is known.
     scratch: Vec<u8>,
 }
+
+/// Room for two field keys and two lengths (varints of up to 10 bytes each).
+const HEADER_GAP: usize = 2 * (1 + 10);
 
 impl ExportBatch {
     /// An empty batch of spans from `resource`, instrumented by `scope`.
@@ -95,13 +101,23 @@ impl ExportBatch {
         let mut scope_field = Vec::new();
         prost::encoding::message::encode(1, &ScopeMessage::from((scope, None)), &mut scope_field);
         put_bytes_field(3, scope.schema_url().unwrap_or(""), &mut scope_field);
-        Self {
+        let mut batch = Self {
             resource: resource_field,
             scope: scope_field,
-            spans: Vec::new(),
+            request: Vec::new(),
             count: 0,
             scratch: Vec::new(),
-        }
+        };
+        batch.start(0);
+        batch
+    }
+
+    /// Starts an empty request, with room for about `capacity` bytes.
+    fn start(&mut self, capacity: usize) {
+        self.request = Vec::with_capacity(capacity.max(HEADER_GAP + self.scope.len()));
+        self.request.resize(HEADER_GAP, 0);
+        self.request.extend_from_slice(&self.scope);
+        self.count = 0;
     }
 
     /// How many spans the batch holds.
@@ -118,27 +134,31 @@ impl ExportBatch {
     pub(super) fn push(&mut self, record: &DecisionRecord) {
         self.scratch.clear();
         encode_span(record, &mut self.scratch);
-        put_key(SPANS, WireType::LengthDelimited, &mut self.spans);
-        put_len(self.scratch.len(), &mut self.spans);
-        self.spans.extend_from_slice(&self.scratch);
+        put_key(SPANS, WireType::LengthDelimited, &mut self.request);
+        put_len(self.scratch.len(), &mut self.request);
+        self.request.extend_from_slice(&self.scratch);
         self.count += 1;
     }
 
     /// The `ExportTraceServiceRequest` of the spans so far (protobuf), leaving the batch empty.
-    pub(super) fn take_request(&mut self) -> Vec<u8> {
-        let scope_spans = self.scope.len() + self.spans.len();
-        let resource_spans = self.resource.len() + delimited_len(SCOPE_SPANS, scope_spans);
-        let mut request = Vec::with_capacity(delimited_len(RESOURCE_SPANS, resource_spans));
-        put_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut request);
-        put_len(resource_spans, &mut request);
+    pub(super) fn take_request(&mut self) -> Bytes {
+        let scope_spans = self.request.len() - HEADER_GAP;
+        let resource_spans = delimited_len(SCOPE_SPANS, scope_spans) + self.resource.len();
+        let mut header = Vec::with_capacity(HEADER_GAP);
+        put_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut header);
+        put_len(resource_spans, &mut header);
+        put_key(SCOPE_SPANS, WireType::LengthDelimited, &mut header);
+        put_len(scope_spans, &mut header);
+        let capacity = self.request.capacity();
+        let mut request = std::mem::take(&mut self.request);
         request.extend_from_slice(&self.resource);
-        put_key(SCOPE_SPANS, WireType::LengthDelimited, &mut request);
-        put_len(scope_spans, &mut request);
-        request.extend_from_slice(&self.scope);
-        request.extend_from_slice(&self.spans);
-        self.spans.clear();
-        self.count = 0;
-        request
+        // The header ends where the scope begins: right-aligned in the gap.
+        let offset = HEADER_GAP - header.len();
+        if let Some(gap) = request.get_mut(offset..HEADER_GAP) {
+            gap.copy_from_slice(&header);
+        }
+        self.start(capacity);
+        Bytes::from(request).slice(offset..)
     }
 }
 

@@ -139,7 +139,7 @@ impl Sender<'_> {
             return;
         }
         let n = batch.len() as u64;
-        let request = batch.take_request().into();
+        let request = batch.take_request();
         let transport = &mut *self.transport;
         let exported = self.runtime.block_on(async {
             tokio::time::timeout(EXPORT_TIMEOUT, transport.export(request, EXPORT_TIMEOUT)).await

@@ -162,12 +162,12 @@ fn a_batch_is_what_the_sdk_would_send() {
     }
     assert_eq!(batch.len(), records.len());
     let request = batch.take_request();
-    let decoded = ExportTraceServiceRequest::decode(request.as_slice()).unwrap();
+    let decoded = ExportTraceServiceRequest::decode(request.clone()).unwrap();
     assert!(decoded == sdk_request(&resource, &records), "{decoded:#?}");
     // Taken: the batch starts over, resource and scope kept.
     assert!(batch.is_empty());
     batch.push(&records[1]);
-    let again = ExportTraceServiceRequest::decode(batch.take_request().as_slice()).unwrap();
+    let again = ExportTraceServiceRequest::decode(batch.take_request()).unwrap();
     assert!(
         again == sdk_request(&resource, &records[1..2]),
         "{again:#?}"
@@ -180,7 +180,7 @@ fn each_span_is_the_sdks_span() {
         let resource = resource();
         let mut batch = ExportBatch::new(&resource, &scope());
         batch.push(&record);
-        let decoded = ExportTraceServiceRequest::decode(batch.take_request().as_slice()).unwrap();
+        let decoded = ExportTraceServiceRequest::decode(batch.take_request()).unwrap();
         let expected = sdk_request(&resource, std::slice::from_ref(&record));
         assert_eq!(
             decoded.resource_spans[0].scope_spans[0].spans,
