@@ -484,7 +484,7 @@ pub const VARIABLES: &[Variable] = &[
             Field {
                 name: "headers",
                 cel_type: "map(string, string)",
-                doc: r#"headers with lower-case names (pseudo-headers such as `:path` included); a repeated header is one entry, its values joined with `,` in arrival order (Envoy does this for `headers`; Warrant does it for the raw `header_map` Envoy sends with `encode_raw_headers`). The values of `:authority`, `host` and `:scheme` are in lower case; every other value is verbatim"#,
+                doc: r#"headers with lower-case names (pseudo-headers such as `:path` included); a repeated header is one entry, its values joined with `,` in arrival order (Envoy does this for `headers`; Warrant does it for the raw `header_map` Envoy sends with `encode_raw_headers`, read only when `headers` is empty, bytes that are not UTF-8 as U+FFFD); a name a CheckRequest's `headers` map holds in two cases is one entry too, its values joined in byte order. The values of `:authority`, `host` and `:scheme` are in lower case; every other value is verbatim"#,
                 keys: &[],
                 build: Build::Value(headers),
             },
