@@ -4,7 +4,9 @@
 // Test code: a failed unwrap, expect or assertion is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn warrant(args: &[&str]) -> Output {
@@ -19,11 +21,8 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warrant-tools-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> common::fixtures::ScratchDir {
+    common::fixtures::temp_dir("tools", name)
 }
 
 const POLICY: &str = r#"trust: {trust_domains: [prod.example.org]}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::policy::{FRONTEND, TRUST, compile, errors, request};
 use warrant::policy::Policy;
@@ -23,11 +23,8 @@ fn decide(
 }
 use warrant::loader::load_policy;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warrant-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp_dir(name: &str) -> common::fixtures::ScratchDir {
+    common::fixtures::temp_dir("data", name)
 }
 
 fn load(dir: &Path) -> Result<Policy, Vec<String>> {
@@ -256,7 +253,7 @@ fn yaml_11_booleans_stay_strings_and_data_files_in_the_policy_directory_are_data
     )
     .unwrap();
     // The directory holds the data file too: it is data, not a policy document.
-    let policy = load_policy(std::slice::from_ref(&dir))
+    let policy = load_policy(&[dir.to_path_buf()])
         .map(|(p, _)| p)
         .unwrap_or_else(|e| panic!("{e}"));
     let d = policy.decide(&request(FRONTEND, "GET", "/"), std::time::SystemTime::now());

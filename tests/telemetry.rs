@@ -135,14 +135,7 @@ struct Running {
     auditor: Arc<warrant::audit::Auditor>,
     admin: Option<SocketAddr>,
     log: PathBuf,
-    _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::fixtures::ScratchDir,
 }
 
 /// Starts the real server with the test policy, a decision log in a file and an admin
@@ -156,9 +149,7 @@ async fn start_warrant_logging_to(
     telemetry: &str,
     decision_log: Option<&str>,
 ) -> Running {
-    let dir = std::env::temp_dir().join(format!("warrant-telemetry-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fixtures::temp_dir("telemetry", name);
     let policy = dir.join("policy.yaml");
     std::fs::write(
         &policy,
@@ -214,7 +205,7 @@ rules:
         auditor,
         admin,
         log,
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 

@@ -2,17 +2,47 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 
-/// A fresh, empty directory for one test (`group` names the test file, `name` the test).
-pub(crate) fn temp_dir(group: &str, name: &str) -> PathBuf {
+/// A fresh, empty directory for one test (`group` names the test file, `name` the test),
+/// under the system's temporary directory. Removed when dropped, unless the test is failing:
+/// then it is kept for a look, and its path printed.
+pub(crate) fn temp_dir(group: &str, name: &str) -> ScratchDir {
     let dir = std::env::temp_dir().join(format!("warrant-{group}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    ScratchDir(dir)
+}
+
+/// A test's scratch directory: see [`temp_dir`]. Reads as the `Path` it is.
+pub(crate) struct ScratchDir(PathBuf);
+
+impl Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the failing test's files: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A CheckRequest of `principal` for `GET path`.
