@@ -22,7 +22,9 @@ use prost::bytes::{Buf, BufMut};
 use prost::encoding::{WireType, key_len};
 
 use crate::policy::{Decision, Stage, Verdict};
-use crate::protobuf::{Encoded, delimited_len, put_bytes, put_key, put_len};
+use crate::protobuf::{
+    Encoded, delimited_len, put_bytes, put_bytes_field, put_key, put_len, string_field_len,
+};
 
 /// gRPC status codes (google.rpc.Code).
 const GRPC_OK: i32 = 0;
@@ -45,7 +47,6 @@ pub struct CheckAnswer(Encoded);
 impl CheckAnswer {
     /// The answer to `decision`; `identity_header` as in [`check_response`].
     pub fn new(decision: &Decision, identity_header: Option<&str>) -> Self {
-        let (status, http_response) = status_and_response(decision, identity_header);
         let proxy_chain = decision.identity.as_ref().map_or_else(String::new, |id| {
             id.provenance
                 .proxy_chain
@@ -56,13 +57,34 @@ impl CheckAnswer {
         });
         let fields = metadata(decision, &proxy_chain);
         let metadata_len = struct_len(&fields);
-        let mut bytes = Vec::with_capacity(
-            prost::encoding::message::encoded_len(1, &status)
-                + http_response.encoded_len()
-                + delimited_len(DYNAMIC_METADATA, metadata_len),
-        );
-        prost::encoding::message::encode(1, &status, &mut bytes);
-        http_response.encode(&mut bytes);
+        let mut bytes = match decision.verdict {
+            // The allow path, on nearly every Check: written without building its messages.
+            Verdict::Allow => {
+                let ok_len = ok_response_len(decision, identity_header);
+                let mut bytes = Vec::with_capacity(
+                    delimited_len(STATUS, 0)
+                        + delimited_len(OK_RESPONSE, ok_len)
+                        + delimited_len(DYNAMIC_METADATA, metadata_len),
+                );
+                // `status`: google.rpc.Status with code OK (0), all of whose fields are defaults.
+                put_bytes(STATUS, b"", &mut bytes);
+                put_key(OK_RESPONSE, WireType::LengthDelimited, &mut bytes);
+                put_len(ok_len, &mut bytes);
+                put_ok_response(decision, identity_header, &mut bytes);
+                bytes
+            }
+            Verdict::Deny => {
+                let (status, http_response) = status_and_response(decision, identity_header);
+                let mut bytes = Vec::with_capacity(
+                    prost::encoding::message::encoded_len(STATUS, &status)
+                        + http_response.encoded_len()
+                        + delimited_len(DYNAMIC_METADATA, metadata_len),
+                );
+                prost::encoding::message::encode(STATUS, &status, &mut bytes);
+                http_response.encode(&mut bytes);
+                bytes
+            }
+        };
         put_key(DYNAMIC_METADATA, WireType::LengthDelimited, &mut bytes);
         put_len(metadata_len, &mut bytes);
         for (key, value) in fields {
@@ -113,8 +135,83 @@ impl Message for CheckAnswer {
     }
 }
 
-/// `CheckResponse.dynamic_metadata`'s field number (Envoy external_auth.proto).
+/// CheckResponse's field numbers (Envoy service/auth/v3/external_auth.proto): `status`,
+/// `ok_response` (of the `http_response` oneof, where `denied_response` is 2) and
+/// `dynamic_metadata`.
+const STATUS: u32 = 1;
+const OK_RESPONSE: u32 = 3;
 const DYNAMIC_METADATA: u32 = 4;
+
+/// OkHttpResponse's field numbers (external_auth.proto): `headers`, `headers_to_remove` and
+/// `response_headers_to_add`, written in this order, as prost writes them.
+const OK_HEADERS: u32 = 2;
+const OK_HEADERS_TO_REMOVE: u32 = 5;
+const OK_RESPONSE_HEADERS_TO_ADD: u32 = 6;
+
+/// The length of the OkHttpResponse that [`put_ok_response`] writes.
+fn ok_response_len(decision: &Decision, identity_header: Option<&str>) -> usize {
+    let headers: usize = upstream_pairs(decision, identity_header)
+        .map(|(name, value)| delimited_len(OK_HEADERS, header_option_len(name, value)))
+        .sum();
+    let removed: usize = removed_names(decision, identity_header)
+        .map(|name| delimited_len(OK_HEADERS_TO_REMOVE, name.len()))
+        .sum();
+    let response: usize = decision
+        .response_headers
+        .iter()
+        .map(|(name, value)| {
+            delimited_len(OK_RESPONSE_HEADERS_TO_ADD, header_option_len(name, value))
+        })
+        .sum();
+    headers + removed + response
+}
+
+/// Writes the OkHttpResponse of an allowed `decision` (its fields, without key and length):
+/// the upstream headers, the removed request headers and the client's response headers, each
+/// header overwriting one of the same name. The same message [`status_and_response`] builds.
+fn put_ok_response(decision: &Decision, identity_header: Option<&str>, out: &mut Vec<u8>) {
+    for (name, value) in upstream_pairs(decision, identity_header) {
+        put_header_option(OK_HEADERS, name, value, out);
+    }
+    for name in removed_names(decision, identity_header) {
+        // A repeated string: every element is written, even an empty one.
+        put_bytes(OK_HEADERS_TO_REMOVE, name, out);
+    }
+    for (name, value) in decision.response_headers.iter() {
+        put_header_option(OK_RESPONSE_HEADERS_TO_ADD, name, value, out);
+    }
+}
+
+/// HeaderValueOption's and HeaderValue's field numbers (Envoy config/core/v3/base.proto):
+/// `header`, `append_action`; `key`, `value`.
+const OPTION_HEADER: u32 = 1;
+const OPTION_APPEND_ACTION: u32 = 3;
+const HEADER_KEY: u32 = 1;
+const HEADER_VALUE: u32 = 2;
+
+/// The length of the HeaderValueOption that overwrites (or adds) header `name` with `value`.
+fn header_option_len(name: &str, value: &str) -> usize {
+    delimited_len(OPTION_HEADER, header_value_len(name, value)) + key_len(OPTION_APPEND_ACTION) + 1
+}
+
+/// The length of a HeaderValue: `key` and `value` are proto3 strings, left out when empty.
+fn header_value_len(name: &str, value: &str) -> usize {
+    string_field_len(HEADER_KEY, name) + string_field_len(HEADER_VALUE, value)
+}
+
+/// Writes field `tag` holding the HeaderValueOption that overwrites header `name` with
+/// `value` (`append_action: OVERWRITE_IF_EXISTS_OR_ADD`).
+fn put_header_option(tag: u32, name: &str, value: &str, out: &mut Vec<u8>) {
+    put_key(tag, WireType::LengthDelimited, out);
+    put_len(header_option_len(name, value), out);
+    put_key(OPTION_HEADER, WireType::LengthDelimited, out);
+    put_len(header_value_len(name, value), out);
+    put_bytes_field(HEADER_KEY, name, out);
+    put_bytes_field(HEADER_VALUE, value, out);
+    put_key(OPTION_APPEND_ACTION, WireType::Varint, out);
+    // OVERWRITE_IF_EXISTS_OR_ADD is 2: one byte.
+    put_len(HeaderAppendAction::OverwriteIfExistsOrAdd as usize, out);
+}
 
 /// `status` and `http_response` of the CheckResponse for `decision`.
 fn status_and_response(
@@ -304,27 +401,45 @@ pub fn upstream_headers(
     if decision.verdict != Verdict::Allow {
         return Vec::new();
     }
-    let mut headers: Vec<(String, String)> = decision
+    upstream_pairs(decision, identity_header)
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// [`upstream_headers`] of an allowed `decision`, borrowed.
+fn upstream_pairs<'a>(
+    decision: &'a Decision,
+    identity_header: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let rule = decision
         .headers
         .iter()
-        .filter(|(name, _)| Some(name.as_str()) != identity_header)
-        .cloned()
-        .collect();
-    if let (Some(name), Some(id)) = (identity_header, &decision.identity) {
-        headers.push((name.to_owned(), id.transport.spiffe_id.as_str().to_owned()));
-    }
-    headers
+        .filter(move |(name, _)| Some(name.as_str()) != identity_header)
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    let identity = identity_header
+        .zip(decision.identity.as_ref())
+        .map(|(name, id)| (name, id.transport.spiffe_id.as_str()));
+    rule.chain(identity)
 }
 
 /// The request headers an allowed request loses before the upstream sees it: the rule's
 /// `remove_headers`, never the identity header (which Warrant itself sets).
 pub fn removed_headers(decision: &Decision, identity_header: Option<&str>) -> Vec<String> {
+    removed_names(decision, identity_header)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`removed_headers`], borrowed.
+fn removed_names<'a>(
+    decision: &'a Decision,
+    identity_header: Option<&'a str>,
+) -> impl Iterator<Item = &'a str> {
     decision
         .remove_headers
         .iter()
-        .filter(|name| Some(name.as_str()) != identity_header)
-        .cloned()
-        .collect()
+        .map(String::as_str)
+        .filter(move |name| Some(*name) != identity_header)
 }
 
 /// `{"decision":"deny","stage":…,"rule":…,"decision_id":…}`

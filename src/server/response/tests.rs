@@ -157,12 +157,53 @@ fn an_answer_is_the_check_response_envoy_must_read() {
     let mut long = decision(Verdict::Allow, Stage::Rules, identities().pop());
     long.policy_revision = Arc::from("r".repeat(300));
     decisions.push(long);
+    // Headers of every shape the hand-written allow path meets: none; empty values and
+    // names; long ones (lengths past one varint byte); many; the identity header's own name
+    // among a rule's headers and removals (left out).
+    for verdict in [Verdict::Allow, Verdict::Deny] {
+        let mut bare = decision(verdict, Stage::Rules, identities().pop());
+        bare.headers = Arc::from(Vec::new());
+        bare.response_headers = Arc::from(Vec::new());
+        bare.remove_headers = Arc::from(Vec::new());
+        decisions.push(bare);
+        let mut odd = decision(verdict, Stage::Rules, identities().pop());
+        let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        odd.headers = Arc::from(vec![
+            pair("x-empty", ""),
+            pair("", "no-name"),
+            pair("x-spiffe-id", "spiffe://forged.example.org/admin"),
+            pair("x-long", &"v".repeat(200)),
+            pair(&"n".repeat(130), "x"),
+        ]);
+        odd.response_headers = Arc::from(vec![
+            pair("x-empty", ""),
+            pair("x-long", &"w".repeat(20_000)),
+        ]);
+        odd.remove_headers = Arc::from(vec![
+            String::new(),
+            "x-spiffe-id".to_owned(),
+            "c".repeat(128),
+        ]);
+        decisions.push(odd);
+        let mut many = decision(verdict, Stage::Rules, identities().pop());
+        many.headers = (0..300)
+            .map(|i| (format!("x-h{i}"), format!("value-{i}")))
+            .collect();
+        many.remove_headers = (0..300).map(|i| format!("x-r{i}")).collect();
+        decisions.push(many);
+    }
     for header in [None, Some("x-spiffe-id")] {
         for decision in &decisions {
             let answer = CheckAnswer::new(decision, header);
             let (status, http_response) = status_and_response(decision, header);
             let bytes = answer.encode_to_vec();
             assert_eq!(bytes.len(), answer.encoded_len(), "{decision:?}");
+            // Byte for byte what prost writes for `status` and `http_response` (the metadata
+            // follows; prost would write its map in hash order).
+            let mut prefix = Vec::new();
+            prost::encoding::message::encode(1, &status, &mut prefix);
+            http_response.encode(&mut prefix);
+            assert!(bytes.starts_with(&prefix), "{decision:?}");
             let response = CheckResponse::decode(bytes.as_slice()).unwrap();
             assert_eq!(
                 response.dynamic_metadata.as_ref().unwrap().fields,
