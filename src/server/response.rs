@@ -14,7 +14,7 @@
 
 use envoy_types::ext_authz::v3::pb::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
-    HttpResponse, HttpStatus, OkHttpResponse,
+    HttpResponse, HttpStatus,
 };
 use envoy_types::pb::google::rpc;
 use prost::Message;
@@ -74,7 +74,7 @@ impl CheckAnswer {
                 bytes
             }
             Verdict::Deny => {
-                let (status, http_response) = status_and_response(decision, identity_header);
+                let (status, http_response) = denied_status_and_response(decision);
                 let mut bytes = Vec::with_capacity(
                     prost::encoding::message::encoded_len(STATUS, &status)
                         + http_response.encoded_len()
@@ -168,7 +168,8 @@ fn ok_response_len(decision: &Decision, identity_header: Option<&str>) -> usize 
 
 /// Writes the OkHttpResponse of an allowed `decision` (its fields, without key and length):
 /// the upstream headers, the removed request headers and the client's response headers, each
-/// header overwriting one of the same name. The same message [`status_and_response`] builds.
+/// header overwriting one of the same name. (The tests build the same OkHttpResponse as a
+/// message, from [`upstream_headers`] and [`removed_headers`], and compare the bytes.)
 fn put_ok_response(decision: &Decision, identity_header: Option<&str>, out: &mut Vec<u8>) {
     for (name, value) in upstream_pairs(decision, identity_header) {
         put_header_option(OK_HEADERS, name, value, out);
@@ -213,62 +214,38 @@ fn put_header_option(tag: u32, name: &str, value: &str, out: &mut Vec<u8>) {
     put_len(HeaderAppendAction::OverwriteIfExistsOrAdd as usize, out);
 }
 
-/// `status` and `http_response` of the CheckResponse for `decision`.
-fn status_and_response(
-    decision: &Decision,
-    identity_header: Option<&str>,
-) -> (rpc::Status, HttpResponse) {
-    match decision.verdict {
-        Verdict::Allow => (
-            rpc::Status {
-                code: GRPC_OK,
-                ..Default::default()
-            },
-            HttpResponse::OkResponse(OkHttpResponse {
-                headers: upstream_headers(decision, identity_header)
-                    .into_iter()
-                    .map(|(key, value)| overwrite_header(key, value))
-                    .collect(),
-                headers_to_remove: removed_headers(decision, identity_header),
-                response_headers_to_add: decision
+/// `status` and `http_response` (a `denied_response`) of the CheckResponse for a denying
+/// `decision`: UNAUTHENTICATED at stage `trust`, PERMISSION_DENIED otherwise, and the denied
+/// HTTP response with its JSON body.
+fn denied_status_and_response(decision: &Decision) -> (rpc::Status, HttpResponse) {
+    let code = match decision.stage {
+        Stage::Trust => GRPC_UNAUTHENTICATED,
+        Stage::Rules | Stage::Default => GRPC_PERMISSION_DENIED,
+    };
+    (
+        rpc::Status {
+            code,
+            message: format!("{} denied at stage {}", decision.id, decision.stage),
+            details: Vec::new(),
+        },
+        HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(decision.http_status),
+            }),
+            headers: std::iter::once(overwrite_header(
+                "content-type".to_owned(),
+                "application/json".to_owned(),
+            ))
+            .chain(
+                decision
                     .response_headers
                     .iter()
-                    .map(|(key, value)| overwrite_header(key.clone(), value.clone()))
-                    .collect(),
-                ..Default::default()
-            }),
-        ),
-        Verdict::Deny => {
-            let code = match decision.stage {
-                Stage::Trust => GRPC_UNAUTHENTICATED,
-                Stage::Rules | Stage::Default => GRPC_PERMISSION_DENIED,
-            };
-            (
-                rpc::Status {
-                    code,
-                    message: format!("{} denied at stage {}", decision.id, decision.stage),
-                    details: Vec::new(),
-                },
-                HttpResponse::DeniedResponse(DeniedHttpResponse {
-                    status: Some(HttpStatus {
-                        code: i32::from(decision.http_status),
-                    }),
-                    headers: std::iter::once(overwrite_header(
-                        "content-type".to_owned(),
-                        "application/json".to_owned(),
-                    ))
-                    .chain(
-                        decision
-                            .response_headers
-                            .iter()
-                            .map(|(key, value)| overwrite_header(key.clone(), value.clone())),
-                    )
-                    .collect(),
-                    body: denied_body(decision),
-                }),
+                    .map(|(key, value)| overwrite_header(key.clone(), value.clone())),
             )
-        }
-    }
+            .collect(),
+            body: denied_body(decision),
+        }),
+    )
 }
 
 /// One value of `dynamic_metadata` (google.protobuf.Value).

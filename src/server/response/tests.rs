@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use envoy_types::ext_authz::v3::pb::OkHttpResponse;
 use envoy_types::pb::google::protobuf::{Value, value::Kind};
 
 use super::*;
@@ -137,6 +138,37 @@ fn expected_metadata(decision: &Decision) -> HashMap<String, Value> {
         .collect()
 }
 
+/// `status` and `http_response` Envoy must read for `decision`, built as messages: an allow's
+/// OkHttpResponse field by field (the server writes its bytes by hand), a deny's as the server
+/// builds it.
+fn expected_status_and_response(
+    decision: &Decision,
+    identity_header: Option<&str>,
+) -> (rpc::Status, HttpResponse) {
+    match decision.verdict {
+        Verdict::Allow => (
+            rpc::Status {
+                code: GRPC_OK,
+                ..Default::default()
+            },
+            HttpResponse::OkResponse(OkHttpResponse {
+                headers: upstream_headers(decision, identity_header)
+                    .into_iter()
+                    .map(|(key, value)| overwrite_header(key, value))
+                    .collect(),
+                headers_to_remove: removed_headers(decision, identity_header),
+                response_headers_to_add: decision
+                    .response_headers
+                    .iter()
+                    .map(|(key, value)| overwrite_header(key.clone(), value.clone()))
+                    .collect(),
+                ..Default::default()
+            }),
+        ),
+        Verdict::Deny => denied_status_and_response(decision),
+    }
+}
+
 #[test]
 fn an_answer_is_the_check_response_envoy_must_read() {
     let mut decisions = Vec::new();
@@ -195,7 +227,7 @@ fn an_answer_is_the_check_response_envoy_must_read() {
     for header in [None, Some("x-spiffe-id")] {
         for decision in &decisions {
             let answer = CheckAnswer::new(decision, header);
-            let (status, http_response) = status_and_response(decision, header);
+            let (status, http_response) = expected_status_and_response(decision, header);
             let bytes = answer.encode_to_vec();
             assert_eq!(bytes.len(), answer.encoded_len(), "{decision:?}");
             // Byte for byte what prost writes for `status` and `http_response` (the metadata
